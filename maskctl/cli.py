@@ -1,0 +1,209 @@
+"""The `maskctl` command line: one small function per sub-command (parse, call, print).
+
+Heavy libraries (torch, timm, albumentations) are imported inside the commands that need them,
+so `maskctl --help` stays instant.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskctl.errors import MaskctlError
+
+app = typer.Typer(
+    help="Train and ship face-mask status classifiers (18 classes, scored by macro F1).\n\n"
+    "A typical loop: maskctl eda data/train -> maskctl split data/train -> maskctl train "
+    "--folds 5 -> maskctl tta-eval runs/exp -> maskctl predict runs/exp -> maskctl ensemble runs/*. "
+    "New here? Run `maskctl demo` first: it does the whole loop on built-in synthetic data.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def user_errors(command):
+    """Turn MaskctlError into one red line and its exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from maskctl.console import fail
+
+        try:
+            return command(*args, **kwargs)
+        except MaskctlError as exc:
+            fail(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            fail("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+AgeEdges = Annotated[str, typer.Option(help="Age band edges: ages below the first are band 0, from the second on band 2.")]
+LabelFixes = Annotated[
+    Optional[Path],
+    typer.Option(help="CSV of label corrections: columns id and any of gender, age, swap_mask (1 swaps normal/incorrect_mask)."),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output instead of refusing.")]
+
+
+@app.command()
+@user_errors
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to create; gets train/ and eval/ in the competition layout.")] = Path("data"),
+    people: Annotated[int, typer.Option(min=1, help="Training people (7 images each).")] = 60,
+    eval_people: Annotated[Optional[int], typer.Option(min=0, help="Eval people [default: people // 3].")] = None,
+    size: Annotated[str, typer.Option(help="Image size WxH (the real data is 384x512).")] = "384x512",
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
+    overwrite: Overwrite = False,
+):
+    """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv)."""
+    from maskctl.console import console
+    from maskctl.data.synth import synthesize
+
+    width, height = parse_size(size, order="WxH")
+    summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks, overwrite=overwrite)
+    console.print(
+        f"[green]wrote[/] {summary.train_images} training images ({summary.train_people} people) and "
+        f"{summary.eval_images} eval images to {summary.out} in {summary.seconds:.1f}s"
+    )
+
+
+def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
+    """'512x384' -> (512, 384) in the order named; refuses anything else in one line."""
+    from maskctl.errors import UsageError
+
+    try:
+        first, second = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"size must look like 512x384 ({order}), got {text!r}") from None
+    if first < 8 or second < 8:
+        raise UsageError(f"size {text!r} is too small (at least 8x8)")
+    return first, second
+
+
+@app.command()
+@user_errors
+def eda(
+    data: Annotated[Path, typer.Argument(help="A training folder (train.csv + images/) or an eval folder (info.csv + images/).")],
+    out: Annotated[Optional[Path], typer.Option(help="Report folder [default: <data's parent>/reports/eda-<name>].")] = None,
+    age_edges: AgeEdges = "30,60",
+    label_fixes: LabelFixes = None,
+    overwrite: Overwrite = False,
+):
+    """What is in the data: counts per class and task, ages, files, sizes, problems; plots and a report."""
+    from maskctl.console import console
+    from maskctl.data.labels import parse_age_edges
+    from maskctl.eda import run_eda
+
+    run_eda(data, out_dir=out, age_edges=parse_age_edges(age_edges), label_fixes=label_fixes, overwrite=overwrite, console=console)
+
+
+@app.command()
+@user_errors
+def split(
+    data: Annotated[Path, typer.Argument(help="Training folder (train.csv + images/).")] = Path("data/train"),
+    folds: Annotated[int, typer.Option(help="Number of person-grouped folds.")] = 5,
+    val_ratio: Annotated[Optional[float], typer.Option(help="One hold-out of this share of people instead of k folds.")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same folds.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write folds.csv [default: DATA/folds.csv].")] = None,
+    age_edges: AgeEdges = "30,60",
+    label_fixes: LabelFixes = None,
+    overwrite: Overwrite = False,
+):
+    """Person-grouped folds stratified on gender x age band; writes folds.csv (person -> fold)."""
+    from maskctl import io
+    from maskctl.console import console, warn
+    from maskctl.data.labels import parse_age_edges
+    from maskctl.data.layout import read_train
+    from maskctl.split import assign_folds, attach_folds
+    from maskctl.reporting import fold_share_table
+
+    out = out or data / "folds.csv"
+    if out.exists() and not overwrite:
+        raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+    dataset = read_train(data, parse_age_edges(age_edges), label_fixes)
+    if dataset.problems:
+        warn(f"{len(dataset.problems)} problem(s) in the data (run `maskctl eda {data}` to see them)")
+    fold_table = assign_folds(dataset.table, folds=folds, seed=seed, val_ratio=val_ratio)
+    io.write_csv(out, fold_table[["person", "fold"]])
+    console.print(fold_share_table(attach_folds(dataset.table, fold_table), dataset.age_edges))
+    console.print(f"[green]wrote[/] {out} ({len(fold_table)} people, {fold_table['fold'].nunique()} folds)")
+
+
+@app.command("list")
+@user_errors
+def list_entries(
+    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations or tta.")] = None,
+    pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
+):
+    """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer, augmentation."""
+    from rich.table import Table
+
+    from maskctl.console import console
+    from maskctl.registry import REGISTRIES, load_plugins, registry_for
+
+    load_plugins()
+    registries = [registry_for(kind)] if kind else list(REGISTRIES.values())
+    table = Table(title="maskctl registry")
+    table.add_column("kind")
+    table.add_column("name", style="bold")
+    table.add_column("what it is")
+    for registry in registries:
+        for entry in registry.entries(pattern):
+            table.add_row(registry.kind, entry.name, entry.description)
+    console.print(table)
+    if any(r.kind == "model" for r in registries):
+        console.print("models: also any timm model name, e.g. efficientnet_b4 (see timm.list_models())")
+
+
+def _not_built(name: str) -> None:
+    from maskctl.console import fail
+
+    fail(f"`maskctl {name}` is not built yet")
+    raise typer.Exit(1)
+
+
+@app.command()
+def train():
+    """k-fold training, one run folder per run (not built yet)."""
+    _not_built("train")
+
+
+@app.command()
+def predict():
+    """Write submission.csv for data/eval from a run (not built yet)."""
+    _not_built("predict")
+
+
+@app.command("tta-eval")
+def tta_eval():
+    """Measure whether test-time augmentation helps, before using it (not built yet)."""
+    _not_built("tta-eval")
+
+
+@app.command()
+def ensemble():
+    """Combine runs and folds into one submission (not built yet)."""
+    _not_built("ensemble")
+
+
+@app.command()
+def demo():
+    """The whole loop on built-in synthetic data (not built yet)."""
+    _not_built("demo")
+
+
+def main() -> None:  # pragma: no cover - the console script calls `app` directly
+    app(prog_name="maskctl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The shared rich console, progress bars and one-line messages."""
+from __future__ import annotations
+
+from rich.console import Console
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    error_console.print(f"[yellow]warning:[/] {message}")
+
+
+def fail(message: str) -> None:
+    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+def progress(transient: bool = False):
+    """A Progress with count, rate and ETA columns, the same look for every long job."""
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=error_console,
+        transient=transient,
+    )
+
+
+def track(iterable, description: str, total: int | None = None):
+    """Iterate with a progress bar on stderr (kept off stdout so output stays pipeable)."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    with progress(transient=True) as bar:
+        task = bar.add_task(description, total=total, info="")
+        for item in iterable:
+            yield item
+            bar.advance(task)

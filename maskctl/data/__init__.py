@@ -1,0 +1,1 @@
+"""From folders on disk to tables of samples, images and torch datasets."""

@@ -1,0 +1,42 @@
+"""Decode any training/eval image to RGB uint8 (H, W, 3), with a clear error naming a bad file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from maskctl.errors import MaskctlError
+
+
+class ImageDecodeError(MaskctlError):
+    pass
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """RGBA and palette PNGs, grey and CMYK JPEGs all come back as RGB uint8."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode == "RGBA" or (image.mode == "P" and "transparency" in image.info):
+                # Composite on black rather than dropping alpha blindly: the transparent area is background.
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+                image = Image.alpha_composite(background, image)
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageDecodeError(f"image not found: {path}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
+
+
+def image_info(path: str | Path) -> tuple[int, int, str]:
+    """(width, height, mode) from the header, without decoding the pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width, image.height, image.mode
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"cannot read image {path}: {exc}") from None

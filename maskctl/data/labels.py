@@ -1,0 +1,126 @@
+"""The 18-class label: mask * 6 + gender * 3 + age band, and everything that derives it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from maskctl.errors import MaskctlError
+
+NUM_CLASSES = 18
+MASK_NAMES = ("wear", "incorrect", "not_wear")
+GENDER_NAMES = ("male", "female")
+DEFAULT_AGE_EDGES = (30, 60)
+
+# File stems of the competition layout -> mask status index.
+MASK_KIND_TO_STATUS = {
+    "mask1": 0, "mask2": 0, "mask3": 0, "mask4": 0, "mask5": 0,
+    "incorrect_mask": 1,
+    "normal": 2,
+}
+MASK_KINDS = tuple(MASK_KIND_TO_STATUS)
+TASKS = ("mask", "gender", "age")
+
+
+def encode(mask, gender, age_band):
+    """Works on ints and on numpy arrays alike."""
+    return mask * 6 + gender * 3 + age_band
+
+
+def decode(label):
+    """18-class label -> (mask, gender, age_band); works on ints and numpy arrays."""
+    return label // 6, (label // 3) % 2, label % 3
+
+
+def class_name(label: int) -> str:
+    mask, gender, age = decode(label)
+    return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{age_band_names()[age]}"
+
+
+def parse_age_edges(text: str | Sequence[int]) -> tuple[int, int]:
+    """'30,60' or (30, 60) -> (30, 60). The edges start the 2nd and 3rd age band."""
+    if isinstance(text, str):
+        try:
+            values = tuple(int(v) for v in text.replace(" ", "").split(","))
+        except ValueError:
+            raise MaskctlError(f"age edges must be two integers like '30,60', got {text!r}") from None
+    else:
+        values = tuple(int(v) for v in text)
+    if len(values) != 2 or not values[0] < values[1]:
+        raise MaskctlError(f"age edges must be two increasing integers like '30,60', got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def age_band(age, edges: Sequence[int] = DEFAULT_AGE_EDGES):
+    """Age -> band 0 (< edges[0]), 1 (< edges[1]), 2 (>= edges[1]); ints or arrays."""
+    young, old = edges
+    if np.ndim(age) == 0:
+        return 0 if age < young else (1 if age < old else 2)
+    age = np.asarray(age)
+    return (age >= young).astype(np.int64) + (age >= old).astype(np.int64)
+
+
+def age_band_names(edges: Sequence[int] = DEFAULT_AGE_EDGES) -> tuple[str, str, str]:
+    young, old = edges
+    return (f"<{young}", f"{young}-{old - 1}", f"{old}+")
+
+
+def gender_index(text: str) -> int:
+    value = str(text).strip().lower()
+    if value not in GENDER_NAMES:
+        raise MaskctlError(f"gender must be 'male' or 'female', got {text!r}")
+    return GENDER_NAMES.index(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# User label fixes: the real data has known label noise; users keep their corrections in a file.
+
+@dataclass(frozen=True)
+class LabelFix:
+    person_id: str
+    gender: str | None = None
+    age: int | None = None
+    swap_normal_incorrect: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.gender:
+            parts.append(f"gender->{self.gender}")
+        if self.age is not None:
+            parts.append(f"age->{self.age}")
+        if self.swap_normal_incorrect:
+            parts.append("swap normal/incorrect_mask")
+        return f"{self.person_id}: " + ", ".join(parts)
+
+
+def read_label_fixes(path: str | Path) -> list[LabelFix]:
+    """CSV with column `id` and any of `gender`, `age`, `swap_mask` (1/true/yes to swap the
+    `normal` and `incorrect_mask` images of that person). Empty cells mean 'leave as is'."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskctlError(f"label-fix file not found: {path}")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several parser errors
+        raise MaskctlError(f"cannot read label-fix file {path}: {exc}") from None
+    if "id" not in table.columns:
+        raise MaskctlError(f"label-fix file {path} needs an 'id' column (has: {', '.join(table.columns)})")
+    known = {"id", "gender", "age", "swap_mask"}
+    extra = set(table.columns) - known
+    if extra:
+        raise MaskctlError(f"label-fix file {path}: unknown columns {sorted(extra)}; use {sorted(known)}")
+    fixes = []
+    for line, row in enumerate(table.to_dict("records"), start=2):
+        gender = row.get("gender", "").strip().lower() or None
+        if gender is not None and gender not in GENDER_NAMES:
+            raise MaskctlError(f"{path}:{line}: gender must be male or female, got {gender!r}")
+        age_text = row.get("age", "").strip()
+        if age_text and not age_text.isdigit():
+            raise MaskctlError(f"{path}:{line}: age must be a whole number, got {age_text!r}")
+        swap = row.get("swap_mask", "").strip().lower() in {"1", "true", "yes", "y"}
+        fixes.append(LabelFix(row["id"].strip(), gender, int(age_text) if age_text else None, swap))
+    return fixes

@@ -1,0 +1,276 @@
+"""Competition folders -> one pandas table of images.
+
+Train: `train.csv` (id,gender,race,age,path) + `images/<path>/{mask1..5,incorrect_mask,normal}.<ext>`;
+without train.csv the folder names (`<id>_<gender>_<race>_<age>`) are enough.
+Eval: `info.csv` (ImageID,ans) + `images/<ImageID>`, kept in info.csv order.
+Problems in the data are collected and reported, never raised, unless nothing usable is left.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from maskctl.data import labels as L
+from maskctl.errors import MaskctlError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
+TRAIN_CSV_COLUMNS = ("id", "gender", "race", "age", "path")
+EVAL_CSV_COLUMNS = ("ImageID", "ans")
+FOLDER_NAME = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
+
+TRAIN_TABLE_COLUMNS = (
+    "image", "path", "person", "folder", "gender", "race", "age", "mask_kind", "ext",
+    "mask_label", "gender_label", "age_label", "label",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # short machine-readable name, e.g. "missing-image"
+    where: str  # person id, folder or file the problem is about
+    message: str
+
+
+@dataclass
+class DataSet:
+    """A table of images plus what was noticed while reading it."""
+
+    root: Path
+    table: "pandas.DataFrame"  # noqa: F821
+    problems: list[Problem] = field(default_factory=list)
+    hidden_files: list[str] = field(default_factory=list)
+    fixes_applied: list[str] = field(default_factory=list)
+    has_labels: bool = True
+    age_edges: tuple[int, int] = L.DEFAULT_AGE_EDGES
+
+
+def _require_dir(path: Path, what: str) -> None:
+    if not path.exists():
+        raise MaskctlError(f"{what} not found: {path}")
+    if not path.is_dir():
+        raise MaskctlError(f"{what} is not a folder: {path}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _read_csv(path: Path, columns: Sequence[str]):
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise MaskctlError(f"cannot read {path}: {exc}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise MaskctlError(
+            f"{path} lacks column(s) {', '.join(missing)}; expected {','.join(columns)} (has: {','.join(table.columns)})"
+        )
+    return table
+
+
+def is_hidden(name: str) -> bool:
+    """macOS resource forks (`._mask1.jpg`), `.DS_Store` and other dot files."""
+    return name.startswith(".")
+
+
+def read_train(
+    data_dir: str | Path,
+    age_edges: Sequence[int] = L.DEFAULT_AGE_EDGES,
+    label_fixes: str | Path | None = None,
+) -> DataSet:
+    import pandas as pd
+
+    root = Path(data_dir)
+    _require_dir(root, "data folder")
+    images_dir = root / "images"
+    _require_dir(images_dir, "images folder")
+    age_edges = L.parse_age_edges(age_edges)
+    problems: list[Problem] = []
+    hidden: list[str] = []
+
+    people = _people_from_csv(root, images_dir, problems) if (root / "train.csv").is_file() else _people_from_folders(images_dir, problems)
+
+    seen_ids: dict[str, str] = {}
+    rows = []
+    for person in people:
+        if person["id"] in seen_ids:
+            problems.append(Problem("duplicate-id", person["id"], f"id {person['id']} is used by {seen_ids[person['id']]} and {person['folder']}"))
+        else:
+            seen_ids[person["id"]] = person["folder"]
+        rows.extend(_images_of_person(root, images_dir / person["folder"], person, problems, hidden))
+
+    if not rows:
+        raise MaskctlError(f"no training images found under {images_dir}")
+    table = pd.DataFrame(rows)
+    table["age"] = table["age"].astype(int)
+    fixes_applied = _apply_label_fixes(table, label_fixes) if label_fixes else []
+    _add_labels(table, age_edges)
+    table = table[list(TRAIN_TABLE_COLUMNS)].reset_index(drop=True)
+    return DataSet(root, table, problems, sorted(hidden), fixes_applied, True, age_edges)
+
+
+def _people_from_csv(root: Path, images_dir: Path, problems: list[Problem]) -> list[dict]:
+    table = _read_csv(root / "train.csv", TRAIN_CSV_COLUMNS)
+    people = []
+    listed = set()
+    for line, row in enumerate(table.to_dict("records"), start=2):
+        folder = row["path"].strip()
+        where = f"train.csv:{line}"
+        if not folder:
+            problems.append(Problem("bad-row", where, "empty path"))
+            continue
+        if not _inside(images_dir / folder, images_dir) or "/" in folder or "\\" in folder:
+            problems.append(Problem("path-escapes", where, f"path {folder!r} leaves the images folder; skipped"))
+            continue
+        gender = row["gender"].strip().lower()
+        if gender not in L.GENDER_NAMES or not row["age"].strip().isdigit():
+            problems.append(Problem("bad-row", where, f"gender {row['gender']!r} / age {row['age']!r} not understood; skipped"))
+            continue
+        listed.add(folder)
+        if not (images_dir / folder).is_dir():
+            problems.append(Problem("missing-folder", row["id"], f"folder images/{folder} listed in train.csv does not exist"))
+            continue
+        person = {"id": row["id"].strip(), "gender": gender, "race": row["race"].strip(), "age": int(row["age"]), "folder": folder}
+        parsed = FOLDER_NAME.match(folder)
+        if parsed:
+            named = (parsed["id"], parsed["gender"].lower(), int(parsed["age"]))
+            if named != (person["id"], person["gender"], person["age"]):
+                problems.append(Problem("csv-disagrees", folder, f"folder name says {named}, train.csv says {(person['id'], gender, person['age'])}; using train.csv"))
+        people.append(person)
+    for extra in sorted(p.name for p in images_dir.iterdir() if p.is_dir() and not is_hidden(p.name)):
+        if extra not in listed:
+            problems.append(Problem("extra-folder", extra, f"folder images/{extra} is not in train.csv; skipped"))
+    return people
+
+
+def _people_from_folders(images_dir: Path, problems: list[Problem]) -> list[dict]:
+    people = []
+    for folder in sorted(p for p in images_dir.iterdir() if p.is_dir() and not is_hidden(p.name)):
+        parsed = FOLDER_NAME.match(folder.name)
+        if not parsed:
+            problems.append(Problem("bad-folder-name", folder.name, f"folder name {folder.name!r} is not <id>_<gender>_<race>_<age>; skipped"))
+            continue
+        people.append({"id": parsed["id"], "gender": parsed["gender"].lower(), "race": parsed["race"], "age": int(parsed["age"]), "folder": folder.name})
+    return people
+
+
+def _images_of_person(root: Path, folder: Path, person: dict, problems: list[Problem], hidden: list[str]) -> list[dict]:
+    found: dict[str, Path] = {}
+    for file in sorted(folder.iterdir()):
+        if is_hidden(file.name):
+            hidden.append(str(file.relative_to(root)))
+            continue
+        ext = file.suffix.lower()
+        kind = file.stem
+        if not file.is_file() or ext not in IMAGE_EXTENSIONS or kind not in L.MASK_KIND_TO_STATUS:
+            problems.append(Problem("extra-file", person["id"], f"unexpected file {file.relative_to(root)}; skipped"))
+            continue
+        if not _inside(file, root):
+            problems.append(Problem("path-escapes", person["id"], f"{file.relative_to(root)} links outside the data folder; skipped"))
+            continue
+        if kind in found:
+            problems.append(Problem("duplicate-image", person["id"], f"{kind} appears twice ({found[kind].name}, {file.name}); keeping {found[kind].name}"))
+            continue
+        found[kind] = file
+    missing = [k for k in L.MASK_KINDS if k not in found]
+    if missing:
+        problems.append(Problem("missing-image", person["id"], f"{person['folder']} lacks {', '.join(missing)}"))
+    return [
+        {
+            "image": str(path.relative_to(root)),
+            "path": str(path),
+            "person": person["id"],
+            "folder": person["folder"],
+            "gender": person["gender"],
+            "race": person["race"],
+            "age": person["age"],
+            "mask_kind": kind,
+            "ext": path.suffix.lower(),
+        }
+        for kind, path in found.items()
+    ]
+
+
+def _apply_label_fixes(table, fixes_path) -> list[str]:
+    fixes = L.read_label_fixes(fixes_path)
+    known = set(table["person"])
+    unknown = [f.person_id for f in fixes if f.person_id not in known]
+    if unknown:
+        raise MaskctlError(f"label-fix file {fixes_path} names unknown id(s): {', '.join(unknown[:10])}")
+    applied = []
+    for fix in fixes:
+        rows = table["person"] == fix.person_id
+        if fix.gender:
+            table.loc[rows, "gender"] = fix.gender
+        if fix.age is not None:
+            table.loc[rows, "age"] = fix.age
+        if fix.swap_normal_incorrect:
+            kinds = table.loc[rows, "mask_kind"]
+            table.loc[rows, "mask_kind"] = kinds.replace({"normal": "incorrect_mask", "incorrect_mask": "normal"})
+        applied.append(fix.describe())
+    return applied
+
+
+def _add_labels(table, age_edges) -> None:
+    table["mask_label"] = table["mask_kind"].map(L.MASK_KIND_TO_STATUS).astype(int)
+    table["gender_label"] = table["gender"].map({g: i for i, g in enumerate(L.GENDER_NAMES)}).astype(int)
+    table["age_label"] = L.age_band(table["age"].to_numpy(), age_edges)
+    table["label"] = L.encode(table["mask_label"], table["gender_label"], table["age_label"]).astype(int)
+
+
+def read_eval(data_dir: str | Path) -> DataSet:
+    """info.csv order is kept: the submission must list the same rows in the same order."""
+    import pandas as pd
+
+    root = Path(data_dir)
+    _require_dir(root, "eval folder")
+    images_dir = root / "images"
+    _require_dir(images_dir, "images folder")
+    info = root / "info.csv"
+    if not info.is_file():
+        raise MaskctlError(f"{info} not found: an eval folder holds info.csv (ImageID,ans) and images/")
+    table = _read_csv(info, EVAL_CSV_COLUMNS)
+    if table.empty:
+        raise MaskctlError(f"{info} lists no images")
+    problems: list[Problem] = []
+    paths = []
+    for image_id in table["ImageID"]:
+        path = images_dir / image_id
+        if not _inside(path, images_dir):
+            problems.append(Problem("path-escapes", image_id, f"ImageID {image_id!r} leaves the images folder"))
+        elif not path.is_file():
+            problems.append(Problem("missing-image", image_id, f"images/{image_id} listed in info.csv does not exist"))
+        paths.append(str(path))
+    duplicated = table["ImageID"][table["ImageID"].duplicated()]
+    for image_id in duplicated:
+        problems.append(Problem("duplicate-id", image_id, f"ImageID {image_id} appears more than once in info.csv"))
+    listed = set(table["ImageID"])
+    hidden = []
+    for file in sorted(images_dir.iterdir()):
+        if is_hidden(file.name):
+            hidden.append(str(file.relative_to(root)))
+        elif file.name not in listed:
+            problems.append(Problem("extra-file", file.name, f"images/{file.name} is not in info.csv"))
+    out = pd.DataFrame({
+        "image": [f"images/{i}" for i in table["ImageID"]],
+        "path": paths,
+        "ImageID": table["ImageID"],
+        "ext": [Path(i).suffix.lower() for i in table["ImageID"]],
+    })
+    return DataSet(root, out, problems, hidden, [], has_labels=False)
+
+
+def require_readable_images(dataset: DataSet) -> None:
+    """For predict: an eval set with missing images cannot produce a valid submission."""
+    fatal = [p for p in dataset.problems if p.kind in {"missing-image", "path-escapes", "duplicate-id"}]
+    if fatal:
+        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
+        raise MaskctlError(f"{dataset.root}: {fatal[0].message}{more}")

@@ -1,0 +1,130 @@
+"""One registry per pluggable kind, in the spirit of timm's register_model / create_model.
+
+A factory is registered under a name with a decorator; `create(name, **kwargs)` is the single
+door; an unknown name fails with the valid names and the closest match.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from maskctl.errors import MaskctlError
+
+
+class UnknownNameError(MaskctlError):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., Any]
+    description: str
+
+
+class Registry:
+    def __init__(self, kind: str, fallback: Callable[[str], Callable[..., Any] | None] | None = None):
+        """`fallback` resolves names outside the table (e.g. any timm model name)."""
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+        self._fallback = fallback
+
+    def register(self, name: str, description: str = ""):
+        def decorator(factory):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            first_doc_line = ((factory.__doc__ or "").strip().splitlines() or [""])[0]
+            self._entries[name] = Entry(name, factory, description or first_doc_line)
+            return factory
+
+        return decorator
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry]:
+        return [self._entries[n] for n in self.names(pattern)]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Callable[..., Any]:
+        if name in self._entries:
+            return self._entries[name].factory
+        if self._fallback is not None:
+            factory = self._fallback(name)
+            if factory is not None:
+                return factory
+        raise UnknownNameError(self.unknown_message(name))
+
+    def unknown_message(self, name: str) -> str:
+        valid = self.names()
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}"
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        return self.get(name)(**kwargs)
+
+
+def _timm_model_factory(name: str):
+    import timm
+
+    if not timm.list_models(name):
+        return None
+
+    def factory(**kwargs):
+        return timm.create_model(name, **kwargs)
+
+    return factory
+
+
+DATASETS = Registry("dataset")
+MODELS = Registry("model", fallback=_timm_model_factory)
+LOSSES = Registry("loss")
+SAMPLERS = Registry("sampler")
+SCHEDULERS = Registry("scheduler")
+OPTIMIZERS = Registry("optimizer")
+AUGMENTATIONS = Registry("augmentation")
+TTA_POLICIES = Registry("tta policy")
+
+REGISTRIES: dict[str, Registry] = {
+    "datasets": DATASETS,
+    "models": MODELS,
+    "losses": LOSSES,
+    "samplers": SAMPLERS,
+    "schedulers": SCHEDULERS,
+    "optimizers": OPTIMIZERS,
+    "augmentations": AUGMENTATIONS,
+    "tta": TTA_POLICIES,
+}
+
+# Modules whose import fills the registries; imported on demand so that `--help` stays instant.
+_PLUGIN_MODULES = (
+    "maskctl.data.datasets",
+    "maskctl.models",
+    "maskctl.losses",
+    "maskctl.samplers",
+    "maskctl.schedulers",
+    "maskctl.optim",
+    "maskctl.data.transforms",
+    "maskctl.tta",
+)
+
+
+def load_plugins() -> None:
+    import importlib
+
+    for module in _PLUGIN_MODULES:
+        importlib.import_module(module)
+
+
+def registry_for(kind: str) -> Registry:
+    key = kind if kind in REGISTRIES else kind + "s"
+    if key not in REGISTRIES:
+        close = difflib.get_close_matches(kind, list(REGISTRIES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownNameError(f"unknown kind {kind!r}.{hint} Valid: {', '.join(REGISTRIES)}")
+    return REGISTRIES[key]

@@ -1,0 +1,96 @@
+"""Person-grouped, stratified folds: a person's 7 images never straddle train and validation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from maskctl.errors import MaskctlError
+
+
+def person_table(images):
+    """One row per person with the stratum the split balances: gender x age band."""
+    people = images.groupby("person", sort=True).agg(gender_label=("gender_label", "first"), age_label=("age_label", "first"))
+    people["stratum"] = people["gender_label"] * 3 + people["age_label"]
+    return people.reset_index()
+
+
+def assign_folds(images, folds: int = 5, seed: int = 0, val_ratio: float | None = None):
+    """person -> fold table. k-fold (fold 0..k-1 each a validation set) or, with `val_ratio`,
+    one hold-out: fold 0 is validation, fold -1 is always-train."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    people = person_table(images)
+    strata = _mergeable_strata(people["stratum"].to_numpy(), folds if val_ratio is None else 2)
+    fold = np.full(len(people), -1, dtype=int)
+    if val_ratio is not None:
+        if not 0.0 < val_ratio < 1.0:
+            raise MaskctlError(f"--val-ratio must be between 0 and 1, got {val_ratio}")
+        n_val = int(round(val_ratio * len(people)))
+        if n_val < 1 or n_val >= len(people):
+            raise MaskctlError(f"--val-ratio {val_ratio} leaves no people on one side ({len(people)} people)")
+        _, val_idx = train_test_split(np.arange(len(people)), test_size=n_val, random_state=seed, stratify=strata)
+        fold[val_idx] = 0
+    else:
+        if folds < 2:
+            raise MaskctlError(f"--folds must be at least 2, got {folds} (use --val-ratio for one hold-out)")
+        if folds > len(people):
+            raise MaskctlError(f"--folds {folds} is more than the {len(people)} people in the data")
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(people)), strata)):
+            fold[val_idx] = k
+    people["fold"] = fold
+    return people[["person", "fold", "gender_label", "age_label"]]
+
+
+def _mergeable_strata(strata: np.ndarray, min_count: int) -> np.ndarray:
+    """Strata rarer than the number of folds cannot be spread by StratifiedKFold; fold them into
+    the stratum of the same gender (then the commonest) instead of failing on small data."""
+    strata = strata.copy()
+    values, counts = np.unique(strata, return_counts=True)
+    common = values[np.argmax(counts)]
+    for value, count in zip(values, counts):
+        if count < min_count:
+            same_gender = [v for v, c in zip(values, counts) if v // 3 == value // 3 and c >= min_count]
+            strata[strata == value] = same_gender[0] if same_gender else common
+    return strata
+
+
+def check_no_leak(fold_table) -> None:
+    """Every person in exactly one fold, or the validation score is a lie."""
+    counts = fold_table.groupby("person")["fold"].nunique()
+    leaked = counts[counts > 1]
+    if len(leaked) or fold_table["person"].duplicated().any():
+        raise MaskctlError(f"fold table puts a person in two folds: {', '.join(map(str, leaked.index[:5]))}")
+
+
+def attach_folds(images, fold_table):
+    """Image table + fold column; every image's person must have a fold."""
+    check_no_leak(fold_table)
+    merged = images.merge(fold_table[["person", "fold"]], on="person", how="left")
+    if merged["fold"].isna().any():
+        missing = merged.loc[merged["fold"].isna(), "person"].unique()
+        raise MaskctlError(f"folds file has no fold for person(s) {', '.join(map(str, missing[:5]))}")
+    merged["fold"] = merged["fold"].astype(int)
+    return merged
+
+
+def fold_shares(images_with_folds):
+    """Share of each of the 18 classes per validation fold (rows: fold, columns: class)."""
+    import pandas as pd
+
+    counts = pd.crosstab(images_with_folds["fold"], images_with_folds["label"]).reindex(columns=range(18), fill_value=0)
+    return counts.div(counts.sum(axis=1), axis=0)
+
+
+def read_folds(path: str | Path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskctlError(f"folds file not found: {path}")
+    table = pd.read_csv(path, dtype={"person": str})
+    if not {"person", "fold"} <= set(table.columns):
+        raise MaskctlError(f"{path} needs columns person,fold")
+    check_no_leak(table)
+    return table

@@ -68,25 +68,14 @@ def synth(
     from maskctl.console import console
     from maskctl.data.synth import synthesize
 
+    from maskctl.config import parse_size
+
     width, height = parse_size(size, order="WxH")
     summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks, overwrite=overwrite)
     console.print(
         f"[green]wrote[/] {summary.train_images} training images ({summary.train_people} people) and "
         f"{summary.eval_images} eval images to {summary.out} in {summary.seconds:.1f}s"
     )
-
-
-def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
-    """'512x384' -> (512, 384) in the order named; refuses anything else in one line."""
-    from maskctl.errors import UsageError
-
-    try:
-        first, second = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"size must look like 512x384 ({order}), got {text!r}") from None
-    if first < 8 or second < 8:
-        raise UsageError(f"size {text!r} is too small (at least 8x8)")
-    return first, second
 
 
 @app.command()
@@ -171,10 +160,70 @@ def _not_built(name: str) -> None:
     raise typer.Exit(1)
 
 
+def _opt(help_text: str, *names: str, **kwargs):
+    return typer.Option(*names, help=help_text, show_default=False, **kwargs)
+
+
 @app.command()
-def train():
-    """k-fold training, one run folder per run (not built yet)."""
-    _not_built("train")
+@user_errors
+def train(
+    data: Annotated[Optional[str], _opt("Training folder (train.csv + images/) [data/train].")] = None,
+    config: Annotated[Optional[Path], _opt("Recipe YAML (or a shipped one: seed, cpu-quick, or runs/NAME/config.yaml); options below override it.")] = None,
+    resume: Annotated[Optional[Path], _opt("Continue an interrupted run folder (its own config and folds are used).")] = None,
+    dataset: Annotated[Optional[str], _opt("mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")] = None,
+    model: Annotated[Optional[str], _opt("Any timm model name, or multihead (with --backbone).")] = None,
+    backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
+    pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, or 'hub'.")] = None,
+    size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 [512x384].")] = None,
+    epochs: Annotated[Optional[int], _opt("Epochs per fold.", min=1)] = None,
+    batch_size: Annotated[Optional[int], _opt("Batch size.", min=1)] = None,
+    lr: Annotated[Optional[float], _opt("Learning rate (the floor of warm-up schedulers).")] = None,
+    eta_max: Annotated[Optional[float], _opt("Peak lr of cosine-warmup-restarts.")] = None,
+    weight_decay: Annotated[Optional[float], _opt("Weight decay.")] = None,
+    optimizer: Annotated[Optional[str], _opt("adamp, adam, adamw, sgd.")] = None,
+    scheduler: Annotated[Optional[str], _opt("cosine-warmup-restarts, cosine, plateau, step, constant.")] = None,
+    loss: Annotated[Optional[str], _opt("ce, focal, label-smoothing, f1, or a mix like focal:0.6,f1:0.4.")] = None,
+    focal_gamma: Annotated[Optional[float], _opt("Focal loss gamma.")] = None,
+    label_smoothing: Annotated[Optional[float], _opt("Smoothing of the label-smoothing loss.")] = None,
+    class_weights: Annotated[Optional[bool], _opt("Weight the loss by inverse class frequency.", "--class-weights/--no-class-weights")] = None,
+    sampler: Annotated[Optional[str], _opt("none or weighted (class-balanced).")] = None,
+    augmentation: Annotated[Optional[str], _opt("seed, light or none.")] = None,
+    mix: Annotated[Optional[str], _opt("Batch mixing: none, cutmix (left/right face halves) or mixup.")] = None,
+    folds: Annotated[Optional[int], _opt("Number of folds.", min=2)] = None,
+    fold: Annotated[Optional[int], _opt("Train only this fold (farm folds out to separate jobs).", min=0)] = None,
+    folds_file: Annotated[Optional[str], _opt("folds.csv from `maskctl split` (person,fold).")] = None,
+    val_ratio: Annotated[Optional[float], _opt("One hold-out of this share of people instead of k folds.")] = None,
+    seed: Annotated[Optional[int], _opt("Random seed (same seed, same metrics on the CPU).")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers [from the CPU count].", min=0)] = None,
+    device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 [cuda when present].")] = None,
+    amp: Annotated[Optional[bool], _opt("Mixed precision on CUDA.", "--amp/--no-amp")] = None,
+    channels_last: Annotated[Optional[bool], _opt("channels_last memory format.", "--channels-last/--no-channels-last")] = None,
+    cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
+    patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.", min=1)] = None,
+    age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
+    label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,
+    name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken [exp].")] = None,
+    runs_dir: Annotated[Optional[str], _opt("Folder of run folders [runs].")] = None,
+):
+    """k-fold training: one run folder per run with checkpoints, metrics, OOF predictions, plots.
+
+    Examples: maskctl train --config cpu-quick --data data/train;
+    maskctl train --config seed --loss focal --folds 5;
+    maskctl train --resume runs/exp (after a crash or Ctrl-C).
+    Under torchrun --nproc-per-node N it trains with DistributedDataParallel.
+    """
+    options = dict(locals())  # first line: the options only, before any import adds names
+    from maskctl.config import load_config
+    from maskctl.engine import kfold
+
+    if resume is not None:
+        given = [k for k, v in options.items() if v is not None and k not in {"resume", "fold", "config"}]
+        if given or config is not None:
+            raise MaskctlError(f"--resume uses the run's own config; drop {', '.join('--' + g.replace('_', '-') for g in given) or '--config'}")
+        kfold.resume(resume, fold)
+        return
+    overrides = {k: v for k, v in options.items() if k not in {"config", "resume"}}
+    kfold.train(load_config(config, overrides))
 
 
 @app.command()

@@ -34,9 +34,9 @@ def decode(label):
     return label // 6, (label // 3) % 2, label % 3
 
 
-def class_name(label: int) -> str:
+def class_name(label: int, age_edges: Sequence[int] = DEFAULT_AGE_EDGES) -> str:
     mask, gender, age = decode(label)
-    return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{age_band_names()[age]}"
+    return f"{MASK_NAMES[mask]}/{GENDER_NAMES[gender]}/{age_band_names(age_edges)[age]}"
 
 
 def parse_age_edges(text: str | Sequence[int]) -> tuple[int, int]:

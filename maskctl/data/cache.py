@@ -1,0 +1,105 @@
+"""The decoded-image cache: every image decoded and resized once to the working size into a
+uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the same data and
+size. Its name is a hash of the file list, sizes, modification times and the target size, so a
+changed source file gives a new cache rather than stale pixels. A file lock makes a second
+process wait for the first one's build and then reuse it.
+
+Location: $MASKCTL_CACHE_DIR, else ~/.cache/maskctl.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from maskctl.console import track, warn
+from maskctl.data.images import load_resized
+
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MASKCTL_CACHE_DIR") or Path.home() / ".cache" / "maskctl")
+
+
+def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}\n".encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+class ImageCache:
+    """Read access to a built cache; `get(i)` returns image i as (H, W, 3) uint8."""
+
+    def __init__(self, array_path: Path, count: int, size_hw: tuple[int, int], rows: np.ndarray | None = None):
+        self.array_path = array_path
+        self.shape = (count, size_hw[0], size_hw[1], 3)
+        self.rows = np.arange(count) if rows is None else rows
+        self._array = None
+
+    def _images(self):
+        if self._array is None:
+            self._array = np.memmap(self.array_path, dtype=np.uint8, mode="r", shape=self.shape)
+        return self._array
+
+    def __getstate__(self):
+        # A DataLoader worker reopens the file instead of receiving a pickled copy of the pixels.
+        return {**self.__dict__, "_array": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, index: int) -> np.ndarray:
+        return np.array(self._images()[self.rows[index]])
+
+    def subset(self, rows) -> "ImageCache":
+        return ImageCache(self.array_path, self.shape[0], self.shape[1:3], self.rows[np.asarray(rows)])
+
+
+def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool = True, directory: Path | None = None) -> ImageCache | None:
+    """Build the cache if needed and open it; None (decode from files) when it would not fit."""
+    import fcntl
+
+    directory = directory or cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(paths, size_hw)
+    array_path = directory / f"{key}.u8"
+    done_path = directory / f"{key}.json"
+    with open(directory / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits here, then finds the cache done
+        if not done_path.is_file():
+            needed = len(paths) * size_hw[0] * size_hw[1] * 3
+            if shutil.disk_usage(directory).free < needed * 1.2 + 2**30:
+                warn(f"the image cache needs {needed / 2**30:.1f} GiB and {directory} lacks the room: decoding from files every epoch")
+                return None
+            _build(paths, size_hw, array_path, show_progress)
+            from maskctl import io
+
+            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION})
+    return ImageCache(array_path, len(paths), size_hw)
+
+
+def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool) -> None:
+    tmp_path = array_path.with_suffix(f".tmp{os.getpid()}")
+    array = np.memmap(tmp_path, dtype=np.uint8, mode="w+", shape=(len(paths), size_hw[0], size_hw[1], 3))
+    try:
+        items = track(paths, f"caching {len(paths)} images at {size_hw[0]}x{size_hw[1]}") if show_progress else paths
+        for i, path in enumerate(items):
+            array[i] = load_resized(path, size_hw)
+        array.flush()
+        del array
+        os.replace(tmp_path, array_path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def describe(directory: Path | None = None) -> list[dict]:
+    directory = directory or cache_dir()
+    return [json.loads(p.read_text()) | {"key": p.stem} for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []

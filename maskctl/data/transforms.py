@@ -1,0 +1,109 @@
+"""Augmentation presets (albumentations 2.x, on uint8), device-side normalisation, and the
+batch-level CutMix of left/right face halves and mixup.
+
+Per-sample CPU work stays on uint8 (geometry and colour); batches travel to the device as uint8
+and are normalised there, which is cheaper than float tensors through the loader.
+"""
+from __future__ import annotations
+
+import maskctl  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations is imported)
+from maskctl.registry import AUGMENTATIONS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _resize(height: int, width: int):
+    import albumentations as A
+    import cv2
+
+    # INTER_AREA is the right filter for shrinking photos (the usual case: 512x384 -> smaller).
+    return A.Resize(height, width, interpolation=cv2.INTER_AREA)
+
+
+@AUGMENTATIONS.register("seed", "the seed's list: flip, affine, hue/sat, brightness/contrast, gaussian noise")
+def seed_augmentation(height: int, width: int):
+    import albumentations as A
+
+    return A.Compose([
+        _resize(height, width),
+        A.HorizontalFlip(p=0.5),
+        # Affine replaces the deprecated ShiftScaleRotate with the same defaults (shift 6 %, scale 10 %, 45 deg).
+        A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-45, 45), p=0.5),
+        A.HueSaturationValue(p=0.5),
+        A.RandomBrightnessContrast(p=0.5),
+        # var_limit=(10, 50) of albumentations 1.x is a std of about 3..7 on 0..255.
+        A.GaussNoise(std_range=(0.012, 0.028), per_channel=False, p=0.5),
+    ])
+
+
+@AUGMENTATIONS.register("light", "flip, small shift/scale, brightness/contrast (no blur: wrinkles are an age cue)")
+def light_augmentation(height: int, width: int):
+    import albumentations as A
+
+    return A.Compose([
+        _resize(height, width),
+        A.HorizontalFlip(p=0.5),
+        A.Affine(translate_percent=(-0.05, 0.05), scale=(0.95, 1.05), p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+    ])
+
+
+@AUGMENTATIONS.register("none", "resize only (also the validation and prediction pipeline)")
+def no_augmentation(height: int, width: int):
+    import albumentations as A
+
+    return A.Compose([_resize(height, width)])
+
+
+def normalize_on_device(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last: bool = False, dtype=None):
+    """uint8 (N, C, H, W) on the device -> normalised float."""
+    import torch
+
+    mean_t = torch.tensor(mean, device=batch.device).view(1, -1, 1, 1) * 255.0
+    std_t = torch.tensor(std, device=batch.device).view(1, -1, 1, 1) * 255.0
+    out = (batch.float() - mean_t) / std_t
+    if channels_last:
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out.to(dtype) if dtype is not None else out
+
+
+def one_hot(targets, num_classes: int):
+    import torch
+
+    return torch.nn.functional.one_hot(targets, num_classes).float()
+
+
+def mix_batch(images, soft_targets, mode: str, generator):
+    """CutMix of left/right face halves or mixup on normalised float images; returns mixed images and targets.
+
+    `soft_targets` is (N, C) or a tuple of such per task. Left/right halves keep a whole face
+    layout (both eyes' rows, mask line), unlike a random box that may cut the mask away.
+    """
+    import torch
+
+    n = images.shape[0]
+    perm = torch.randperm(n, generator=generator).to(images.device)
+    if mode == "cutmix":
+        width = images.shape[-1]
+        cut = width // 2
+        mixed = images.clone()
+        mixed[..., cut:] = images[perm][..., cut:]
+        lam = cut / width
+    elif mode == "mixup":
+        import numpy as np
+
+        # Beta(0.4, 0.4) as in the mixup paper, drawn from the training generator for reproducibility.
+        lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator))).beta(0.4, 0.4))
+        mixed = lam * images + (1 - lam) * images[perm]
+    else:
+        raise ValueError(f"unknown mix mode {mode!r}")
+
+    def blend(t):
+        return lam * t + (1 - lam) * t[perm.to(t.device)]
+
+    targets = tuple(blend(t) for t in soft_targets) if isinstance(soft_targets, tuple) else blend(soft_targets)
+    return mixed, targets
+
+
+MIX_MODES = ("none", "cutmix", "mixup")

@@ -1,0 +1,1 @@
+"""Training and evaluation machinery: fit one fold, k-fold runs, checkpoints, metrics, DDP."""

@@ -1,0 +1,38 @@
+"""Checkpoints: written atomically, read with weights_only=True (a checkpoint is data, never code)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from maskctl import io
+from maskctl.errors import MaskctlError
+
+
+def save(path: str | Path, state: dict[str, Any]) -> None:
+    import torch
+
+    with io.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskctlError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise MaskctlError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_weights(model, state_dict: dict, source: str | Path) -> None:
+    """Refuse, in one line, weights of another architecture or class count."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line or "Missing" in line or "Unexpected" in line), str(exc).splitlines()[0])
+        raise MaskctlError(f"checkpoint {source} does not fit the model: {first[:300]}") from None

@@ -1,0 +1,222 @@
+"""Train one fold: epochs, AMP, checkpoints (best by validation macro F1, last for resume),
+early stopping, metrics.csv and the fold's out-of-fold predictions."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskctl import io
+from maskctl.console import console, progress
+from maskctl.data.datasets import ImageDataset, Samples
+from maskctl.data.transforms import mix_batch, normalize_on_device, one_hot
+from maskctl.engine import checkpoint
+from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
+from maskctl.engine.inference import autocast, predict_views
+from maskctl.engine.metrics import scores
+from maskctl.engine.runtime import loader_kwargs
+from maskctl.losses import build_loss, inverse_frequency_weights
+from maskctl.models import MultiHead, build_model, model_meta
+from maskctl.registry import AUGMENTATIONS, OPTIMIZERS, SAMPLERS, SCHEDULERS
+from maskctl.schedulers import step_scheduler
+from maskctl.tta import no_tta
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "acc", "f1", "f1_mask", "f1_gender", "f1_age", "images_per_s", "seconds")
+# Wall-clock columns: everything else in metrics.csv is reproducible for a seed on the CPU.
+TIMING_COLUMNS = ("images_per_s", "seconds")
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    best_f1: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, dist: DistInfo, workers: int, image_source):
+    height, width = config.image_hw()
+    targets = samples.task_targets() if samples.multitask else samples.table["label"].to_numpy()
+    train_set = ImageDataset(samples.table["path"].to_numpy()[train_rows], targets[train_rows], AUGMENTATIONS.create(config.augmentation, height=height, width=width), image_source.subset(train_rows) if image_source else None)
+    val_set = ImageDataset(samples.table["path"].to_numpy()[val_rows], targets[val_rows], AUGMENTATIONS.create("none", height=height, width=width), image_source.subset(val_rows) if image_source else None)
+    sampler = SAMPLERS.create(config.sampler, labels=samples.table["label"].to_numpy()[train_rows], seed=config.seed * 1009 + fold, rank=dist.rank, world_size=dist.world_size)
+    kwargs = loader_kwargs(device, workers)
+    per_rank = len(sampler)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=per_rank > config.batch_size, **kwargs)
+    # Validation keeps every image: no drop_last, no shuffling.
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size * 2, shuffle=False, **kwargs)
+    return train_loader, val_loader, sampler
+
+
+def _criterion(config, samples: Samples, train_rows, device):
+    settings = {"focal_gamma": config.focal_gamma, "label_smoothing": config.label_smoothing}
+    if not samples.multitask:
+        weights = inverse_frequency_weights(samples.table["label"].to_numpy()[train_rows], samples.num_classes).to(device) if config.class_weights else None
+        return build_loss(config.loss, weights, **settings).to(device)
+    task_targets = samples.task_targets()[train_rows]
+    losses = []
+    for t, size in enumerate(MultiHead.task_sizes):
+        weights = inverse_frequency_weights(task_targets[:, t], size).to(device) if config.class_weights else None
+        losses.append(build_loss(config.loss, weights, **settings).to(device))
+    return losses
+
+
+def _loss(criterion, outputs, soft_targets, task_weights):
+    if isinstance(criterion, list):
+        return sum(w * c(o, t) for w, c, o, t in zip(task_weights, criterion, outputs, soft_targets))
+    return criterion(outputs, soft_targets)
+
+
+def _soft_targets(targets, samples: Samples):
+    if samples.multitask:
+        return tuple(one_hot(targets[:, t], size) for t, size in enumerate(MultiHead.task_sizes))
+    return one_hot(targets, samples.num_classes)
+
+
+def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int, image_source=None) -> FoldResult:
+    """Train fold `fold` (its images are validation, fold -1 images always train). Continues from
+    fold_dir/last.pt when it exists: model, optimizer, scheduler, scaler and history restored;
+    the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
+    train_rows = np.flatnonzero(folds != fold)
+    val_rows = np.flatnonzero(folds == fold)
+    train_loader, val_loader, sampler = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
+
+    _seed_everything(config.seed * 1009 + fold)
+    model = build_model(config.model, samples.num_classes, config.backbone, config.pretrained, config.drop_rate)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = OPTIMIZERS.create(config.optimizer, params=model.parameters(), config=config)
+    scheduler = SCHEDULERS.create(config.scheduler, optimizer=optimizer, config=config, epochs=config.epochs)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    criterion = _criterion(config, samples, train_rows, device)
+    meta = model_meta(config, samples.num_classes, samples.class_names)
+
+    start_epoch, history, best_f1, best_epoch = 0, [], -1.0, -1
+    last_path = fold_dir / "last.pt"
+    if last_path.exists():
+        state = checkpoint.load(last_path)
+        checkpoint.load_weights(model, state["model"], last_path)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, history, best_f1, best_epoch = state["epoch"] + 1, state["history"], state["best_f1"], state["best_epoch"]
+        if dist.is_main:
+            console.print(f"fold {fold}: resuming after epoch {state['epoch']} (best macro F1 {best_f1:.4f} at epoch {best_epoch})")
+
+    train_model = model
+    if dist.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    stopped_early = False
+    for epoch in range(start_epoch, config.epochs):
+        sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        started = time.perf_counter()
+        train_loss, images_seen = _train_epoch(config, train_model, train_loader, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist)
+        train_seconds = time.perf_counter() - started
+
+        decision = None
+        if dist.is_main:
+            val_probs = predict_views(model, val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last)[0]
+            y_true = samples.table["label"].to_numpy()[val_rows]
+            metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.num_classes == 18)
+            val_loss = float(-np.log(np.clip(val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, **metrics,
+                   "images_per_s": images_seen * dist.world_size / max(train_seconds, 1e-9), "seconds": time.perf_counter() - started}
+            history.append({c: row.get(c, float("nan")) for c in METRIC_COLUMNS})
+            improved = metrics["f1"] > best_f1
+            if improved:
+                best_f1, best_epoch = metrics["f1"], epoch
+                checkpoint.save(fold_dir / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": epoch, "f1": best_f1})
+                _write_fold_oof(fold_dir / "oof.csv", samples, val_rows, fold, val_probs)
+            decision = (metrics["f1"], config.patience is not None and epoch - best_epoch >= config.patience)
+        # Every rank steps its scheduler with the same validation score (plateau schedulers need it).
+        val_f1, stop = broadcast_object(decision, dist)
+        step_scheduler(scheduler, val_f1)
+        if dist.is_main:
+            checkpoint.save(last_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch, "history": history, "best_f1": best_f1,
+                "best_epoch": best_epoch, "meta": meta,
+            })
+            _write_metrics(fold_dir / "metrics.csv", history)
+            _print_epoch(fold, row, config.epochs, improved)
+        if stop:
+            stopped_early = True
+            if dist.is_main:
+                console.print(f"fold {fold}: no better macro F1 for {config.patience} epochs, stopping early")
+            break
+    barrier(dist)
+    return FoldResult(fold, best_f1, best_epoch, len(history), stopped_early)
+
+
+def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist):
+    model.train()
+    mix_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + fold * 10_007 + epoch)
+    total_loss, batches, images_seen = 0.0, 0, 0
+    started = time.perf_counter()
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"fold {fold} epoch {epoch + 1}/{config.epochs}", total=len(loader), info="", visible=dist.is_main)
+        for images, targets, _ in loader:
+            batch = normalize_on_device(images.to(device, non_blocking=True), channels_last=config.channels_last)
+            soft = _soft_targets(targets.to(device, non_blocking=True), samples)
+            if config.mix != "none" and torch.rand(1, generator=mix_generator).item() < config.mix_prob:
+                batch, soft = mix_batch(batch, soft, config.mix, mix_generator)
+            with autocast(device, use_amp):
+                outputs = model(batch, tasks=True) if samples.multitask else model(batch)
+                loss = _loss(criterion, outputs, soft, config.task_weights)
+            if not math.isfinite(loss.item()):
+                from maskctl.errors import MaskctlError
+
+                raise MaskctlError(f"fold {fold} epoch {epoch}: the loss became {loss.item()} (lower --lr or --eta-max?)")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += loss.item()
+            batches += 1
+            images_seen += len(images)
+            rate = images_seen / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=1, info=f"loss {total_loss / batches:.4f}  {rate:.1f} img/s")
+    return total_loss / max(batches, 1), images_seen
+
+
+def _print_epoch(fold: int, row: dict, epochs: int, improved: bool) -> None:
+    task_f1 = "  ".join(f"{t} {row[f'f1_{t}']:.3f}" for t in ("mask", "gender", "age") if f"f1_{t}" in row)
+    mark = " [green]*best[/]" if improved else ""
+    console.print(
+        f"fold {fold} epoch {row['epoch'] + 1:>3}/{epochs}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}/{row['val_loss']:.4f}  "
+        f"acc {row['acc']:.3f}  [bold]F1 {row['f1']:.4f}[/]  {task_f1}  {row['images_per_s']:.0f} img/s{mark}"
+    )
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    import pandas as pd
+
+    io.write_csv(path, pd.DataFrame(history, columns=list(METRIC_COLUMNS)))
+
+
+def _write_fold_oof(path: Path, samples: Samples, val_rows, fold: int, probs: np.ndarray) -> None:
+    import pandas as pd
+
+    table = samples.table.iloc[val_rows]
+    oof = pd.DataFrame({"image": table["image"].to_numpy(), "person": table["person"].to_numpy(), "fold": fold, "label": table["label"].to_numpy()})
+    prob_columns = pd.DataFrame(probs, columns=[f"p{c}" for c in range(probs.shape[1])])
+    io.write_csv(path, pd.concat([oof, prob_columns], axis=1), float_format="%.6g")

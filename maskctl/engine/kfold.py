@@ -1,0 +1,138 @@
+"""A training run: folds -> fit each -> out-of-fold table -> summary, in one run folder.
+
+    runs/NAME/config.yaml   the resolved recipe (`--config runs/NAME/config.yaml` reproduces it)
+    runs/NAME/folds.csv     image, person, fold used
+    runs/NAME/fold{k}/      best.pt, last.pt, metrics.csv, oof.csv, result.json (fold finished)
+    runs/NAME/oof.csv       every training image's out-of-fold probabilities
+    runs/NAME/summary.json  per-fold best macro F1, mean, std, OOF F1
+    runs/NAME/*.png         learning curves, OOF confusion matrix
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.config import TrainConfig, load_config, save_config
+from maskctl.console import console, warn
+from maskctl.data.datasets import get_dataset_kind
+from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
+from maskctl.engine.fit import fit_fold
+from maskctl.engine.runtime import configure_threads, default_workers, resolve_device
+from maskctl.errors import MaskctlError
+
+FOLDS_FILE = "folds.csv"
+CONFIG_FILE = "config.yaml"
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """runs/NAME, or NAME2, NAME3... when it exists: a run folder is never overwritten."""
+    runs_dir = Path(runs_dir)
+    candidate, number = runs_dir / name, 1
+    while candidate.exists():
+        number += 1
+        candidate = runs_dir / f"{name}{number}"
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def fold_plan(config: TrainConfig, folds: np.ndarray) -> list[int]:
+    present = sorted(int(f) for f in np.unique(folds) if f >= 0)
+    if config.fold is not None:
+        if config.fold not in present:
+            raise MaskctlError(f"--fold {config.fold} does not exist; folds are {present}")
+        return [config.fold]
+    return present
+
+
+def train(config: TrainConfig) -> Path:
+    """Start a new run; returns its folder."""
+    return _run(config, run_dir=None)
+
+
+def resume(run_dir: str | Path, fold: int | None = None) -> Path:
+    """Continue an interrupted run: finished folds are kept, the unfinished one continues from
+    its last completed epoch, folds not started yet are trained."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / FOLDS_FILE).is_file():
+        raise MaskctlError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+    config = load_config(run_dir / CONFIG_FILE, {"fold": fold})
+    return _run(config, run_dir=run_dir)
+
+
+def _run(config: TrainConfig, run_dir: Path | None) -> Path:
+    from maskctl.registry import load_plugins
+
+    load_plugins()
+    dist = init_distributed("cuda" if (config.device or "cuda").startswith("cuda") and _cuda() else "cpu")
+    try:
+        device = resolve_device(config.device, dist.local_rank)
+        workers = config.workers if config.workers is not None else default_workers(device, dist.world_size)
+        configure_threads(device, workers, dist.world_size)
+        kind = get_dataset_kind(config.dataset)
+        if kind.multitask and config.model != "multihead":
+            raise MaskctlError(f"dataset {config.dataset} trains three heads: use --model multihead (with --backbone NAME)")
+        samples = kind.read(config)
+        if samples.problems and dist.is_main:
+            warn(f"{len(samples.problems)} problem(s) in the data, affected images skipped (see `maskctl eda {config.data}`)")
+        folds = _folds_for(config, kind, samples, run_dir)
+        if run_dir is None:
+            run_dir = Path(broadcast_object(str(new_run_dir(config.runs_dir, config.name)) if dist.is_main else None, dist))
+            if dist.is_main:
+                save_config(config, run_dir / CONFIG_FILE)
+                io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
+        image_source = _image_source(config, samples, dist)
+        if dist.is_main:
+            console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers")
+        for fold in fold_plan(config, folds):
+            fold_dir = run_dir / f"fold{fold}"
+            if (fold_dir / "result.json").is_file():
+                if dist.is_main:
+                    console.print(f"fold {fold}: finished earlier, kept")
+                continue
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, image_source)
+            if dist.is_main:
+                io.write_json(fold_dir / "result.json", result.to_dict())
+        if dist.is_main:
+            from maskctl.engine.report import summarise_run
+
+            summarise_run(run_dir, samples.num_classes, samples.class_names)
+        return run_dir
+    finally:
+        shutdown(dist)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.ndarray:
+    """A resumed run keeps the folds it started with, image by image."""
+    if run_dir is None:
+        return kind.assign_folds(samples, config)["fold"].to_numpy()
+    import pandas as pd
+
+    saved = pd.read_csv(run_dir / FOLDS_FILE, dtype={"person": str})
+    merged = samples.table[["image"]].merge(saved[["image", "fold"]], on="image", how="left")
+    if merged["fold"].isna().any():
+        raise MaskctlError(f"the data in {config.data} has images that {run_dir / FOLDS_FILE} does not know; resume needs the same data")
+    return merged["fold"].astype(int).to_numpy()
+
+
+def _image_source(config: TrainConfig, samples, dist):
+    """The decoded-image cache when on; None decodes from the files every time."""
+    if not config.cache:
+        return None
+    from maskctl.data.cache import open_cache
+
+    return open_cache(samples.table["path"].tolist(), config.image_hw(), show_progress=dist.is_main)
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

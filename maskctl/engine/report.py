@@ -1,0 +1,110 @@
+"""After a run: the OOF table, summary.json, plots and the closing table per fold."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.console import console
+from maskctl.engine.metrics import confusion, scores
+
+
+def fold_dirs(run_dir: Path) -> list[Path]:
+    return sorted((p for p in run_dir.glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
+
+
+def read_oof(run_dir: Path):
+    """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
+    import pandas as pd
+
+    parts = [pd.read_csv(d / "oof.csv", dtype={"person": str}) for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def prob_columns(table) -> list[str]:
+    return [c for c in table.columns if c.startswith("p") and c[1:].isdigit()]
+
+
+def summarise_run(run_dir: Path, num_classes: int, class_names: list[str]) -> dict:
+    import pandas as pd
+
+    results = [json.loads((d / "result.json").read_text()) for d in fold_dirs(run_dir) if (d / "result.json").is_file()]
+    best = [r["best_f1"] for r in results]
+    summary = {
+        "folds": {str(r["fold"]): r for r in results},
+        "mean_f1": float(np.mean(best)) if best else None,
+        "std_f1": float(np.std(best)) if best else None,
+    }
+    oof = read_oof(run_dir)
+    if oof is not None:
+        io.write_csv(run_dir / "oof.csv", oof, float_format="%.6g")
+        pred = oof[prob_columns(oof)].to_numpy().argmax(1)
+        summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=num_classes == 18)
+        summary["oof_images"] = len(oof)
+        _plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
+    histories = {d.name: pd.read_csv(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
+    if histories:
+        _plot_curves(run_dir / "curves.png", histories)
+    io.write_json(run_dir / "summary.json", summary)
+    console.print(fold_table(summary, run_dir.name))
+    return summary
+
+
+def fold_table(summary: dict, title: str):
+    from rich.table import Table
+
+    table = Table(title=f"run {title}: best validation macro F1 per fold")
+    for column in ("fold", "best F1", "best epoch", "epochs", "early stop"):
+        table.add_column(column, justify="right")
+    for fold, r in summary["folds"].items():
+        table.add_row(fold, f"{r['best_f1']:.4f}", str(r["best_epoch"] + 1), str(r["epochs_run"]), "yes" if r["stopped_early"] else "")
+    if summary.get("mean_f1") is not None:
+        table.add_row("mean", f"[bold]{summary['mean_f1']:.4f}[/] ± {summary['std_f1']:.4f}", "", "", "")
+    if "oof" in summary:
+        table.add_row("OOF", f"[bold]{summary['oof']['f1']:.4f}[/]", "", f"{summary['oof_images']} img", "")
+    return table
+
+
+def _plot_curves(path: Path, histories: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for name, history in histories.items():
+        epochs = history["epoch"] + 1
+        axes[0].plot(epochs, history["train_loss"], label=f"{name} train")
+        axes[0].plot(epochs, history["val_loss"], "--", label=f"{name} val")
+        axes[1].plot(epochs, history["f1"], label=name)
+        axes[2].plot(epochs, history["lr"], label=name)
+    for ax, title in zip(axes, ("loss", "validation macro F1", "learning rate")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    io.save_figure(path, fig)
+    plt.close(fig)
+
+
+def _plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(6, len(class_names) * 0.45)
+    fig, ax = plt.subplots(figsize=(size, size))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=6, color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("out-of-fold confusion matrix")
+    io.save_figure(path, fig)
+    plt.close(fig)

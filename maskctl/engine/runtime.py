@@ -1,0 +1,59 @@
+"""Device, threads and DataLoader settings: sensible for one GPU server and for 2-core CPUs."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from maskctl.errors import MaskctlError
+
+
+def resolve_device(requested: str | None, local_rank: int = 0) -> torch.device:
+    """CUDA by default; a yellow warning and the CPU where there is none and none was asked for."""
+    from maskctl.console import warn
+
+    if requested is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        warn("CUDA is not available: running on the CPU (slow; use tiny models and sizes, e.g. --config cpu-quick)")
+        return torch.device("cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise MaskctlError(f"device {requested!r} was asked for but CUDA is not available (use --device cpu)")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise MaskctlError(f"unknown device {requested!r} (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(device: torch.device, world_size: int = 1) -> int:
+    """On CUDA the CPU only feeds the GPU: most cores load. On a CPU device, loader workers and
+    torch threads fight for the same cores (over-subscription runs 5-7x slower), so small
+    machines load in the main process."""
+    cores = max(1, cpu_count() // world_size)
+    if device.type == "cuda":
+        return min(8, max(1, cores - 1))
+    return 0 if cores <= 4 else cores // 4
+
+
+def configure_threads(device: torch.device, workers: int, world_size: int = 1) -> None:
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, cpu_count() // world_size - workers))
+
+
+def loader_kwargs(device: torch.device, workers: int) -> dict:
+    return {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": device.type == "cuda",
+        **({"prefetch_factor": 4} if workers > 0 else {}),
+    }

@@ -1,0 +1,113 @@
+"""Models: any timm model by name, the multi-head wrapper, and pretrained-weight loading.
+
+Pretrained weights come from a local file (`--pretrained PATH`, .pth or .safetensors; the stored
+classifier is dropped and re-made for our classes) or from the hub (`--pretrained hub`). When the
+hub is out of reach the user is told how to pass a file: weights asked for are never silently
+replaced by random ones.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskctl.errors import MaskctlError
+from maskctl.registry import MODELS
+
+
+def _timm_kwargs(name: str, pretrained: str | None) -> dict[str, Any]:
+    if not pretrained:
+        return {"pretrained": False}
+    if pretrained == "hub":
+        return {"pretrained": True}
+    path = Path(pretrained)
+    if not path.is_file():
+        raise MaskctlError(f"pretrained weights file not found: {path}")
+    if path.suffix not in {".pth", ".pt", ".bin", ".safetensors"}:
+        raise MaskctlError(f"pretrained weights must be a .pth/.pt/.bin or .safetensors file, got {path.name}")
+    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+
+
+def create_timm(name: str, num_classes: int, pretrained: str | None = None, **kwargs) -> nn.Module:
+    import timm
+
+    if not timm.list_models(name):
+        raise MaskctlError(MODELS.unknown_message(name) + " ... or any timm model name (`maskctl list models`)")
+    try:
+        return timm.create_model(name, num_classes=num_classes, **_timm_kwargs(name, pretrained), **kwargs)
+    except MaskctlError:
+        raise
+    except Exception as exc:  # hub errors come in many types (LocalEntryNotFoundError, OSError, HTTP errors)
+        if pretrained == "hub":
+            raise MaskctlError(
+                f"could not get pretrained weights for {name} from the hub (offline, or not in the local cache): "
+                f"{type(exc).__name__}. Download the weights file elsewhere and pass --pretrained PATH/TO/model.safetensors"
+            ) from None
+        if pretrained:
+            raise MaskctlError(f"cannot load pretrained weights {pretrained} into {name}: {str(exc).splitlines()[0][:300]}") from None
+        raise
+
+
+class MultiHead(nn.Module):
+    """A shared timm backbone with mask (3), gender (2) and age (3) heads.
+
+    `forward` returns the 18-class log-probabilities composed from the heads
+    (log p(mask) + log p(gender) + log p(age)), so cross-entropy on it is the sum of the three
+    task cross-entropies and every 18-class tool (metrics, predict, ensemble) works unchanged.
+    """
+
+    task_sizes = (3, 2, 3)
+
+    def __init__(self, backbone: str, pretrained: str | None = None, drop_rate: float = 0.0):
+        super().__init__()
+        self.backbone = create_timm(backbone, num_classes=0, pretrained=pretrained, drop_rate=drop_rate)
+        features = self.backbone.num_features
+        self.heads = nn.ModuleList([nn.Linear(features, size) for size in self.task_sizes])
+
+    def forward(self, x, tasks: bool = False):
+        """`tasks=True` gives the three heads' logits (the multitask loss); a keyword rather
+        than a second method so that DistributedDataParallel's forward hooks still run."""
+        features = self.backbone(x)
+        task_logits = tuple(head(features) for head in self.heads)
+        return task_logits if tasks else compose_task_logits(*task_logits)
+
+
+def compose_task_logits(mask_logits, gender_logits, age_logits):
+    """(N,3), (N,2), (N,3) -> (N,18) log-probabilities in class order mask*6 + gender*3 + age."""
+    lm = torch.log_softmax(mask_logits.float(), 1)[:, :, None, None]
+    lg = torch.log_softmax(gender_logits.float(), 1)[:, None, :, None]
+    la = torch.log_softmax(age_logits.float(), 1)[:, None, None, :]
+    return (lm + lg + la).reshape(mask_logits.shape[0], 18)
+
+
+@MODELS.register("multihead", "shared timm backbone (--backbone) with mask/gender/age heads, 18 classes composed")
+def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0, **_):
+    if num_classes != 18:
+        raise MaskctlError(f"the multihead model predicts the 18 mask classes, not {num_classes}")
+    return MultiHead(backbone, pretrained, drop_rate)
+
+
+def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0) -> nn.Module:
+    if name in MODELS:
+        return MODELS.create(name, num_classes=num_classes, backbone=backbone, pretrained=pretrained, drop_rate=drop_rate)
+    return create_timm(name, num_classes, pretrained, drop_rate=drop_rate)
+
+
+def model_meta(config, num_classes: int, class_names: list[str]) -> dict[str, Any]:
+    """What predict needs to rebuild the network from a checkpoint alone (plain types only,
+    so the checkpoint loads with weights_only=True)."""
+    return {
+        "model": config.model,
+        "backbone": config.backbone,
+        "num_classes": int(num_classes),
+        "class_names": list(class_names),
+        "size": list(config.image_hw()),
+        "dataset": config.dataset,
+        "age_edges": config.age_edges,
+    }
+
+
+def model_from_meta(meta: dict[str, Any]) -> nn.Module:
+    return build_model(meta["model"], meta["num_classes"], meta.get("backbone", "efficientnet_b0"))

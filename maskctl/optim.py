@@ -1,0 +1,30 @@
+"""Optimizers. AdamP comes from timm: the `adamp` package's AdamP crashes on channels_last
+models ("view size is not compatible" in its _channel_view); timm's takes the same arguments
+and works with both memory formats."""
+from __future__ import annotations
+
+import torch
+
+from maskctl.registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("adamp", "AdamP (timm's, channels_last-safe); the seed's choice with nesterov")
+def adamp(params, config):
+    from timm.optim import AdamP
+
+    return AdamP(params, lr=config.lr, weight_decay=config.weight_decay, nesterov=config.nesterov)
+
+
+@OPTIMIZERS.register("adam", "Adam")
+def adam(params, config):
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("adamw", "AdamW (decoupled weight decay)")
+def adamw(params, config):
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("sgd", "SGD with momentum (--momentum) and optional nesterov")
+def sgd(params, config):
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)

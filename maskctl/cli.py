@@ -58,7 +58,7 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create; gets train/ and eval/ in the competition layout.")] = Path("data"),
     people: Annotated[int, typer.Option(min=1, help="Training people (7 images each).")] = 60,
-    eval_people: Annotated[Optional[int], typer.Option(min=0, help="Eval people [default: people // 3].")] = None,
+    eval_people: Annotated[Optional[int], typer.Option(min=0, help="Eval people \\[default: people // 3].")] = None,
     size: Annotated[str, typer.Option(help="Image size WxH (the real data is 384x512).")] = "384x512",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
@@ -82,7 +82,7 @@ def synth(
 @user_errors
 def eda(
     data: Annotated[Path, typer.Argument(help="A training folder (train.csv + images/) or an eval folder (info.csv + images/).")],
-    out: Annotated[Optional[Path], typer.Option(help="Report folder [default: <data's parent>/reports/eda-<name>].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder \\[default: <data's parent>/reports/eda-<name>].")] = None,
     age_edges: AgeEdges = "30,60",
     label_fixes: LabelFixes = None,
     overwrite: Overwrite = False,
@@ -102,29 +102,19 @@ def split(
     folds: Annotated[int, typer.Option(help="Number of person-grouped folds.")] = 5,
     val_ratio: Annotated[Optional[float], typer.Option(help="One hold-out of this share of people instead of k folds.")] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same folds.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write folds.csv [default: DATA/folds.csv].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write folds.csv \\[default: DATA/folds.csv].")] = None,
     age_edges: AgeEdges = "30,60",
     label_fixes: LabelFixes = None,
     overwrite: Overwrite = False,
 ):
-    """Person-grouped folds stratified on gender x age band; writes folds.csv (person -> fold)."""
-    from maskctl import io
-    from maskctl.console import console, warn
-    from maskctl.data.labels import parse_age_edges
-    from maskctl.data.layout import read_train
-    from maskctl.split import assign_folds, attach_folds
-    from maskctl.reporting import fold_share_table
+    """Person-grouped folds stratified on gender x age band; writes folds.csv (person -> fold).
 
-    out = out or data / "folds.csv"
-    if out.exists() and not overwrite:
-        raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
-    dataset = read_train(data, parse_age_edges(age_edges), label_fixes)
-    if dataset.problems:
-        warn(f"{len(dataset.problems)} problem(s) in the data (run `maskctl eda {data}` to see them)")
-    fold_table = assign_folds(dataset.table, folds=folds, seed=seed, val_ratio=val_ratio)
-    io.write_csv(out, fold_table[["person", "fold"]])
-    console.print(fold_share_table(attach_folds(dataset.table, fold_table), dataset.age_edges))
-    console.print(f"[green]wrote[/] {out} ({len(fold_table)} people, {fold_table['fold'].nunique()} folds)")
+    Example: maskctl split data/train --folds 5 --seed 0, then maskctl train --folds-file data/train/folds.csv
+    """
+    from maskctl.data.labels import parse_age_edges
+    from maskctl.split import write_folds_file
+
+    write_folds_file(data, out or data / "folds.csv", folds, seed, val_ratio, parse_age_edges(age_edges), label_fixes, overwrite)
 
 
 @app.command("list")
@@ -167,14 +157,14 @@ def _opt(help_text: str, *names: str, **kwargs):
 @app.command()
 @user_errors
 def train(
-    data: Annotated[Optional[str], _opt("Training folder (train.csv + images/) [data/train].")] = None,
+    data: Annotated[Optional[str], _opt("Training folder (train.csv + images/) \\[data/train].")] = None,
     config: Annotated[Optional[Path], _opt("Recipe YAML (or a shipped one: seed, cpu-quick, or runs/NAME/config.yaml); options below override it.")] = None,
     resume: Annotated[Optional[Path], _opt("Continue an interrupted run folder (its own config and folds are used).")] = None,
     dataset: Annotated[Optional[str], _opt("mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")] = None,
     model: Annotated[Optional[str], _opt("Any timm model name, or multihead (with --backbone).")] = None,
     backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
     pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, or 'hub'.")] = None,
-    size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 [512x384].")] = None,
+    size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 \\[512x384].")] = None,
     epochs: Annotated[Optional[int], _opt("Epochs per fold.", min=1)] = None,
     batch_size: Annotated[Optional[int], _opt("Batch size.", min=1)] = None,
     lr: Annotated[Optional[float], _opt("Learning rate (the floor of warm-up schedulers).")] = None,
@@ -194,16 +184,16 @@ def train(
     folds_file: Annotated[Optional[str], _opt("folds.csv from `maskctl split` (person,fold).")] = None,
     val_ratio: Annotated[Optional[float], _opt("One hold-out of this share of people instead of k folds.")] = None,
     seed: Annotated[Optional[int], _opt("Random seed (same seed, same metrics on the CPU).")] = None,
-    workers: Annotated[Optional[int], _opt("DataLoader workers [from the CPU count].", min=0)] = None,
-    device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 [cuda when present].")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers \\[from the CPU count].", min=0)] = None,
+    device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 \\[cuda when present].")] = None,
     amp: Annotated[Optional[bool], _opt("Mixed precision on CUDA.", "--amp/--no-amp")] = None,
     channels_last: Annotated[Optional[bool], _opt("channels_last memory format.", "--channels-last/--no-channels-last")] = None,
     cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
     patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.", min=1)] = None,
     age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
     label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,
-    name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken [exp].")] = None,
-    runs_dir: Annotated[Optional[str], _opt("Folder of run folders [runs].")] = None,
+    name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken \\[exp].")] = None,
+    runs_dir: Annotated[Optional[str], _opt("Folder of run folders \\[runs].")] = None,
 ):
     """k-fold training: one run folder per run with checkpoints, metrics, OOF predictions, plots.
 
@@ -226,28 +216,77 @@ def train(
     kfold.train(load_config(config, overrides))
 
 
+RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]
+Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 \\[cuda when present].", show_default=False)]
+
+
 @app.command()
-def predict():
-    """Write submission.csv for data/eval from a run (not built yet)."""
-    _not_built("predict")
+@user_errors
+def predict(
+    run: RunArg,
+    data: Annotated[Path, typer.Option(help="Eval folder (info.csv + images/), or a training folder to score.")] = Path("data/eval"),
+    out: Annotated[Optional[Path], typer.Option(help="Output folder \\[default: the run folder].", show_default=False)] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Use only this fold's best.pt \\[default: every fold, averaged].", show_default=False)] = None,
+    tta: Annotated[str, typer.Option(help="none, hflip, hflip-shift, or auto (what `maskctl tta-eval` recorded).")] = "none",
+    tta_weights: Annotated[Optional[str], typer.Option(help="Weights of the TTA views, e.g. 0.7,0.3 \\[equal].", show_default=False)] = None,
+    answers: Annotated[Optional[Path], typer.Option(help="ImageID,ans file to score against \\[DATA/answers.csv when present].", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
+    device: Device = None,
+    overwrite: Overwrite = False,
+):
+    """Predict an eval folder: submission.csv (info.csv's rows and order) and probs.csv for ensembling.
+
+    Example: maskctl predict runs/exp --data data/eval --tta auto
+    """
+    from maskctl.predict import predict as run_predict
+
+    run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite)
 
 
 @app.command("tta-eval")
-def tta_eval():
-    """Measure whether test-time augmentation helps, before using it (not built yet)."""
-    _not_built("tta-eval")
+@user_errors
+def tta_eval(
+    run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME).")],
+    data: Annotated[Optional[Path], typer.Option(help="Training folder \\[the run's own].", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
+    device: Device = None,
+):
+    """Does test-time augmentation help? Scores TTA policies and weights on each fold's own
+    validation people and records the best for `predict --tta auto` (often: none)."""
+    from maskctl.tta_eval import tta_eval as run_tta_eval
+
+    run_tta_eval(run, data, batch_size, device, workers)
 
 
 @app.command()
-def ensemble():
-    """Combine runs and folds into one submission (not built yet)."""
-    _not_built("ensemble")
+@user_errors
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders with predictions (probs.csv from `maskctl predict`), e.g. runs/*.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("ensemble"),
+    method: Annotated[str, typer.Option(help="auto (weighted when the runs share folds, else soft), soft, hard or weighted.")] = "auto",
+    overwrite: Overwrite = False,
+):
+    """Combine runs into one submission: soft or hard voting, or weights fitted on OOF macro F1."""
+    from maskctl.ensemble import ensemble as run_ensemble
+
+    run_ensemble(runs, out, method, overwrite)
 
 
 @app.command()
-def demo():
-    """The whole loop on built-in synthetic data (not built yet)."""
-    _not_built("demo")
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's data, runs, reports and submissions.")] = Path("maskctl-demo"),
+    people: Annotated[int, typer.Option(min=12, help="Synthetic training people.")] = 160,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per fold \\[cpu-quick's].", show_default=False)] = None,
+    overwrite: Overwrite = False,
+):
+    """The whole loop on built-in synthetic data: synth, eda, split, train two runs, tta-eval,
+    predict, ensemble. Under 10 minutes on 2 CPU cores; uses the GPU when there is one."""
+    from maskctl.demo import run_demo
+
+    run_demo(out, people, epochs, overwrite)
 
 
 def main() -> None:  # pragma: no cover - the console script calls `app` directly

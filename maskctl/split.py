@@ -94,3 +94,24 @@ def read_folds(path: str | Path):
         raise MaskctlError(f"{path} needs columns person,fold")
     check_no_leak(table)
     return table
+
+
+def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: int = 0, val_ratio: float | None = None,
+                     age_edges=(30, 60), label_fixes=None, overwrite: bool = False):
+    """`maskctl split`: read, assign, write folds.csv atomically, print the per-fold shares."""
+    from maskctl import io
+    from maskctl.console import console, warn
+    from maskctl.data.layout import read_train
+    from maskctl.reporting import fold_share_table
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+    dataset = read_train(data, age_edges, label_fixes)
+    if dataset.problems:
+        warn(f"{len(dataset.problems)} problem(s) in the data (run `maskctl eda {data}` to see them)")
+    fold_table = assign_folds(dataset.table, folds=folds, seed=seed, val_ratio=val_ratio)
+    io.write_csv(out, fold_table[["person", "fold"]])
+    console.print(fold_share_table(attach_folds(dataset.table, fold_table), dataset.age_edges))
+    console.print(f"[green]wrote[/] {out} ({len(fold_table)} people, {fold_table['fold'].nunique()} folds)")
+    return fold_table

@@ -1,6 +1,6 @@
-"""Test-time augmentation policies: views computed on the batch on the device, never by
-re-reading images. A policy is a list of views; `predict` averages the views' probabilities
-with user weights, and `maskctl tta-eval` measures whether that helps at all."""
+"""Test-time augmentation: a policy is a list of named views computed on the batch on the
+device (never by re-reading images); `predict` averages the views' probabilities with weights,
+and `maskctl tta-eval` measures on validation people whether that helps at all."""
 from __future__ import annotations
 
 from maskctl.errors import MaskctlError
@@ -15,26 +15,42 @@ def _hflip(batch):
     return batch.flip(-1)
 
 
-def _shift(pixels: int):
-    def shift(batch):
-        return batch.roll(shifts=pixels, dims=-1)
+def _shift_right(batch):
+    return batch.roll(shifts=max(1, batch.shape[-1] // 32), dims=-1)
 
-    return shift
+
+def _shift_left(batch):
+    return batch.roll(shifts=-max(1, batch.shape[-1] // 32), dims=-1)
+
+
+VIEWS = {"original": _identity, "hflip": _hflip, "shift-right": _shift_right, "shift-left": _shift_left}
 
 
 @TTA_POLICIES.register("none", "the original image only")
-def no_tta():
-    return [_identity]
+def no_tta_policy():
+    return ["original"]
 
 
 @TTA_POLICIES.register("hflip", "original + horizontal flip (the seed's 2x TTA)")
-def hflip():
-    return [_identity, _hflip]
+def hflip_policy():
+    return ["original", "hflip"]
 
 
-@TTA_POLICIES.register("hflip-shift", "original + flip + small left/right shifts")
-def hflip_shift():
-    return [_identity, _hflip, _shift(4), _shift(-4)]
+@TTA_POLICIES.register("hflip-shift", "original + flip + a small shift left and right")
+def hflip_shift_policy():
+    return ["original", "hflip", "shift-right", "shift-left"]
+
+
+def policy_views(name: str) -> list[str]:
+    return TTA_POLICIES.create(name)
+
+
+def view_functions(view_names: list[str]):
+    return [VIEWS[v] for v in view_names]
+
+
+def no_tta():
+    return view_functions(["original"])
 
 
 def parse_weights(text: str | None, views: int) -> list[float]:
@@ -51,8 +67,16 @@ def parse_weights(text: str | None, views: int) -> list[float]:
     return [w / total for w in weights]
 
 
+def weight_grid(views: int, steps=(0.9, 0.8, 0.7, 0.6, 0.5)) -> list[list[float]]:
+    """Original-image weight w, the other views sharing 1 - w equally."""
+    if views == 1:
+        return [[1.0]]
+    originals = sorted(set(steps) | {1.0 / views}, reverse=True)
+    return [[w] + [(1 - w) / (views - 1)] * (views - 1) for w in originals]
+
+
 def combine(view_probs, weights):
     """(V, N, C) probabilities of V views -> (N, C) weighted mean."""
     import numpy as np
 
-    return np.tensordot(np.asarray(weights, dtype=np.float64), view_probs, axes=1)
+    return np.tensordot(np.asarray(weights, dtype=np.float64), np.asarray(view_probs), axes=1)

@@ -134,7 +134,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
 
         decision = None
         if dist.is_main:
-            val_probs = predict_views(model, val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last)[0]
+            val_probs = predict_views([model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last)[0, 0]
             y_true = samples.table["label"].to_numpy()[val_rows]
             metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.num_classes == 18)
             val_loss = float(-np.log(np.clip(val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())

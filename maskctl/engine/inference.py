@@ -1,5 +1,6 @@
-"""Batched inference shared by validation, predict and tta-eval: decode once, uint8 batches
-normalised on the device, inference_mode, AMP and channels_last on CUDA, TTA views on device."""
+"""Batched inference shared by validation, predict and tta-eval: each image decoded once and
+run through every model and view; uint8 batches normalised on the device; inference_mode,
+AMP and channels_last on CUDA; TTA views computed on the device."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,16 +14,19 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.inference_mode()
-def predict_views(model, loader, device, views, amp: bool = True, channels_last: bool = True, progress=None) -> np.ndarray:
-    """(V, N, C) softmax probabilities of each view for every item of the loader, in order."""
-    model.eval()
-    outputs: list[list[np.ndarray]] = [[] for _ in views]
+def predict_views(models, loader, device, views, amp: bool = True, channels_last: bool = True, progress=None) -> np.ndarray:
+    """(M, V, N, C) softmax probabilities of each model and view for every item, in loader order."""
+    for model in models:
+        model.eval()
+    outputs: list[list[list[np.ndarray]]] = [[[] for _ in views] for _ in models]
     for images, _targets, _index in loader:
         batch = normalize_on_device(images.to(device, non_blocking=True), channels_last=channels_last)
         for v, view in enumerate(views):
-            with autocast(device, amp):
-                logits = model(view(batch))
-            outputs[v].append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+            viewed = view(batch)
+            for m, model in enumerate(models):
+                with autocast(device, amp):
+                    logits = model(viewed)
+                outputs[m][v].append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         if progress is not None:
             progress(len(images))
-    return np.stack([np.concatenate(parts) for parts in outputs])
+    return np.stack([np.stack([np.concatenate(parts) for parts in per_model]) for per_model in outputs])

@@ -43,7 +43,7 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str]) -> di
         pred = oof[prob_columns(oof)].to_numpy().argmax(1)
         summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=num_classes == 18)
         summary["oof_images"] = len(oof)
-        _plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
+        plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
     histories = {d.name: pd.read_csv(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
     if histories:
         _plot_curves(run_dir / "curves.png", histories)
@@ -88,7 +88,7 @@ def _plot_curves(path: Path, histories: dict) -> None:
     plt.close(fig)
 
 
-def _plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str]) -> None:
+def plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,0 +1,150 @@
+"""`maskctl ensemble RUN [RUN ...]`: combine runs' predictions into one submission.
+
+- soft: mean of the members' probabilities
+- hard: majority vote of the members' classes; a tie goes to the tied class with the highest
+  summed probability, then to the lowest class index
+- weighted: weights fitted on the members' out-of-fold probabilities (objective: OOF macro F1);
+  only when all members were trained on the same folds, else the OOF score would leak
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.console import console, warn
+from maskctl.engine.metrics import macro_f1
+from maskctl.errors import MaskctlError
+
+METHODS = ("auto", "soft", "hard", "weighted")
+
+
+# ------------------------------------------------------------------------------- pure voting
+
+
+def soft_vote(probs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(M, N, C) -> (N, C) weighted mean of probabilities."""
+    weights = np.full(len(probs), 1.0 / len(probs)) if weights is None else np.asarray(weights) / np.sum(weights)
+    return np.tensordot(weights, probs, axes=1)
+
+
+def hard_vote(probs: np.ndarray) -> np.ndarray:
+    """(M, N, C) -> (N,) majority class; ties broken by summed probability, then lowest index."""
+    members, n, classes = probs.shape
+    votes = np.zeros((n, classes))
+    np.add.at(votes, (np.repeat(np.arange(n)[None], members, 0), probs.argmax(2)), 1)
+    tied = votes == votes.max(1, keepdims=True)
+    summed = np.where(tied, probs.sum(0), -np.inf)
+    return summed.argmax(1)  # argmax returns the first (lowest) index among equal values
+
+
+def fit_weights(oof_probs: np.ndarray, labels: np.ndarray, trials: int = 300, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Search the simplex for the member weights with the best OOF macro F1. Every single
+    member and the equal mix are candidates, so the result never scores below the best member."""
+    members = len(oof_probs)
+    candidates = [np.eye(members)[m] for m in range(members)] + [np.full(members, 1.0 / members)]
+    candidates += list(np.random.default_rng(seed).dirichlet(np.ones(members), size=trials))
+    best_weights, best_f1 = candidates[0], -1.0
+    for weights in candidates:
+        f1 = macro_f1(labels, soft_vote(oof_probs, weights).argmax(1))
+        if f1 > best_f1 + 1e-12:
+            best_weights, best_f1 = weights, f1
+    return np.asarray(best_weights), best_f1
+
+
+# ------------------------------------------------------------------------------- members
+
+
+@dataclass
+class Member:
+    run: Path
+    ids: list[str]
+    probs: np.ndarray  # (N, C) eval probabilities from `maskctl predict`
+    oof: "pandas.DataFrame | None"  # noqa: F821
+
+
+def load_members(runs: list[Path]) -> list[Member]:
+    import pandas as pd
+
+    from maskctl.engine.report import prob_columns
+
+    members = []
+    for run in runs:
+        if not run.is_dir() or not (run / "config.yaml").is_file():
+            warn(f"{run} is not a run folder; skipped")
+            continue
+        if not (run / "probs.csv").is_file():
+            warn(f"{run} has no predictions; run `maskctl predict {run}` first; skipped")
+            continue
+        table = pd.read_csv(run / "probs.csv", dtype={"ImageID": str})
+        oof = pd.read_csv(run / "oof.csv", dtype={"person": str}) if (run / "oof.csv").is_file() else None
+        members.append(Member(run, table["ImageID"].tolist(), table[prob_columns(table)].to_numpy(), oof))
+    if not members:
+        raise MaskctlError("no run with predictions among the arguments (each needs probs.csv from `maskctl predict`)")
+    first = members[0]
+    for member in members[1:]:
+        if member.ids != first.ids:
+            raise MaskctlError(f"{member.run} predicted a different eval set than {first.run} (ImageIDs differ); predict both on the same data")
+        if member.probs.shape[1] != first.probs.shape[1]:
+            raise MaskctlError(f"{member.run} has {member.probs.shape[1]} classes, {first.run} has {first.probs.shape[1]}")
+    return members
+
+
+def shared_oof(members: list[Member]):
+    """(M, N, C) OOF probabilities, labels, and whether all members used the same folds."""
+    from maskctl.engine.report import prob_columns
+
+    if any(m.oof is None for m in members):
+        return None, None, False
+    keyed = [m.oof.set_index("image").sort_index() for m in members]
+    base = keyed[0]
+    same = all(k.index.equals(base.index) and (k["fold"].to_numpy() == base["fold"].to_numpy()).all() for k in keyed)
+    if not same:
+        return None, None, False
+    return np.stack([k[prob_columns(k)].to_numpy() for k in keyed]), base["label"].to_numpy(), True
+
+
+def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool = False) -> dict:
+    import pandas as pd
+    from rich.table import Table
+
+    if method not in METHODS:
+        raise MaskctlError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    members = load_members(runs)
+    out = io.prepare_output_dir(out, overwrite)
+    oof_probs, oof_labels, same_folds = shared_oof(members)
+    if method == "weighted" and not same_folds:
+        raise MaskctlError("weighted voting fits weights on OOF predictions, which needs every run trained on the same folds (same folds.csv); use --method soft or hard")
+    if method == "auto":
+        method = "weighted" if same_folds and len(members) > 1 else "soft"
+
+    eval_probs = np.stack([m.probs for m in members])
+    weights = np.full(len(members), 1.0 / len(members))
+    table = Table(title=f"ensemble of {len(members)} run(s), {method} voting: OOF macro F1")
+    table.add_column("member")
+    table.add_column("weight", justify="right")
+    table.add_column("OOF F1", justify="right")
+    result = {"method": method, "members": [str(m.run) for m in members], "same_folds": same_folds}
+    if method == "weighted":
+        weights, _ = fit_weights(oof_probs, oof_labels)
+    if oof_probs is not None:
+        member_f1 = [macro_f1(oof_labels, p.argmax(1)) for p in oof_probs]
+        ensemble_pred = hard_vote(oof_probs) if method == "hard" else soft_vote(oof_probs, weights).argmax(1)
+        result["member_oof_f1"] = member_f1
+        result["oof_f1"] = macro_f1(oof_labels, ensemble_pred)
+    for i, member in enumerate(members):
+        table.add_row(str(member.run), "vote" if method == "hard" else f"{weights[i]:.3f}", f"{result['member_oof_f1'][i]:.4f}" if "oof_f1" in result else "-")
+    table.add_row("[bold]ensemble[/]", "", f"[bold]{result['oof_f1']:.4f}[/]" if "oof_f1" in result else "- (folds differ)")
+    console.print(table)
+
+    final_probs = soft_vote(eval_probs, weights)
+    labels = hard_vote(eval_probs) if method == "hard" else final_probs.argmax(1)
+    ids = members[0].ids
+    io.write_csv(out / "submission.csv", pd.DataFrame({"ImageID": ids, "ans": labels}))
+    io.write_csv(out / "probs.csv", pd.concat([pd.DataFrame({"ImageID": ids}), pd.DataFrame(final_probs, columns=[f"p{c}" for c in range(final_probs.shape[1])])], axis=1), float_format="%.6g")
+    result["weights"] = weights.tolist()
+    io.write_json(out / "ensemble.json", result)
+    console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows)")
+    return result

@@ -1,0 +1,176 @@
+"""`maskctl predict RUN`: every fold's best.pt (or one fold, or one checkpoint file) on an eval
+folder -> submission.csv in info.csv's rows and order, plus the averaged probabilities
+(probs.csv, for `maskctl ensemble`) and, where labels are known, the scores."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.console import console, progress, warn
+from maskctl.errors import MaskctlError
+
+TTA_FILE = "tta.json"
+
+
+@dataclass
+class LoadedModels:
+    models: list
+    sources: list[Path]
+    meta: dict
+
+
+def checkpoint_paths(run: Path, fold: int | None = None) -> list[Path]:
+    if run.is_file():
+        return [run]
+    if not run.is_dir():
+        raise MaskctlError(f"run folder or checkpoint not found: {run}")
+    if fold is not None:
+        path = run / f"fold{fold}" / "best.pt"
+        if not path.is_file():
+            raise MaskctlError(f"{run} has no checkpoint for fold {fold} ({path})")
+        return [path]
+    from maskctl.engine.report import fold_dirs
+
+    paths = [d / "best.pt" for d in fold_dirs(run) if (d / "best.pt").is_file()]
+    if not paths:
+        raise MaskctlError(f"{run} has no fold*/best.pt checkpoints (is it a run folder? did a fold finish an epoch?)")
+    return paths
+
+
+def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
+    import torch
+
+    from maskctl.engine import checkpoint
+    from maskctl.models import model_from_meta
+
+    models, meta = [], None
+    for path in paths:
+        state = checkpoint.load(path)
+        if "meta" not in state or "model" not in state:
+            raise MaskctlError(f"{path} is not a maskctl checkpoint (no model/meta entries)")
+        this = state["meta"]
+        if meta is not None and (this["num_classes"], this["size"]) != (meta["num_classes"], meta["size"]):
+            raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']}, unlike {paths[0]} ({meta['num_classes']} at {meta['size']})")
+        meta = meta or this
+        model = model_from_meta(this)
+        checkpoint.load_weights(model, state["model"], path)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        models.append(model.to(device, memory_format=memory_format).eval())
+    return LoadedModels(models, paths, meta)
+
+
+def read_prediction_data(data: Path):
+    """An eval folder (info.csv) or a training folder (labels known). Returns (DataSet, ids, labels)."""
+    from maskctl.data.layout import read_eval, read_train, require_readable_images
+
+    if (data / "info.csv").is_file():
+        dataset = read_eval(data)
+        require_readable_images(dataset)
+        return dataset, dataset.table["ImageID"].tolist(), None
+    if (data / "train.csv").is_file() or (data / "images").is_dir():
+        dataset = read_train(data)
+        return dataset, dataset.table["image"].tolist(), dataset.table["label"].to_numpy()
+    raise MaskctlError(f"{data} is neither an eval folder (info.csv + images/) nor a training folder (train.csv + images/)")
+
+
+def read_answers(path: Path, ids: list[str]) -> np.ndarray:
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"ImageID": str})
+    if not {"ImageID", "ans"} <= set(table.columns):
+        raise MaskctlError(f"{path} needs columns ImageID,ans")
+    answers = table.set_index("ImageID")["ans"]
+    missing = [i for i in ids if i not in answers.index]
+    if missing:
+        raise MaskctlError(f"{path} has no answer for {len(missing)} image(s), e.g. {missing[0]}")
+    return answers.loc[ids].to_numpy().astype(int)
+
+
+def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], list[float]]:
+    from maskctl.tta import parse_weights, policy_views
+
+    if tta == "auto":
+        record = run / TTA_FILE if run.is_dir() else run.parent.parent / TTA_FILE
+        if not record.is_file():
+            raise MaskctlError(f"--tta auto needs {record}: run `maskctl tta-eval {run}` first, or pick --tta none|hflip")
+        chosen = json.loads(record.read_text())
+        console.print(f"tta auto: {chosen['policy']} with weights {chosen['weights']} (from {record})")
+        return policy_views(chosen["policy"]), chosen["weights"]
+    views = policy_views(tta)
+    return views, parse_weights(weights, len(views))
+
+
+def predict(
+    run: Path, data: Path = Path("data/eval"), out: Path | None = None, fold: int | None = None, tta: str = "none",
+    tta_weights: str | None = None, answers: Path | None = None, batch_size: int = 128, workers: int | None = None,
+    device_name: str | None = None, overwrite: bool = False,
+) -> dict:
+    import pandas as pd
+    import torch
+
+    from maskctl.data.datasets import ImageDataset
+    from maskctl.data.transforms import no_augmentation
+    from maskctl.engine.inference import predict_views
+    from maskctl.engine.runtime import configure_threads, default_workers, loader_kwargs, resolve_device
+    from maskctl.registry import load_plugins
+    from maskctl.tta import combine, view_functions
+
+    load_plugins()
+    paths = checkpoint_paths(run, fold)
+    out = out or (run if run.is_dir() else run.parent)
+    targets = [out / "submission.csv", out / "probs.csv"]
+    if any(p.exists() for p in targets) and not overwrite:
+        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+    views, weights = resolve_tta(run, tta, tta_weights)
+    dataset, ids, labels = read_prediction_data(data)
+    if answers is None and (data / "answers.csv").is_file():
+        answers = data / "answers.csv"
+        console.print(f"scoring against {answers}")
+    if answers is not None:
+        labels = read_answers(answers, ids)
+
+    device = resolve_device(device_name)
+    workers = default_workers(device) if workers is None else workers
+    configure_threads(device, workers)
+    loaded = load_models(paths, device, channels_last=True)
+    height, width = loaded.meta["size"]
+    images = ImageDataset(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), no_augmentation(height, width))
+    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, **loader_kwargs(device, workers))
+    with progress() as bar:
+        task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")
+        probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True, progress=lambda n: bar.advance(task, n))
+    # (models, views, N, C): folds averaged equally, views by the TTA weights
+    final = combine(probs.mean(axis=0), weights)
+    submission = pd.DataFrame({"ImageID": ids, "ans": final.argmax(1)})
+    io.write_csv(out / "submission.csv", submission)
+    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], pd.DataFrame(final, columns=[f"p{c}" for c in range(final.shape[1])])], axis=1), float_format="%.6g")
+    result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
+    if labels is not None:
+        result["scores"] = score_and_report(labels, final.argmax(1), out, loaded.meta)
+    io.write_json(out / "predict.json", result)
+    console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
+    return result
+
+
+def score_and_report(labels: np.ndarray, pred: np.ndarray, out: Path, meta: dict) -> dict:
+    from rich.table import Table
+
+    from maskctl.engine.metrics import confusion, scores
+    from maskctl.engine.report import plot_confusion
+
+    mask_classes = meta["num_classes"] == 18
+    result = scores(labels, pred, mask_classes=mask_classes)
+    table = Table(title="scores against the known labels")
+    for key in result:
+        table.add_column(key, justify="right")
+    table.add_row(*(f"{v:.4f}" for v in result.values()))
+    console.print(table)
+    matrix = confusion(labels, pred, meta["num_classes"])
+    plot_confusion(out / "predict_confusion.png", matrix, meta["class_names"])
+    if not mask_classes:
+        warn("per-task F1 is only defined for the 18 mask classes")
+    return result

@@ -1,0 +1,107 @@
+"""`maskctl tta-eval RUN`: does test-time augmentation help this run? Each fold's best model is
+scored on its own validation people (never training images) under every TTA policy and a grid
+of original/augmented weights; the best choice is recorded for `predict --tta auto`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.console import console, progress
+from maskctl.errors import MaskctlError
+
+
+def evaluate_policies(fold_probs: dict[int, np.ndarray], fold_labels: dict[int, np.ndarray], view_names: list[str], policies: dict[str, list[str]]) -> list[dict]:
+    """Pure scoring: fold_probs[k] is (V, N, C) over `view_names`. Returns one row per
+    (policy, weights) with per-fold macro F1, their mean and the delta against no TTA."""
+    from maskctl.engine.metrics import macro_f1
+    from maskctl.tta import combine, weight_grid
+
+    rows = []
+    for policy, views in policies.items():
+        index = [view_names.index(v) for v in views]
+        for weights in weight_grid(len(views)):
+            per_fold = {k: macro_f1(fold_labels[k], combine(probs[index], weights).argmax(1)) for k, probs in fold_probs.items()}
+            rows.append({"policy": policy, "weights": [round(w, 4) for w in weights], "folds": per_fold, "mean_f1": float(np.mean(list(per_fold.values())))})
+    baseline = next(r["mean_f1"] for r in rows if r["policy"] == "none")
+    for row in rows:
+        row["delta"] = row["mean_f1"] - baseline
+    return rows
+
+
+def best_choice(rows: list[dict]) -> dict:
+    """The highest mean F1; ties go to the simpler policy (no TTA first), so TTA must earn its place."""
+    return max(rows, key=lambda r: (round(r["mean_f1"], 6), -len(r["weights"])))
+
+
+def tta_eval(run: Path, data: Path | None = None, batch_size: int = 128, device_name: str | None = None, workers: int | None = None) -> dict:
+    import pandas as pd
+    import torch
+
+    from maskctl.config import load_config
+    from maskctl.data.datasets import ImageDataset, get_dataset_kind
+    from maskctl.data.transforms import no_augmentation
+    from maskctl.engine.inference import predict_views
+    from maskctl.engine.kfold import CONFIG_FILE, FOLDS_FILE
+    from maskctl.engine.report import fold_dirs
+    from maskctl.engine.runtime import configure_threads, default_workers, loader_kwargs, resolve_device
+    from maskctl.predict import TTA_FILE, load_models
+    from maskctl.registry import TTA_POLICIES, load_plugins
+    from maskctl.tta import VIEWS, view_functions
+
+    load_plugins()
+    if not (run / CONFIG_FILE).is_file() or not (run / FOLDS_FILE).is_file():
+        raise MaskctlError(f"{run} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+    config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
+    samples = get_dataset_kind(config.dataset).read(config)
+    saved = pd.read_csv(run / FOLDS_FILE, dtype={"person": str})
+    table = samples.table.merge(saved[["image", "fold"]], on="image", how="inner")
+    folds = [int(d.name[4:]) for d in fold_dirs(run) if (d / "best.pt").is_file()]
+    if not folds:
+        raise MaskctlError(f"{run} has no fold*/best.pt checkpoints to evaluate")
+
+    device = resolve_device(device_name)
+    workers = default_workers(device) if workers is None else workers
+    configure_threads(device, workers)
+    view_names = list(VIEWS)
+    fold_probs, fold_labels = {}, {}
+    with progress() as bar:
+        for k in folds:
+            rows = table[table["fold"] == k]
+            loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
+            height, width = loaded.meta["size"]
+            images = ImageDataset(rows["path"].tolist(), rows["label"].to_numpy(), no_augmentation(height, width))
+            loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, **loader_kwargs(device, workers))
+            task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(rows), info="")
+            fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n))[0]
+            fold_labels[k] = rows["label"].to_numpy()
+
+    policies = {name: TTA_POLICIES.create(name) for name in TTA_POLICIES.names()}
+    rows = evaluate_policies(fold_probs, fold_labels, view_names, policies)
+    best = best_choice(rows)
+    record = {"policy": best["policy"], "weights": best["weights"], "mean_f1": best["mean_f1"], "delta": best["delta"], "table": rows}
+    io.write_json(run / TTA_FILE, record)
+    console.print(_table(rows, folds))
+    if best["policy"] == "none":
+        console.print("[yellow]No TTA helps on this run's validation people[/]: `predict --tta auto` will use none.")
+    else:
+        console.print(f"[green]best:[/] {best['policy']} weights {best['weights']} (+{best['delta']:.4f} macro F1); recorded in {run / TTA_FILE} for `predict --tta auto`")
+    return record
+
+
+def _table(rows: list[dict], folds: list[int]):
+    from rich.table import Table
+
+    table = Table(title="TTA on validation people: macro F1")
+    table.add_column("policy")
+    table.add_column("weights")
+    for k in folds:
+        table.add_column(f"fold {k}", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column("delta vs none", justify="right")
+    for row in rows:
+        style = "green" if row["delta"] > 0 else ("red" if row["delta"] < 0 else "")
+        table.add_row(row["policy"], ",".join(f"{w:.2f}" for w in row["weights"]), *(f"{row['folds'][k]:.4f}" for k in folds),
+                      f"{row['mean_f1']:.4f}", f"[{style}]{row['delta']:+.4f}[/]" if style else f"{row['delta']:+.4f}")
+    return table

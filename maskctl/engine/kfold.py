@@ -62,10 +62,28 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
     return _run(config, run_dir=run_dir)
 
 
-def _run(config: TrainConfig, run_dir: Path | None) -> Path:
-    from maskctl.registry import load_plugins
+def check_names(config: TrainConfig) -> None:
+    """Every name in the recipe resolves, before any data is read or folder made."""
+    from maskctl.data.transforms import MIX_MODES
+    from maskctl.losses import parse_loss_spec
+    from maskctl.registry import AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS, load_plugins
 
     load_plugins()
+    for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
+                           (OPTIMIZERS, config.optimizer), (AUGMENTATIONS, config.augmentation), (MODELS, config.model)):
+        registry.get(name)
+    if config.model == "multihead":
+        MODELS.get(config.backbone)
+    for loss_name, _ in parse_loss_spec(config.loss):
+        LOSSES.get(loss_name)
+    if config.mix not in MIX_MODES:
+        raise MaskctlError(f"unknown mix {config.mix!r}; use one of {', '.join(MIX_MODES)}")
+    if config.pretrained and config.pretrained != "hub" and not Path(config.pretrained).is_file():
+        raise MaskctlError(f"pretrained weights file not found: {config.pretrained} (a .pth/.safetensors file, or 'hub')")
+
+
+def _run(config: TrainConfig, run_dir: Path | None) -> Path:
+    check_names(config)
     dist = init_distributed("cuda" if (config.device or "cuda").startswith("cuda") and _cuda() else "cpu")
     try:
         device = resolve_device(config.device, dist.local_rank)

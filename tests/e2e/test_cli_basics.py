@@ -1,0 +1,103 @@
+"""The command line's shape: help, registry listing, synth/eda/split and their bad inputs."""
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from cli_helpers import invoke, one_line_error
+
+COMMANDS = ("synth", "eda", "split", "list", "train", "predict", "tta-eval", "ensemble", "demo")
+
+
+def test_help_lists_every_command_and_is_fast():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import maskctl.cli"], check=True)
+    # Import cost only (the rest is Python start-up); torch/timm/albumentations would take seconds.
+    assert time.perf_counter() - started < 3
+    heavy = subprocess.run([sys.executable, "-c", "import sys, maskctl.cli; print(sorted(m for m in ('torch','timm','albumentations','pandas') if m in sys.modules))"],
+                           capture_output=True, text=True, check=True)
+    assert heavy.stdout.strip() == "[]"
+
+
+def test_every_command_has_help():
+    for command in COMMANDS:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0, command
+        assert "Usage" in result.output
+
+
+def test_list_shows_registries():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("mask-profile", "multihead", "focal", "weighted", "cosine-warmup-restarts", "adamp", "seed", "hflip"):
+        assert name in result.output
+    losses_only = invoke("list", "losses")
+    assert "focal" in losses_only.output and "adamp" not in losses_only.output
+
+
+def test_unknown_names_get_a_suggestion():
+    result = invoke("list", "lossess")
+    assert result.exit_code == 1
+    assert "did you mean 'losses'" in one_line_error(result).lower()
+
+
+def test_unknown_loss_in_train_is_one_line(synth_data, tmp_path):
+    result = invoke("train", "--data", synth_data / "train", "--loss", "focall", "--runs-dir", tmp_path, "--device", "cpu", "--model", "test_resnet")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "focal" in line and "Did you mean" in line
+    assert list(tmp_path.iterdir()) == []  # refused before any run folder was made
+
+
+def test_synth_eda_split(synth_data, tmp_path):
+    out = tmp_path / "eda"
+    result = invoke("eda", synth_data / "train", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file() and (out / "eda.json").is_file()
+    folds_file = tmp_path / "folds.csv"
+    result = invoke("split", synth_data / "train", "--folds", "3", "--out", folds_file)
+    assert result.exit_code == 0, result.output
+    folds = pd.read_csv(folds_file, dtype={"person": str})
+    assert len(folds) == 24 and folds["person"].is_unique and set(folds["fold"]) == {0, 1, 2}
+    again = invoke("split", synth_data / "train", "--folds", "3", "--out", folds_file)
+    assert again.exit_code == 1 and "--overwrite" in one_line_error(again)
+    replaced = invoke("split", synth_data / "train", "--folds", "3", "--out", folds_file, "--overwrite")
+    assert replaced.exit_code == 0
+    assert pd.read_csv(folds_file, dtype={"person": str}).equals(folds)  # same seed, same folds
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    missing = invoke("eda", tmp_path / "nope")
+    assert missing.exit_code == 1 and "not found" in one_line_error(missing)
+    (tmp_path / "train" / "images").mkdir(parents=True)
+    (tmp_path / "train" / "train.csv").write_text("id,gender\n1,male\n")
+    malformed = invoke("split", tmp_path / "train")
+    assert malformed.exit_code == 1 and "lacks column" in one_line_error(malformed)
+    (tmp_path / "train" / "train.csv").unlink()
+    empty = invoke("split", tmp_path / "train")
+    assert empty.exit_code == 1 and "no training images" in one_line_error(empty)
+    bad_size = invoke("synth", tmp_path / "s", "--size", "big")
+    assert bad_size.exit_code == 2 and "size" in one_line_error(bad_size)
+
+
+def test_synth_refuses_existing_output(tmp_path):
+    first = invoke("synth", tmp_path / "d", "--people", "6", "--size", "24x32")
+    assert first.exit_code == 0, first.output
+    second = invoke("synth", tmp_path / "d", "--people", "6", "--size", "24x32")
+    assert second.exit_code == 1 and "--overwrite" in one_line_error(second)
+
+
+def test_corrupt_image_is_reported_not_crashing(synth_data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "train"
+    shutil.copytree(synth_data / "train", copy)
+    victim = sorted((copy / "images").glob("*/mask1.*"))[0]
+    victim.write_bytes(victim.read_bytes()[:50])
+    result = invoke("eda", copy, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert "corrupt" in result.output

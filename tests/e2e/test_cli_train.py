@@ -1,0 +1,158 @@
+"""`maskctl train` end to end on a tiny synthetic set: run folder contents, OOF coverage,
+reproducibility, resume after kill -9, torchrun, and the other dataset kinds."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from cli_helpers import TINY, invoke, one_line_error, run_cli
+
+from maskctl.engine.fit import TIMING_COLUMNS
+
+EPOCHS = ["--epochs", "2"]
+
+
+def reproducible(metrics: pd.DataFrame) -> pd.DataFrame:
+    return metrics.drop(columns=list(TIMING_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_data, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    result = invoke("train", "--data", synth_data / "train", "--folds", "2", *EPOCHS, *TINY, "--runs-dir", runs, "--name", "exp", "--loss", "focal:0.7,f1:0.3")
+    assert result.exit_code == 0, result.output
+    return runs / "exp"
+
+
+def test_run_folder_holds_everything(trained_run, synth_data):
+    for name in ("config.yaml", "folds.csv", "oof.csv", "summary.json", "curves.png", "confusion.png"):
+        assert (trained_run / name).is_file(), name
+    for fold in (0, 1):
+        fold_dir = trained_run / f"fold{fold}"
+        for name in ("best.pt", "last.pt", "metrics.csv", "oof.csv", "result.json"):
+            assert (fold_dir / name).is_file(), (fold, name)
+        metrics = pd.read_csv(fold_dir / "metrics.csv")
+        assert list(metrics["epoch"]) == [0, 1]
+        assert {"lr", "train_loss", "val_loss", "acc", "f1", "f1_mask", "f1_gender", "f1_age", "seconds"} <= set(metrics.columns)
+        best = torch.load(fold_dir / "best.pt", weights_only=True)
+        assert best["meta"]["num_classes"] == 18 and best["meta"]["size"] == [64, 48]
+        assert best["f1"] == pytest.approx(metrics["f1"].max())
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert set(summary["folds"]) == {"0", "1"}
+    assert summary["mean_f1"] == pytest.approx((summary["folds"]["0"]["best_f1"] + summary["folds"]["1"]["best_f1"]) / 2)
+
+
+def test_oof_covers_every_training_image_once(trained_run, synth_data):
+    train = pd.read_csv(synth_data / "train" / "train.csv")
+    oof = pd.read_csv(trained_run / "oof.csv", dtype={"person": str})
+    assert len(oof) == len(train) * 7
+    assert oof["image"].is_unique
+    folds = pd.read_csv(trained_run / "folds.csv", dtype={"person": str})
+    assert folds.groupby("person")["fold"].nunique().max() == 1  # no person in two folds
+    merged = oof.merge(folds, on="image", suffixes=("", "_assigned"))
+    assert (merged["fold"] == merged["fold_assigned"]).all()
+    probs = oof[[f"p{c}" for c in range(18)]].to_numpy()
+    assert abs(probs.sum(1) - 1).max() < 1e-4
+
+
+def test_config_yaml_reproduces_the_run(trained_run, tmp_path):
+    result = invoke("train", "--config", trained_run / "config.yaml", "--runs-dir", tmp_path, "--name", "again")
+    assert result.exit_code == 0, result.output
+    for fold in (0, 1):
+        first = pd.read_csv(trained_run / f"fold{fold}" / "metrics.csv")
+        second = pd.read_csv(tmp_path / "again" / f"fold{fold}" / "metrics.csv")
+        pd.testing.assert_frame_equal(reproducible(first), reproducible(second))
+
+
+def test_run_names_are_numbered_not_overwritten(trained_run, synth_data):
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--val-ratio", "0.25", *TINY, "--runs-dir", trained_run.parent, "--name", "exp")
+    assert result.exit_code == 0, result.output
+    assert (trained_run.parent / "exp2" / "fold0" / "best.pt").is_file()
+    assert (trained_run / "fold1" / "best.pt").is_file()
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(trained_run, synth_data, tmp_path):
+    args = ["train", "--config", trained_run / "config.yaml", "--runs-dir", tmp_path, "--name", "killed"]
+    process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "fold0" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # mid-way: fold 0 has one epoch done, fold 1 not started
+    process.wait()
+    assert last.exists()
+    assert not (tmp_path / "killed" / "fold1" / "result.json").exists()
+    folds_before = (tmp_path / "killed" / "folds.csv").read_text()
+
+    resumed = run_cli("train", "--resume", tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stdout or "finished earlier" in resumed.stdout
+    assert (tmp_path / "killed" / "folds.csv").read_text() == folds_before
+    for fold in (0, 1):
+        expected = pd.read_csv(trained_run / f"fold{fold}" / "metrics.csv")
+        got = pd.read_csv(tmp_path / "killed" / f"fold{fold}" / "metrics.csv")
+        pd.testing.assert_frame_equal(reproducible(expected), reproducible(got))
+    assert not list(tmp_path.glob("killed2"))
+
+
+def test_resume_refuses_other_options_and_non_runs(tmp_path):
+    result = invoke("train", "--resume", tmp_path)
+    assert result.exit_code == 1 and "not a run folder" in one_line_error(result)
+    mixed = invoke("train", "--resume", tmp_path, "--epochs", "3")
+    assert mixed.exit_code == 1 and "--epochs" in one_line_error(mixed)
+
+
+@pytest.mark.parametrize("extra", [
+    ["--dataset", "mask-multitask", "--model", "multihead", "--backbone", "test_resnet", "--mix", "cutmix", "--mix-prob", "1.0"],
+    ["--dataset", "mask-base", "--sampler", "none", "--mix", "mixup", "--loss", "label-smoothing", "--class-weights"],
+])
+def test_other_datasets_and_options_train(synth_data, tmp_path, extra):
+    # later options win in Typer, so the extra --model overrides TINY's
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "1", *TINY, *extra, "--runs-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "exp"
+    assert (run / "fold1" / "best.pt").is_file() and not (run / "fold0").exists()
+    assert len(pd.read_csv(run / "oof.csv")) == len(pd.read_csv(run / "folds.csv").query("fold == 1"))
+
+
+def test_image_folder_dataset(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("cats", 40), ("dogs", 200)):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.clip(rng.normal(colour, 20, (32, 24, 3)), 0, 255).astype("uint8")).save(tmp_path / "pets" / name / f"{i}.jpg")
+    result = invoke("train", "--dataset", "image-folder", "--data", tmp_path / "pets", "--epochs", "2", "--folds", "2", *TINY, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    best = torch.load(tmp_path / "runs" / "exp" / "fold0" / "best.pt", weights_only=True)
+    assert best["meta"]["num_classes"] == 2 and best["meta"]["class_names"] == ["cats", "dogs"]
+
+
+def test_bad_training_options(synth_data, tmp_path):
+    multitask = invoke("train", "--data", synth_data / "train", "--dataset", "mask-multitask", *TINY, "--runs-dir", tmp_path)
+    assert multitask.exit_code == 1 and "multihead" in one_line_error(multitask)
+    weights = invoke("train", "--data", synth_data / "train", *TINY, "--pretrained", tmp_path / "missing.pth", "--runs-dir", tmp_path)
+    assert weights.exit_code == 1 and "not found" in one_line_error(weights)
+    fold = invoke("train", "--data", synth_data / "train", *TINY, "--folds", "2", "--fold", "5", "--runs-dir", tmp_path)
+    assert fold.exit_code == 1 and "--fold 5" in one_line_error(fold)
+    unknown = invoke("train", "--config", tmp_path / "nope.yaml")
+    assert unknown.exit_code == 1 and "not found" in one_line_error(unknown)
+
+
+def test_torchrun_two_processes_gloo(synth_data, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517", "-m", "maskctl",
+               "train", "--data", str(synth_data / "train"), "--epochs", "1", "--val-ratio", "0.25", *TINY, "--runs-dir", str(tmp_path), "--name", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # one run folder, made by rank 0
+    metrics = pd.read_csv(tmp_path / "ddp" / "fold0" / "metrics.csv")
+    assert len(metrics) == 1
+    assert (tmp_path / "ddp" / "summary.json").is_file()

@@ -8,7 +8,7 @@ error_console = Console(stderr=True, highlight=False)
 
 
 def warn(message: str) -> None:
-    error_console.print(f"[yellow]warning:[/] {message}")
+    error_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
 
 def fail(message: str) -> None:

@@ -1,0 +1,155 @@
+"""predict, tta-eval and ensemble end to end, and their bad inputs."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from cli_helpers import TINY, invoke, one_line_error
+
+
+@pytest.fixture(scope="module")
+def two_runs(synth_data, tmp_path_factory):
+    """Two runs on the same folds, each predicted on the eval set."""
+    runs = tmp_path_factory.mktemp("runs")
+    for name, model in (("a", "test_resnet"), ("b", "test_efficientnet")):
+        result = invoke("train", "--data", synth_data / "train", "--epochs", "2", "--folds", "2", *TINY, "--model", model, "--runs-dir", runs, "--name", name)
+        assert result.exit_code == 0, result.output
+        predicted = invoke("predict", runs / name, "--data", synth_data / "eval", "--device", "cpu")
+        assert predicted.exit_code == 0, predicted.output
+    return runs / "a", runs / "b"
+
+
+def test_predict_writes_submission_in_info_order(two_runs, synth_data):
+    info = pd.read_csv(synth_data / "eval" / "info.csv")
+    for run in two_runs:
+        submission = pd.read_csv(run / "submission.csv")
+        assert list(submission.columns) == ["ImageID", "ans"]
+        assert submission["ImageID"].tolist() == info["ImageID"].tolist()
+        assert submission["ans"].between(0, 17).all()
+        probs = pd.read_csv(run / "probs.csv")
+        assert probs["ImageID"].tolist() == info["ImageID"].tolist()
+        assert (probs[[f"p{c}" for c in range(18)]].to_numpy().argmax(1) == submission["ans"].to_numpy()).all()
+        record = json.loads((run / "predict.json").read_text())
+        assert len(record["checkpoints"]) == 2  # both folds averaged
+        assert set(record["scores"]) >= {"f1", "acc", "f1_mask", "f1_gender", "f1_age"}  # answers.csv found
+
+
+def test_predict_refuses_to_overwrite(two_runs, synth_data):
+    again = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--device", "cpu")
+    assert again.exit_code == 1 and "--overwrite" in one_line_error(again)
+
+
+def test_single_fold_and_checkpoint_agree(two_runs, synth_data, tmp_path):
+    by_fold = invoke("predict", two_runs[0], "--fold", "1", "--data", synth_data / "eval", "--out", tmp_path / "fold", "--device", "cpu")
+    by_file = invoke("predict", two_runs[0] / "fold1" / "best.pt", "--data", synth_data / "eval", "--out", tmp_path / "file", "--device", "cpu")
+    assert by_fold.exit_code == 0 and by_file.exit_code == 0, by_fold.output + by_file.output
+    a = pd.read_csv(tmp_path / "fold" / "probs.csv")
+    b = pd.read_csv(tmp_path / "file" / "probs.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_predict_on_training_folder_scores(two_runs, synth_data, tmp_path):
+    result = invoke("predict", two_runs[0], "--data", synth_data / "train", "--out", tmp_path, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "f1" in json.loads((tmp_path / "predict.json").read_text())["scores"]
+    assert (tmp_path / "predict_confusion.png").is_file()
+
+
+def test_tta_eval_records_choice_for_auto(two_runs, synth_data, tmp_path):
+    result = invoke("tta-eval", two_runs[0], "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    record = json.loads((two_runs[0] / "tta.json").read_text())
+    policies = {row["policy"] for row in record["table"]}
+    assert {"none", "hflip", "hflip-shift"} <= policies
+    none_row = next(r for r in record["table"] if r["policy"] == "none")
+    assert record["mean_f1"] >= none_row["mean_f1"]
+    auto = invoke("predict", two_runs[0], "--tta", "auto", "--data", synth_data / "eval", "--out", tmp_path, "--device", "cpu")
+    assert auto.exit_code == 0, auto.output
+    assert json.loads((tmp_path / "predict.json").read_text())["tta_weights"] == pytest.approx(record["weights"])
+
+
+def test_ensemble_of_two_runs(two_runs, synth_data, tmp_path):
+    result = invoke("ensemble", *two_runs, "--out", tmp_path / "ens")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert record["method"] == "weighted" and record["same_folds"]
+    assert record["oof_f1"] >= max(record["member_oof_f1"]) - 1e-12
+    submission = pd.read_csv(tmp_path / "ens" / "submission.csv")
+    info = pd.read_csv(synth_data / "eval" / "info.csv")
+    assert submission["ImageID"].tolist() == info["ImageID"].tolist()
+    for method in ("soft", "hard"):
+        other = invoke("ensemble", *two_runs, "--out", tmp_path / method, "--method", method)
+        assert other.exit_code == 0, other.output
+
+
+def test_soft_ensemble_of_identical_members_equals_the_member(two_runs, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(two_runs[0], copy)
+    result = invoke("ensemble", two_runs[0], copy, "--out", tmp_path / "ens", "--method", "soft")
+    assert result.exit_code == 0, result.output
+    member = pd.read_csv(two_runs[0] / "probs.csv")
+    combined = pd.read_csv(tmp_path / "ens" / "probs.csv")
+    np.testing.assert_allclose(member.iloc[:, 1:].to_numpy(), combined.iloc[:, 1:].to_numpy(), atol=1e-5)
+
+
+def test_ensemble_bad_inputs(two_runs, synth_data, tmp_path):
+    not_a_run = tmp_path / "notes"
+    not_a_run.mkdir()
+    skipped = invoke("ensemble", two_runs[0], not_a_run, "--out", tmp_path / "e1")
+    assert skipped.exit_code == 0 and "not a run folder; skipped" in skipped.output
+    other = tmp_path / "other"
+    shutil.copytree(two_runs[1], other)
+    probs = pd.read_csv(other / "probs.csv")
+    probs["ImageID"] = probs["ImageID"][::-1].to_numpy()
+    probs.to_csv(other / "probs.csv", index=False)
+    mismatch = invoke("ensemble", two_runs[0], other, "--out", tmp_path / "e2")
+    assert mismatch.exit_code == 1 and "different eval set" in one_line_error(mismatch)
+    refolded = tmp_path / "refolded"
+    shutil.copytree(two_runs[1], refolded)
+    oof = pd.read_csv(refolded / "oof.csv")
+    oof["fold"] = 1 - oof["fold"]
+    oof.to_csv(refolded / "oof.csv", index=False)
+    weighted = invoke("ensemble", two_runs[0], refolded, "--out", tmp_path / "e3", "--method", "weighted")
+    assert weighted.exit_code == 1 and "same folds" in one_line_error(weighted)
+
+
+def test_predict_bad_inputs(two_runs, synth_data, tmp_path):
+    empty_run = tmp_path / "empty"
+    empty_run.mkdir()
+    no_ckpt = invoke("predict", empty_run, "--data", synth_data / "eval")
+    assert no_ckpt.exit_code == 1 and "no fold*/best.pt" in one_line_error(no_ckpt)
+
+    eval_copy = tmp_path / "eval"
+    shutil.copytree(synth_data / "eval", eval_copy)
+    next((eval_copy / "images").iterdir()).unlink()
+    missing = invoke("predict", two_runs[0], "--data", eval_copy, "--out", tmp_path / "p1", "--device", "cpu")
+    assert missing.exit_code == 1 and "does not exist" in one_line_error(missing)
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(two_runs[0], mixed)
+    state = torch.load(mixed / "fold1" / "best.pt", weights_only=True)
+    state["meta"]["num_classes"] = 3
+    torch.save(state, mixed / "fold1" / "best.pt")
+    classes = invoke("predict", mixed, "--data", synth_data / "eval", "--out", tmp_path / "p2", "--device", "cpu")
+    assert classes.exit_code == 1 and "3 classes" in one_line_error(classes)
+
+    alone = invoke("predict", mixed / "fold1" / "best.pt", "--data", synth_data / "eval", "--out", tmp_path / "p3", "--device", "cpu")
+    assert alone.exit_code == 1 and "does not fit the model" in one_line_error(alone)
+
+    code = tmp_path / "code.pt"
+    code.write_bytes(b"not a checkpoint")
+    garbage = invoke("predict", code, "--data", synth_data / "eval", "--out", tmp_path / "p4", "--device", "cpu")
+    assert garbage.exit_code == 1 and "cannot load checkpoint" in one_line_error(garbage)
+
+    auto = invoke("predict", two_runs[1], "--tta", "auto", "--data", synth_data / "eval", "--out", tmp_path / "p5")
+    assert auto.exit_code == 1 and "tta-eval" in one_line_error(auto)
+
+
+def test_demo_runs_the_whole_loop(tmp_path):
+    result = invoke("demo", "--out", tmp_path / "demo", "--people", "12", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo" / "ensemble" / "submission.csv").is_file()
+    assert (tmp_path / "demo" / "reports" / "eda-train" / "report.md").is_file()
+    assert "maskctl demo: done" in result.output

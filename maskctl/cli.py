@@ -296,6 +296,29 @@ def demo(
     run_demo(out, people, epochs, overwrite)
 
 
+@app.command()
+@user_errors
+def bench(
+    what: Annotated[str, typer.Argument(help="loader, train, predict or all.")] = "all",
+    data: Annotated[Optional[Path], typer.Option(help="Your training folder (an eval folder beside it for predict) \\[a synthetic set].", show_default=False)] = None,
+    out: Annotated[Path, typer.Option(help="Where bench.json (and the synthetic set) go.")] = Path("bench-results"),
+    batches: Annotated[int, typer.Option(min=2, help="Batches timed per measurement.")] = 20,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].", show_default=False)] = None,
+    device: Device = None,
+    overwrite: Overwrite = False,
+):
+    """Measure images/s on your data and machine, maskctl against the baseline way, side by side:
+    the input pipeline, training steps (channels_last, AMP) and predict as whole processes."""
+    from maskctl.bench import run_bench
+
+    if what not in ("loader", "train", "predict", "all"):
+        from maskctl.errors import UsageError
+
+        raise UsageError(f"bench measures loader, train, predict or all, not {what!r}")
+    run_bench(what, data, out, batches, workers, device, model, overwrite)
+
+
 def main() -> None:  # pragma: no cover - the console script calls `app` directly
     app(prog_name="maskctl")
 

@@ -113,7 +113,6 @@ def predict(
     import torch
 
     from maskctl.data.datasets import ImageDataset
-    from maskctl.data.transforms import no_augmentation
     from maskctl.engine.inference import predict_views
     from maskctl.engine.runtime import configure_threads, default_workers, loader_kwargs, resolve_device
     from maskctl.registry import load_plugins
@@ -138,7 +137,7 @@ def predict(
     configure_threads(device, workers)
     loaded = load_models(paths, device, channels_last=True)
     height, width = loaded.meta["size"]
-    images = ImageDataset(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), no_augmentation(height, width))
+    images = ImageDataset(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), None, (height, width))
     loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, **loader_kwargs(device, workers))
     with progress() as bar:
         task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")

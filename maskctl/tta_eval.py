@@ -41,7 +41,6 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int = 128, device_
 
     from maskctl.config import load_config
     from maskctl.data.datasets import ImageDataset, get_dataset_kind
-    from maskctl.data.transforms import no_augmentation
     from maskctl.engine.inference import predict_views
     from maskctl.engine.kfold import CONFIG_FILE, FOLDS_FILE
     from maskctl.engine.report import fold_dirs
@@ -71,7 +70,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int = 128, device_
             rows = table[table["fold"] == k]
             loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
             height, width = loaded.meta["size"]
-            images = ImageDataset(rows["path"].tolist(), rows["label"].to_numpy(), no_augmentation(height, width))
+            images = ImageDataset(rows["path"].tolist(), rows["label"].to_numpy(), None, (height, width))
             loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, **loader_kwargs(device, workers))
             task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(rows), info="")
             fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n))[0]

@@ -8,13 +8,14 @@ Dataset that serves images from them.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from maskctl.data import labels as L
-from maskctl.data.images import load_rgb
+from maskctl.data.images import load_resized, load_rgb
 from maskctl.data.layout import IMAGE_EXTENSIONS, Problem, is_hidden, read_train
 from maskctl.errors import MaskctlError
 from maskctl.registry import DATASETS
@@ -108,7 +109,7 @@ def image_folds(labels: np.ndarray, folds: int, seed: int, val_ratio: float | No
     counts = np.bincount(labels)
     strata = np.where(counts[labels] >= max(2, folds), labels, -1)
     if val_ratio is not None:
-        _, val_idx = train_test_split(np.arange(len(labels)), test_size=val_ratio, random_state=seed, stratify=strata if (np.bincount(strata + 1) >= 2).all() else None)
+        _, val_idx = train_test_split(np.arange(len(labels)), test_size=val_ratio, random_state=seed, stratify=strata if np.unique(strata, return_counts=True)[1].min() >= 2 else None)
         fold[val_idx] = 0
     else:
         for k, (_, val_idx) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, strata)):
@@ -128,17 +129,22 @@ class ImageDataset:
     and resume exactly. Returns (uint8 CHW tensor, target, index).
     """
 
-    def __init__(self, paths, targets, transform, images=None):
+    def __init__(self, paths, targets, transform, decode_size: tuple[int, int] | None = None, images=None):
         self.paths = list(paths)
         self.targets = np.asarray(targets)
         self.transform = transform
+        self.decode_size = decode_size  # (H, W): decode straight to the working size (reduced JPEG decoding)
         self.images = images  # optional decoded-image source with .get(i) (the cache)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> np.ndarray:
-        return self.images.get(index) if self.images is not None else load_rgb(self.paths[index])
+        if self.images is not None:
+            return self.images.get(index)
+        if self.decode_size is not None:
+            return load_resized(self.paths[index], self.decode_size)
+        return load_rgb(self.paths[index])
 
     def __getitem__(self, key):
         import torch
@@ -147,7 +153,8 @@ class ImageDataset:
         image = self.load(index)
         if self.transform is not None:
             if seed is not None:
-                self.transform.set_random_seed(seed % 2**32)
+                # One generator pair handed to every step: set_random_seed would build a pair per step.
+                self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
             image = self.transform(image=image)["image"]
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return tensor, torch.as_tensor(self.targets[index]), index

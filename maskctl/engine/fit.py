@@ -13,7 +13,7 @@ import torch
 from maskctl import io
 from maskctl.console import console, progress
 from maskctl.data.datasets import ImageDataset, Samples
-from maskctl.data.transforms import mix_batch, normalize_on_device, one_hot
+from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, mix_batch, normalize_on_device, one_hot
 from maskctl.engine import checkpoint
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import autocast, predict_views
@@ -53,8 +53,15 @@ def _seed_everything(seed: int) -> None:
 def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, dist: DistInfo, workers: int, image_source):
     height, width = config.image_hw()
     targets = samples.task_targets() if samples.multitask else samples.table["label"].to_numpy()
-    train_set = ImageDataset(samples.table["path"].to_numpy()[train_rows], targets[train_rows], AUGMENTATIONS.create(config.augmentation, height=height, width=width), image_source.subset(train_rows) if image_source else None)
-    val_set = ImageDataset(samples.table["path"].to_numpy()[val_rows], targets[val_rows], AUGMENTATIONS.create("none", height=height, width=width), image_source.subset(val_rows) if image_source else None)
+    paths = samples.table["path"].to_numpy()
+
+    def dataset(rows, transform):
+        cached = image_source.subset(rows) if image_source else None
+        return ImageDataset(paths[rows], targets[rows], transform, (height, width), cached)
+
+    # Images are decoded (or cached) at the working size already: validation needs no transform.
+    train_set = dataset(train_rows, AUGMENTATIONS.create(config.augmentation, height=height, width=width))
+    val_set = dataset(val_rows, None)
     sampler = SAMPLERS.create(config.sampler, labels=samples.table["label"].to_numpy()[train_rows], seed=config.seed * 1009 + fold, rank=dist.rank, world_size=dist.world_size)
     kwargs = loader_kwargs(device, workers)
     per_rank = len(sampler)
@@ -170,12 +177,16 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
 def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist):
     model.train()
     mix_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + fold * 10_007 + epoch)
+    noise = DEVICE_NOISE.get(config.augmentation)
     total_loss, batches, images_seen = 0.0, 0, 0
     started = time.perf_counter()
     with progress(transient=True) as bar:
         task = bar.add_task(f"fold {fold} epoch {epoch + 1}/{config.epochs}", total=len(loader), info="", visible=dist.is_main)
         for images, targets, _ in loader:
-            batch = normalize_on_device(images.to(device, non_blocking=True), channels_last=config.channels_last)
+            images = images.to(device, non_blocking=True)
+            if noise is not None:
+                images = add_noise_on_device(images, noise, mix_generator)
+            batch = normalize_on_device(images, channels_last=config.channels_last)
             soft = _soft_targets(targets.to(device, non_blocking=True), samples)
             if config.mix != "none" and torch.rand(1, generator=mix_generator).item() < config.mix_prob:
                 batch, soft = mix_batch(batch, soft, config.mix, mix_generator)

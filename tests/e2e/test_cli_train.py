@@ -109,7 +109,7 @@ def test_resume_refuses_other_options_and_non_runs(tmp_path):
 
 @pytest.mark.parametrize("extra", [
     ["--dataset", "mask-multitask", "--model", "multihead", "--backbone", "test_resnet", "--mix", "cutmix", "--mix-prob", "1.0"],
-    ["--dataset", "mask-base", "--sampler", "none", "--mix", "mixup", "--loss", "label-smoothing", "--class-weights"],
+    ["--dataset", "mask-base", "--sampler", "none", "--mix", "mixup", "--loss", "label-smoothing", "--class-weights", "--augmentation", "seed"],
 ])
 def test_other_datasets_and_options_train(synth_data, tmp_path, extra):
     # later options win in Typer, so the extra --model overrides TINY's

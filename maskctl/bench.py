@@ -1,0 +1,244 @@
+"""`maskctl bench`: images/s on the user's own data and machine, maskctl side by side with the
+baseline way, in one run (these machines are noisy: only ratios measured together mean much).
+
+- loader: the baseline-style loader (Pillow decode, per-item albumentations with the noise on
+  the CPU, Normalize, float tensors) against maskctl's (decoded-image cache, uint8 geometry and
+  colour, noise and normalisation on the device), same workers, at the seed's 512x384 and at a
+  CPU recipe's size; then maskctl's loader at several worker counts for a recommendation
+- train: optimizer steps/s with and without channels_last (and AMP on CUDA)
+- predict: whole processes on the eval images: bench/baseline_inference.py style against
+  `maskctl predict`, same checkpoint
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from maskctl.console import console
+
+SEED_SIZE = (512, 384)
+
+
+def _time_loader(loader, batches: int, device, finish) -> float:
+    """Images/s over `batches` batches after one warm-up batch; `finish` does the device part."""
+    iterator = iter(loader)
+    finish(next(iterator))
+    count, started = 0, time.perf_counter()
+    for _ in range(batches):
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            batch = next(iterator)
+        finish(batch)
+        count += len(batch[0])
+    return count / (time.perf_counter() - started)
+
+
+class BaselineDataset:
+    """Pillow decode + per-item albumentations (resize, the seed's list with CPU noise, Normalize, ToTensorV2)."""
+
+    def __init__(self, paths, size_hw, augment: bool):
+        import albumentations as A
+        from albumentations.pytorch import ToTensorV2
+
+        from maskctl.data.transforms import _resize, seed_augmentation_with_cpu_noise
+
+        steps = seed_augmentation_with_cpu_noise(*size_hw).transforms if augment else [_resize(*size_hw)]
+        self.paths = paths
+        self.transform = A.Compose([*steps, A.Normalize(), ToTensorV2()])
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        image = np.asarray(Image.open(self.paths[index]).convert("RGB"))
+        return self.transform(image=image)["image"], 0
+
+
+def bench_loader(paths: list[str], size_hw, workers: int, batch_size: int, batches: int, device) -> dict:
+    import torch
+
+    from maskctl.data.cache import open_cache
+    from maskctl.data.datasets import ImageDataset
+    from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, normalize_on_device, seed_augmentation
+    from maskctl.engine.runtime import loader_kwargs
+    from maskctl.samplers import EpochSampler
+
+    kwargs = loader_kwargs(device, workers)
+    baseline = torch.utils.data.DataLoader(BaselineDataset(paths, size_hw, augment=True), batch_size=batch_size, shuffle=True, **kwargs)
+    cache = open_cache(paths, size_hw)
+    ours_set = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw), size_hw, cache)
+    ours = torch.utils.data.DataLoader(ours_set, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), **kwargs)
+    generator = torch.Generator().manual_seed(0)
+
+    def baseline_finish(batch):
+        batch[0].to(device, non_blocking=True)
+
+    def ours_finish(batch):
+        images = add_noise_on_device(batch[0].to(device, non_blocking=True), DEVICE_NOISE["seed"], generator)
+        normalize_on_device(images)
+
+    base_rate = _time_loader(baseline, batches, device, baseline_finish)
+    ours_rate = _time_loader(ours, batches, device, ours_finish)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"size": f"{size_hw[0]}x{size_hw[1]}", "workers": workers, "baseline": base_rate, "maskctl": ours_rate, "ratio": ours_rate / base_rate}
+
+
+def recommend_workers(paths, size_hw, batch_size: int, batches: int, device) -> tuple[int, dict[int, float]]:
+    import torch
+
+    from maskctl.data.cache import open_cache
+    from maskctl.data.datasets import ImageDataset
+    from maskctl.data.transforms import seed_augmentation
+    from maskctl.engine.runtime import cpu_count, loader_kwargs
+    from maskctl.samplers import EpochSampler
+
+    dataset = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw), size_hw, open_cache(paths, size_hw))
+    rates = {}
+    for workers in sorted({0, 1, 2, max(1, cpu_count() // 2), max(1, cpu_count() - 1)}):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), **loader_kwargs(device, workers))
+        rates[workers] = _time_loader(loader, batches, device, lambda batch: batch[0].to(device))
+    best = max(rates, key=rates.get)
+    # More workers must pay for themselves: take the fewest within 5 % of the best.
+    return min(w for w, r in rates.items() if r >= 0.95 * rates[best]), rates
+
+
+def bench_train(model_name: str, size_hw, batch_size: int, steps: int, device) -> list[dict]:
+    import torch
+
+    from maskctl.data.transforms import normalize_on_device
+    from maskctl.engine.inference import autocast
+    from maskctl.models import build_model
+
+    rows = []
+    modes = [(False, False), (True, False)] + ([(False, True), (True, True)] if device.type == "cuda" else [])
+    for channels_last, amp in modes:
+        torch.manual_seed(0)
+        model = build_model(model_name, 18).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        images = torch.randint(0, 255, (batch_size, 3, *size_hw), dtype=torch.uint8, device=device)
+        targets = torch.randint(0, 18, (batch_size,), device=device)
+
+        def step():
+            batch = normalize_on_device(images, channels_last=channels_last)
+            with autocast(device, amp):
+                loss = torch.nn.functional.cross_entropy(model(batch), targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+        step()  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        rows.append({"channels_last": channels_last, "amp": amp, "steps_per_s": steps / seconds, "images_per_s": steps * batch_size / seconds})
+    return rows
+
+
+def bench_predict(run: Path, eval_dir: Path, device_name: str) -> dict:
+    """Whole processes, start-up included: the baseline script against `maskctl predict`."""
+    checkpoint = run / "fold0" / "best.pt"
+    script = Path(__file__).resolve().parent.parent / "bench" / "baseline_inference.py"
+    if not script.is_file():
+        from maskctl.errors import MaskctlError
+
+        raise MaskctlError(f"{script} not found: `maskctl bench predict` runs from a source checkout")
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(script), str(checkpoint), str(eval_dir), f"{tmp}/baseline.csv"], check=True, capture_output=True)
+        baseline_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "maskctl", "predict", str(checkpoint), "--data", str(eval_dir), "--out", f"{tmp}/ours",
+                        "--device", device_name], check=True, capture_output=True)
+        ours_seconds = time.perf_counter() - started
+        import pandas as pd
+
+        agree = float((pd.read_csv(f"{tmp}/baseline.csv")["ans"] == pd.read_csv(f"{tmp}/ours/submission.csv")["ans"]).mean())
+    images = len(list((eval_dir / "images").iterdir()))
+    return {"images": images, "baseline_s": baseline_seconds, "maskctl_s": ours_seconds, "ratio": baseline_seconds / ours_seconds, "agreement": agree}
+
+
+def help_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "maskctl", "--help"], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def run_bench(what: str, data: Path | None, out: Path, batches: int, workers: int | None, device_name: str | None, model: str | None, overwrite: bool) -> dict:
+    from rich.table import Table
+
+    from maskctl import io
+    from maskctl.config import load_config
+    from maskctl.data.layout import read_train
+    from maskctl.engine.runtime import default_workers, resolve_device
+
+    out = io.prepare_output_dir(out, overwrite)
+    device = resolve_device(device_name)
+    workers = default_workers(device) if workers is None else workers
+    quick = load_config("cpu-quick")
+    if data is None:
+        from maskctl.data.synth import synthesize
+
+        data = out / "data" / "train"
+        console.print("no --data: benchmarking on a synthetic set (60 people, 1001 eval images) at 384x512")
+        synthesize(out / "data", people=60, eval_people=143, seed=0, overwrite=True)
+    paths = read_train(data).table["path"].tolist()
+    result: dict = {"device": str(device), "workers": workers, "images": len(paths)}
+    table = Table(title=f"maskctl bench on {device} ({workers} loader workers): maskctl vs the baseline way")
+    for column in ("what", "baseline", "maskctl", "ratio"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+
+    if what in ("loader", "all"):
+        result["loader"] = []
+        for size in (SEED_SIZE, quick.image_hw()):
+            row = bench_loader(paths, size, workers, batch_size=32, batches=batches, device=device)
+            result["loader"].append(row)
+            table.add_row(f"loader {row['size']} (img/s)", f"{row['baseline']:.0f}", f"{row['maskctl']:.0f}", f"[bold]{row['ratio']:.2f}x[/]")
+        best, rates = recommend_workers(paths, quick.image_hw(), 32, batches, device)
+        result["workers_rates"] = rates
+        result["recommended_workers"] = best
+    if what in ("train", "all"):
+        model_name = model or ("efficientnet_b4" if device.type == "cuda" else quick.model)
+        size = SEED_SIZE if device.type == "cuda" else quick.image_hw()
+        rows = bench_train(model_name, size, batch_size=16 if device.type == "cuda" else 32, steps=max(3, batches // 2), device=device)
+        result["train"] = {"model": model_name, "size": list(size), "rows": rows}
+        base = rows[0]["images_per_s"]
+        for row in rows:
+            label = f"train {model_name} {size[0]}x{size[1]}" + (" channels_last" if row["channels_last"] else "") + (" AMP" if row["amp"] else "")
+            table.add_row(label + " (img/s)", f"{base:.1f}", f"{row['images_per_s']:.1f}", f"{row['images_per_s'] / base:.2f}x")
+    if what in ("predict", "all"):
+        from maskctl.engine import kfold
+
+        eval_dir = Path(data).parent / "eval"
+        if not (eval_dir / "info.csv").is_file():
+            from maskctl.errors import MaskctlError
+
+            raise MaskctlError(f"bench predict needs an eval folder beside the training data ({eval_dir})")
+        run = kfold.train(load_config("cpu-quick", {"data": str(data), "epochs": 1, "val_ratio": 0.25, "runs_dir": str(out / "runs"), "name": "bench", "device": device_name}))
+        row = bench_predict(run, eval_dir, str(device))
+        result["predict"] = row
+        table.add_row(f"predict {row['images']} eval images, whole process (s)", f"{row['baseline_s']:.1f}", f"{row['maskctl_s']:.1f}", f"[bold]{row['ratio']:.2f}x[/]")
+    result["help_seconds"] = help_seconds()
+    table.add_row("maskctl --help (s)", "", f"{result['help_seconds']:.2f}", "")
+    console.print(table)
+    if "recommended_workers" in result:
+        rates = ", ".join(f"{w}: {r:.0f}" for w, r in result["workers_rates"].items())
+        console.print(f"loader workers -> img/s at {quick.size}: {rates}; recommended: [bold]--workers {result['recommended_workers']}[/]")
+    io.write_json(out / "bench.json", result)
+    return result

@@ -1,0 +1,22 @@
+"""`maskctl bench` runs on a tiny synthetic set and reports every measurement."""
+import json
+
+from cli_helpers import invoke, one_line_error
+
+
+def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
+    result = invoke("bench", "all", "--data", synth_data / "train", "--out", tmp_path / "bench", "--batches", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert [row["size"] for row in record["loader"]] == ["512x384", "96x72"]
+    for row in record["loader"]:
+        assert row["baseline"] > 0 and row["maskctl"] > 0 and row["ratio"] > 0
+    assert record["recommended_workers"] in record["workers_rates"] or str(record["recommended_workers"]) in record["workers_rates"]
+    assert {(r["channels_last"], r["amp"]) for r in record["train"]["rows"]} == {(False, False), (True, False)}
+    assert record["predict"]["images"] == 42 and record["predict"]["agreement"] > 0.9
+    assert "loader 96x72" in result.output and "recommended" in result.output
+
+
+def test_bench_rejects_unknown_measurement(tmp_path):
+    result = invoke("bench", "speed", "--out", tmp_path)
+    assert result.exit_code == 2 and "loader, train, predict or all" in one_line_error(result)

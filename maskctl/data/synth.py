@@ -18,7 +18,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +132,8 @@ class Look:
     nose_length: float
     mouth_width: float
     glasses: tuple | None
-    masks: list[MaskDesign] = field(default_factory=list)  # mask1..mask5
-    incorrect_design: int = 0  # which of the five masks the person wears wrongly
+    masks: list[MaskDesign]  # mask1..mask5
+    incorrect_design: int  # which of the five masks the person wears wrongly
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def draw_look(gender: int, age: int, rng: np.random.Generator) -> Look:
         hair_length=float(rng.uniform(1.0, 1.7)),
         eye_gap=float(rng.uniform(0.33, 0.46)),
         eye_size=float(rng.uniform(0.13, 0.19)),
-        nose_length=float(rng.uniform(0.14, 0.22)),
+        nose_length=float(rng.uniform(0.12, 0.18)),
         mouth_width=float(rng.uniform(0.22, 0.34)),
         glasses=colour((10, 10, 10), (120, 90, 70)) if rng.random() < 0.15 else None,
         masks=masks,
@@ -295,7 +295,7 @@ def render(look: Look, mask_kind: str, rng: np.random.Generator, width: int, hei
     _draw_head(face, look)
     _draw_features(face, look, gaze=rng.uniform(-0.04, 0.04))
     if mask_kind == "incorrect_mask":
-        _draw_mask(face, look.masks[look.incorrect_design], top=0.3)  # under the nose
+        _draw_mask(face, look.masks[look.incorrect_design], top=0.34)  # under the nose tip (at most 0.26)
     elif mask_kind != "normal":
         _draw_mask(face, look.masks[int(mask_kind[-1]) - 1], top=-0.1)  # over nose and mouth
     if look.glasses:

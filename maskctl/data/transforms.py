@@ -59,19 +59,41 @@ def seed_augmentation_with_cpu_noise(height: int, width: int):
     return A.Compose([*seed_augmentation(height, width).transforms, A.GaussNoise(std_range=noise.std_range, p=noise.p)])
 
 
+_NOISE_BANKS: dict = {}
+_BANK_MARGIN = 64
+
+
+def _noise_bank(height: int, width: int, device):
+    """A standard-normal field a little larger than the image, drawn once per size and device
+    from a fixed seed: each image takes a randomly placed window of it. Drawing fresh normals for
+    every pixel of every 512x384 image cost more than the rest of the augmentation on a CPU."""
+    import torch
+
+    key = (height, width, str(device))
+    if key not in _NOISE_BANKS:
+        field = torch.randn((height + _BANK_MARGIN, width + _BANK_MARGIN), generator=torch.Generator().manual_seed(12345))
+        _NOISE_BANKS[key] = field.to(device)
+    return _NOISE_BANKS[key]
+
+
 def add_noise_on_device(batch, noise: DeviceNoise, generator):
-    """uint8 (N, C, H, W) on the device -> float on the 0..255 scale with noise in a share p of
-    the images (the same noise on all channels, like per_channel=False)."""
+    """uint8 (N, C, H, W) on the device -> float on the 0..255 scale with Gaussian noise in a
+    share p of the images (the same noise on all channels, like per_channel=False)."""
     import torch
 
     n, _, height, width = batch.shape
-    device = batch.device
-    chosen = (torch.rand(n, generator=generator) < noise.p).float()
+    out = batch.float()
+    bank = _noise_bank(height, width, batch.device)
+    chosen = torch.rand(n, generator=generator) < noise.p
     low, high = noise.std_range
-    std = (low + (high - low) * torch.rand(n, generator=generator)) * 255.0 * chosen
-    # Drawn on the CPU generator for reproducibility, then moved: small next to the images.
-    values = torch.randn((n, 1, height, width), generator=generator).to(device) * std.view(n, 1, 1, 1).to(device)
-    return (batch.float() + values).clamp_(0, 255)
+    stds = (low + (high - low) * torch.rand(n, generator=generator)) * 255.0
+    offsets = torch.randint(0, _BANK_MARGIN + 1, (n, 2), generator=generator)
+    signs = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
+    for i in torch.nonzero(chosen).flatten().tolist():
+        dy, dx = offsets[i].tolist()
+        window = bank[dy : dy + height, dx : dx + width]
+        out[i].add_(window, alpha=float(stds[i] * signs[i]))
+    return out.clamp_(0, 255)
 
 
 @AUGMENTATIONS.register("light", "flip, small shift/scale, brightness/contrast (no blur: wrinkles are an age cue)")
@@ -97,9 +119,9 @@ def normalize_on_device(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_la
     """uint8 (or 0..255 float) (N, C, H, W) on the device -> normalised float."""
     import torch
 
-    mean_t = torch.tensor(mean, device=batch.device).view(1, -1, 1, 1) * 255.0
-    std_t = torch.tensor(std, device=batch.device).view(1, -1, 1, 1) * 255.0
-    out = (batch.float() - mean_t) / std_t
+    scale = 1.0 / (torch.tensor(std, device=batch.device).view(1, -1, 1, 1) * 255.0)
+    shift = -torch.tensor(mean, device=batch.device).view(1, -1, 1, 1) / torch.tensor(std, device=batch.device).view(1, -1, 1, 1)
+    out = torch.addcmul(shift, batch.float() if batch.dtype == torch.uint8 else batch, scale)
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)
     return out.to(dtype) if dtype is not None else out

@@ -165,7 +165,7 @@ def bench_predict(run: Path, eval_dir: Path, device_name: str) -> dict:
         baseline_seconds = time.perf_counter() - started
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "maskctl", "predict", str(checkpoint), "--data", str(eval_dir), "--out", f"{tmp}/ours",
-                        "--device", device_name], check=True, capture_output=True)
+                        "--device", device_name, "--no-score"], check=True, capture_output=True)
         ours_seconds = time.perf_counter() - started
         import pandas as pd
 

@@ -237,9 +237,10 @@ def predict(
     tta: Annotated[str, typer.Option(help="none, hflip, hflip-shift, or auto (what `maskctl tta-eval` recorded).")] = "none",
     tta_weights: Annotated[Optional[str], typer.Option(help="Weights of the TTA views, e.g. 0.7,0.3 \\[equal].", show_default=False)] = None,
     answers: Annotated[Optional[Path], typer.Option(help="ImageID,ans file to score against \\[DATA/answers.csv when present].", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
     device: Device = None,
+    score: Annotated[bool, typer.Option(help="Score against known labels (a training folder, or answers.csv) when there are any.")] = True,
     overwrite: Overwrite = False,
 ):
     """Predict an eval folder: submission.csv (info.csv's rows and order) and probs.csv for ensembling.
@@ -248,7 +249,7 @@ def predict(
     """
     from maskctl.predict import predict as run_predict
 
-    run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite)
+    run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite, score)
 
 
 @app.command("tta-eval")

@@ -104,12 +104,34 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
     return views, parse_weights(weights, len(views))
 
 
+def sidecar_meta(checkpoint: Path) -> dict | None:
+    """best.json beside best.pt: the model's meta, readable before torch is imported."""
+    path = checkpoint.with_suffix(".json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def default_batch_size(device_type: str) -> int:
+    # On a CPU, batches of 32 stay in cache and ran about 2x the images/s of batches of 1000.
+    return 256 if device_type == "cuda" else 32
+
+
 def predict(
     run: Path, data: Path = Path("data/eval"), out: Path | None = None, fold: int | None = None, tta: str = "none",
-    tta_weights: str | None = None, answers: Path | None = None, batch_size: int = 128, workers: int | None = None,
-    device_name: str | None = None, overwrite: bool = False,
+    tta_weights: str | None = None, answers: Path | None = None, batch_size: int | None = None, workers: int | None = None,
+    device_name: str | None = None, overwrite: bool = False, score: bool = True,
 ) -> dict:
     import pandas as pd
+
+    paths = checkpoint_paths(run, fold)
+    out = out or (run if run.is_dir() else run.parent)
+    if any((out / name).exists() for name in ("submission.csv", "probs.csv")) and not overwrite:
+        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+    dataset, ids, labels = read_prediction_data(data)
+    image_paths = dataset.table["path"].tolist()
+    # Start decoding while torch and timm import (seconds on a CPU), when the size is known already.
+    meta = sidecar_meta(paths[0])
+    prefetch = _prefetcher(image_paths, meta["size"]) if meta and workers in (None, 0) else None
+
     import torch
 
     from maskctl.data.datasets import ImageDataset
@@ -119,26 +141,24 @@ def predict(
     from maskctl.tta import combine, view_functions
 
     load_plugins()
-    paths = checkpoint_paths(run, fold)
-    out = out or (run if run.is_dir() else run.parent)
-    targets = [out / "submission.csv", out / "probs.csv"]
-    if any(p.exists() for p in targets) and not overwrite:
-        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
     views, weights = resolve_tta(run, tta, tta_weights)
-    dataset, ids, labels = read_prediction_data(data)
-    if answers is None and (data / "answers.csv").is_file():
+    if score and answers is None and (data / "answers.csv").is_file():
         answers = data / "answers.csv"
         console.print(f"scoring against {answers}")
-    if answers is not None:
+    if score and answers is not None:
         labels = read_answers(answers, ids)
 
     device = resolve_device(device_name)
     workers = default_workers(device) if workers is None else workers
     configure_threads(device, workers)
     loaded = load_models(paths, device, channels_last=True)
-    height, width = loaded.meta["size"]
-    images = ImageDataset(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), None, (height, width))
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, **loader_kwargs(device, workers))
+    size = tuple(loaded.meta["size"])
+    if prefetch is not None and (workers > 0 or tuple(prefetch.size_hw) != size):
+        prefetch = None  # workers decode in parallel anyway; a stale sidecar size is ignored
+    images = ImageDataset(image_paths, np.zeros(len(ids), dtype=np.int64), None, size, prefetch)
+    loader = torch.utils.data.DataLoader(images, batch_size=batch_size or default_batch_size(device.type), shuffle=False, **loader_kwargs(device, workers))
+    if prefetch is not None:
+        prefetch.stop()
     with progress() as bar:
         task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")
         probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True, progress=lambda n: bar.advance(task, n))
@@ -148,11 +168,17 @@ def predict(
     io.write_csv(out / "submission.csv", submission)
     io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], pd.DataFrame(final, columns=[f"p{c}" for c in range(final.shape[1])])], axis=1), float_format="%.6g")
     result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
-    if labels is not None:
+    if score and labels is not None:
         result["scores"] = score_and_report(labels, final.argmax(1), out, loaded.meta)
     io.write_json(out / "predict.json", result)
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
     return result
+
+
+def _prefetcher(paths: list[str], size):
+    from maskctl.data.prefetch import Prefetcher
+
+    return Prefetcher(paths, tuple(size))
 
 
 def score_and_report(labels: np.ndarray, pred: np.ndarray, out: Path, meta: dict) -> dict:

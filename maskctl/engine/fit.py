@@ -152,6 +152,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
             if improved:
                 best_f1, best_epoch = metrics["f1"], epoch
                 checkpoint.save(fold_dir / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": epoch, "f1": best_f1})
+                io.write_json(fold_dir / "best.json", {**meta, "epoch": epoch, "f1": best_f1})  # read without torch
                 _write_fold_oof(fold_dir / "oof.csv", samples, val_rows, fold, val_probs)
             decision = (metrics["f1"], config.patience is not None and epoch - best_epoch >= config.patience)
         # Every rank steps its scheduler with the same validation score (plateau schedulers need it).

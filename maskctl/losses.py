@@ -45,7 +45,9 @@ class FocalLoss(nn.Module):
 
 
 class SoftF1Loss(nn.Module):
-    """1 - macro F1 computed on probabilities: optimises the competition metric directly."""
+    """1 - macro F1 computed on probabilities: optimises the competition metric directly.
+    The mean runs over the classes present in the batch's targets: an absent class has no
+    true positives to find and would only put a floor under the loss."""
 
     def __init__(self, epsilon: float = 1e-7):
         super().__init__()
@@ -57,7 +59,8 @@ class SoftF1Loss(nn.Module):
         fp = (probs * (1 - targets)).sum(dim=0)
         fn = ((1 - probs) * targets).sum(dim=0)
         f1 = 2 * tp / (2 * tp + fp + fn + self.epsilon)
-        return 1 - f1.mean()
+        present = targets.sum(dim=0) > 0
+        return 1 - f1[present].mean()
 
 
 class WeightedSum(nn.Module):
@@ -101,6 +104,8 @@ def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
             raise MaskctlError(f"loss weight must be a number in {spec!r} (e.g. focal:0.6,f1:0.4)") from None
     if not parts or any(not name for name, _ in parts):
         raise MaskctlError(f"loss spec {spec!r} is empty; e.g. focal or focal:0.6,f1:0.4")
+    if any(not weight > 0 for _, weight in parts):
+        raise MaskctlError(f"loss weights must be positive in {spec!r} (a negative weight would maximise that loss)")
     return parts
 
 

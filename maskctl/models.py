@@ -25,7 +25,7 @@ def _timm_kwargs(name: str, pretrained: str | None) -> dict[str, Any]:
     path = Path(pretrained)
     if not path.is_file():
         raise MaskctlError(f"pretrained weights file not found: {path}")
-    if path.suffix not in {".pth", ".pt", ".bin", ".safetensors"}:
+    if path.suffix.lower() not in {".pth", ".pt", ".bin", ".safetensors"}:
         raise MaskctlError(f"pretrained weights must be a .pth/.pt/.bin or .safetensors file, got {path.name}")
     return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
 
@@ -33,7 +33,7 @@ def _timm_kwargs(name: str, pretrained: str | None) -> dict[str, Any]:
 def create_timm(name: str, num_classes: int, pretrained: str | None = None, **kwargs) -> nn.Module:
     import timm
 
-    if not timm.list_models(name):
+    if not timm.is_model(name):
         raise MaskctlError(MODELS.unknown_message(name) + " ... or any timm model name (`maskctl list models`)")
     try:
         return timm.create_model(name, num_classes=num_classes, **_timm_kwargs(name, pretrained), **kwargs)

@@ -72,7 +72,8 @@ class Registry:
 def _timm_model_factory(name: str):
     import timm
 
-    if not timm.list_models(name):
+    # is_model, not list_models: list_models takes wildcards, and misses tags like resnet18.a1_in1k
+    if not timm.is_model(name):
         return None
 
     def factory(**kwargs):
@@ -122,9 +123,10 @@ def load_plugins() -> None:
 
 
 def registry_for(kind: str) -> Registry:
-    key = kind if kind in REGISTRIES else kind + "s"
-    if key not in REGISTRIES:
+    """By its plural key ('losses') or its singular kind ('loss')."""
+    by_name = {**{r.kind: r for r in REGISTRIES.values()}, **REGISTRIES}
+    if kind not in by_name:
         close = difflib.get_close_matches(kind, list(REGISTRIES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown kind {kind!r}.{hint} Valid: {', '.join(REGISTRIES)}")
-    return REGISTRIES[key]
+    return by_name[kind]

@@ -31,7 +31,8 @@ class EpochSampler(torch.utils.data.Sampler):
         else:
             order = list(torch.utils.data.WeightedRandomSampler(self.weights, self.num_samples, replacement=True, generator=generator))
         per_rank = -(-len(order) // self.world_size)
-        order = (order * 2)[: per_rank * self.world_size]  # pad so every rank gets the same count
+        repeats = -(-per_rank * self.world_size // len(order))
+        order = (order * repeats)[: per_rank * self.world_size]  # pad so every rank gets the same count
         return order[self.rank :: self.world_size]
 
     def __iter__(self):

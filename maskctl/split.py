@@ -29,7 +29,7 @@ def assign_folds(images, folds: int = 5, seed: int = 0, val_ratio: float | None 
         n_val = int(round(val_ratio * len(people)))
         if n_val < 1 or n_val >= len(people):
             raise MaskctlError(f"--val-ratio {val_ratio} leaves no people on one side ({len(people)} people)")
-        _, val_idx = train_test_split(np.arange(len(people)), test_size=n_val, random_state=seed, stratify=strata)
+        _, val_idx = train_test_split(np.arange(len(people)), test_size=n_val, random_state=seed, stratify=_holdout_strata(strata, people, n_val))
         fold[val_idx] = 0
     else:
         if folds < 2:
@@ -56,12 +56,26 @@ def _mergeable_strata(strata: np.ndarray, min_count: int) -> np.ndarray:
     return strata
 
 
+def _holdout_strata(strata: np.ndarray, people, n_val: int) -> np.ndarray | None:
+    """Each side of a hold-out needs at least one person per stratum: with few people, balance
+    on gender alone, and with fewer still, not at all."""
+    smallest_side = min(n_val, len(people) - n_val)
+    for candidate in (strata, people["gender_label"].to_numpy()):
+        values, counts = np.unique(candidate, return_counts=True)
+        if len(values) <= smallest_side and counts.min() >= 2:
+            return candidate
+    return None
+
+
 def check_no_leak(fold_table) -> None:
     """Every person in exactly one fold, or the validation score is a lie."""
-    counts = fold_table.groupby("person")["fold"].nunique()
-    leaked = counts[counts > 1]
-    if len(leaked) or fold_table["person"].duplicated().any():
-        raise MaskctlError(f"fold table puts a person in two folds: {', '.join(map(str, leaked.index[:5]))}")
+    folds_per_person = fold_table.groupby("person")["fold"].nunique()
+    leaked = folds_per_person[folds_per_person > 1].index
+    if len(leaked):
+        raise MaskctlError(f"fold table puts a person in two folds: {', '.join(map(str, leaked[:5]))}")
+    repeated = fold_table.loc[fold_table["person"].duplicated(), "person"].unique()
+    if len(repeated):
+        raise MaskctlError(f"fold table lists a person more than once: {', '.join(map(str, repeated[:5]))}")
 
 
 def attach_folds(images, fold_table):

@@ -3,6 +3,8 @@ device (never by re-reading images); `predict` averages the views' probabilities
 and `maskctl tta-eval` measures on validation people whether that helps at all."""
 from __future__ import annotations
 
+import math
+
 from maskctl.errors import MaskctlError
 from maskctl.registry import TTA_POLICIES
 
@@ -61,7 +63,7 @@ def parse_weights(text: str | None, views: int) -> list[float]:
         weights = [float(v) for v in text.split(",")]
     except ValueError:
         raise MaskctlError(f"TTA weights must be numbers like 0.7,0.3, got {text!r}") from None
-    if len(weights) != views or any(w < 0 for w in weights) or sum(weights) <= 0:
+    if len(weights) != views or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise MaskctlError(f"TTA weights {text!r} must be {views} non-negative numbers (one per view)")
     total = sum(weights)
     return [w / total for w in weights]

@@ -92,7 +92,7 @@ class LabelFix:
             parts.append(f"age->{self.age}")
         if self.swap_normal_incorrect:
             parts.append("swap normal/incorrect_mask")
-        return f"{self.person_id}: " + ", ".join(parts)
+        return f"{self.person_id}: " + (", ".join(parts) or "no change")
 
 
 def read_label_fixes(path: str | Path) -> list[LabelFix]:

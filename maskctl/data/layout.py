@@ -169,7 +169,7 @@ def _images_of_person(root: Path, folder: Path, person: dict, problems: list[Pro
             hidden.append(str(file.relative_to(root)))
             continue
         ext = file.suffix.lower()
-        kind = file.stem
+        kind = file.stem.lower()
         if not file.is_file() or ext not in IMAGE_EXTENSIONS or kind not in L.MASK_KIND_TO_STATUS:
             problems.append(Problem("extra-file", person["id"], f"unexpected file {file.relative_to(root)}; skipped"))
             continue

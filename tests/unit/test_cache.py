@@ -1,0 +1,154 @@
+import multiprocessing
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskctl.data import cache as C
+from maskctl.data.images import load_resized
+
+SIZE = (24, 16)
+
+
+def write_images(folder: Path, count=6, offset=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rng = np.random.default_rng(offset)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
+        ext = [".jpg", ".png", ".jpeg"][i % 3]
+        path = folder / f"img{i}{ext}"
+        Image.fromarray(pixels).save(path, format="PNG" if ext == ".png" else "JPEG")
+        paths.append(str(path))
+    return paths
+
+
+def test_cache_dir_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKCTL_CACHE_DIR", str(tmp_path / "c"))
+    assert C.cache_dir() == tmp_path / "c"
+
+
+def test_open_cache_pixels_equal_load_resized(tmp_path):
+    paths = write_images(tmp_path / "img")
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=tmp_path / "cache")
+    assert cache is not None
+    assert len(cache) == len(paths)
+    for i, path in enumerate(paths):
+        image = cache.get(i)
+        assert image.dtype == np.uint8 and image.shape == (*SIZE, 3)
+        np.testing.assert_array_equal(image, load_resized(path, SIZE))
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    key = C.cache_key(paths, SIZE)
+    assert f"{key}.u8" in files and f"{key}.json" in files
+    assert (tmp_path / "cache" / f"{key}.u8").stat().st_size == len(paths) * SIZE[0] * SIZE[1] * 3
+    assert C.describe(tmp_path / "cache") == [{"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION, "key": key}]
+
+
+def test_open_cache_uses_env_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKCTL_CACHE_DIR", str(tmp_path / "env-cache"))
+    paths = write_images(tmp_path / "img", count=2)
+    cache = C.open_cache(paths, SIZE, show_progress=False)
+    assert Path(cache.array_path).parent == tmp_path / "env-cache"
+
+
+def test_second_open_reuses(tmp_path, monkeypatch):
+    paths = write_images(tmp_path / "img", count=3)
+    C.open_cache(paths, SIZE, show_progress=False, directory=tmp_path / "cache")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a built cache must be reused")
+
+    monkeypatch.setattr(C, "_build", no_build)
+    again = C.open_cache(paths, SIZE, show_progress=False, directory=tmp_path / "cache")
+    np.testing.assert_array_equal(again.get(2), load_resized(paths[2], SIZE))
+
+
+def test_subset_maps_rows(tmp_path):
+    paths = write_images(tmp_path / "img")
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=tmp_path / "cache")
+    sub = cache.subset([4, 1, 1])
+    assert len(sub) == 3
+    np.testing.assert_array_equal(sub.get(0), cache.get(4))
+    np.testing.assert_array_equal(sub.get(1), cache.get(1))
+    subsub = sub.subset([0])
+    np.testing.assert_array_equal(subsub.get(0), load_resized(paths[4], SIZE))
+
+
+def test_changed_source_gives_new_key_and_pixels(tmp_path):
+    paths = write_images(tmp_path / "img", count=3)
+    directory = tmp_path / "cache"
+    first = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    old_key = C.cache_key(paths, SIZE)
+    old_pixels = first.get(1)
+    # rewrite image 1 with different pixels and move its mtime on
+    Image.fromarray(np.full((40, 30, 3), 7, np.uint8)).save(paths[1], format="PNG")
+    stat = os.stat(paths[1])
+    os.utime(paths[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    new_key = C.cache_key(paths, SIZE)
+    assert new_key != old_key
+    second = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    assert second.array_path != first.array_path
+    np.testing.assert_array_equal(second.get(1), np.full((*SIZE, 3), 7, np.uint8))
+    assert not np.array_equal(second.get(1), old_pixels)
+    np.testing.assert_array_equal(second.get(0), first.get(0))
+
+
+def test_key_depends_on_size_and_order(tmp_path):
+    paths = write_images(tmp_path / "img", count=2)
+    assert C.cache_key(paths, (24, 16)) != C.cache_key(paths, (16, 24))
+    assert C.cache_key(paths, SIZE) != C.cache_key(paths[::-1], SIZE)
+    assert C.cache_key(paths, SIZE) == C.cache_key(list(paths), SIZE)
+
+
+def _build_in_child(paths, directory, barrier, results, log):
+    original = C._build
+
+    def logged_build(*args, **kwargs):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return original(*args, **kwargs)
+
+    C._build = logged_build
+    barrier.wait()
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=Path(directory))
+    results.put((os.getpid(), np.stack([cache.get(i) for i in range(len(cache))]).tobytes()))
+
+
+def test_two_processes_build_once_and_agree(tmp_path):
+    paths = write_images(tmp_path / "img", count=12)
+    directory = tmp_path / "cache"
+    log = tmp_path / "builds.log"
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(2)
+    results = context.Queue()
+    workers = [context.Process(target=_build_in_child, args=(paths, str(directory), barrier, results, str(log))) for _ in range(2)]
+    for w in workers:
+        w.start()
+    outputs = [results.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    expected = np.stack([load_resized(p, SIZE) for p in paths]).tobytes()
+    assert outputs[0][1] == outputs[1][1] == expected
+    assert len(log.read_text().split()) == 1  # one builder; the other waited and reused
+    names = [p.name for p in directory.iterdir()]
+    assert len([n for n in names if n.endswith(".u8")]) == 1
+    assert not [n for n in names if ".tmp" in n]
+
+
+def test_image_cache_pickles_without_pixels(tmp_path):
+    paths = write_images(tmp_path / "img", count=6)
+    cache = C.open_cache(paths, (64, 48), show_progress=False, directory=tmp_path / "cache")
+    cache.get(0)  # opens the memmap
+    assert cache._array is not None
+    blob = pickle.dumps(cache)
+    assert len(blob) < 2048  # 6 images of 64x48x3 would be 55 KB
+    clone = pickle.loads(blob)
+    assert clone._array is None
+    for i in range(6):
+        np.testing.assert_array_equal(clone.get(i), cache.get(i))
+    sub = pickle.loads(pickle.dumps(cache.subset([5, 2])))
+    np.testing.assert_array_equal(sub.get(0), cache.get(5))

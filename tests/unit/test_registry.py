@@ -1,0 +1,133 @@
+import pytest
+
+from maskctl import registry as R
+from maskctl.errors import MaskctlError
+
+
+def make_registry():
+    reg = R.Registry("widget")
+
+    @reg.register("alpha", "the first")
+    def alpha(x=1):
+        return ("alpha", x)
+
+    @reg.register("alphabet")
+    def alphabet():
+        """Doc line one.
+
+        More text."""
+        return "alphabet"
+
+    @reg.register("beta")
+    def beta():
+        return "beta"
+
+    return reg
+
+
+def test_register_create_names():
+    reg = make_registry()
+    assert reg.names() == ["alpha", "alphabet", "beta"]
+    assert reg.names("alpha*") == ["alpha", "alphabet"]
+    assert reg.names("b*") == ["beta"]
+    assert reg.names("z*") == []
+    assert reg.create("alpha", x=5) == ("alpha", 5)
+    assert reg.create("beta") == "beta"
+    assert "alpha" in reg and "gamma" not in reg
+    descriptions = {e.name: e.description for e in reg.entries()}
+    assert descriptions == {"alpha": "the first", "alphabet": "Doc line one.", "beta": ""}
+
+
+def test_unknown_name_lists_valid_and_suggests_closest():
+    reg = make_registry()
+    with pytest.raises(R.UnknownNameError) as info:
+        reg.create("bota")
+    message = str(info.value)
+    assert isinstance(info.value, MaskctlError)
+    assert "unknown widget 'bota'" in message
+    assert "Did you mean 'beta'?" in message
+    assert "Valid: alpha, alphabet, beta" in message
+
+
+def test_unknown_name_without_close_match_has_no_hint():
+    reg = make_registry()
+    with pytest.raises(R.UnknownNameError) as info:
+        reg.get("zzzzzzzz")
+    assert "Did you mean" not in str(info.value)
+    assert "Valid: alpha, alphabet, beta" in str(info.value)
+
+
+def test_duplicate_registration_raises():
+    reg = make_registry()
+    with pytest.raises(ValueError, match="registered twice"):
+        @reg.register("beta")
+        def other():
+            return None
+    assert reg.create("beta") == "beta"  # the first one is kept
+
+
+def test_fallback_resolves_outside_names():
+    reg = R.Registry("thing", fallback=lambda name: (lambda: name.upper()) if name.startswith("x") else None)
+    assert reg.create("xyz") == "XYZ"
+    with pytest.raises(R.UnknownNameError):
+        reg.create("abc")
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("losses", "LOSSES"), ("loss", "LOSSES"), ("model", "MODELS"), ("models", "MODELS"),
+    ("tta", "TTA_POLICIES"), ("augmentation", "AUGMENTATIONS"), ("dataset", "DATASETS"), ("scheduler", "SCHEDULERS"),
+])
+def test_registry_for_singular_and_plural(kind, expected):
+    assert R.registry_for(kind) is getattr(R, expected)
+
+
+def test_registry_for_unknown_kind_suggests():
+    with pytest.raises(R.UnknownNameError) as info:
+        R.registry_for("lossez")
+    assert "Did you mean 'losses'?" in str(info.value)
+    assert "Valid: datasets, models, losses" in str(info.value)
+
+
+def test_load_plugins_fills_every_registry():
+    R.load_plugins()
+    assert set(R.DATASETS.names()) >= {"mask-base", "mask-profile", "mask-multitask", "image-folder"}
+    assert set(R.LOSSES.names()) >= {"ce", "focal", "label-smoothing", "f1"}
+    assert set(R.SAMPLERS.names()) >= {"none", "weighted"}
+    assert set(R.SCHEDULERS.names()) >= {"cosine-warmup-restarts", "cosine", "plateau", "step"}
+    assert set(R.OPTIMIZERS.names()) >= {"adamp", "adam", "adamw", "sgd"}
+    assert set(R.AUGMENTATIONS.names()) >= {"seed", "light", "none"}
+    assert set(R.TTA_POLICIES.names()) >= {"none", "hflip"}
+    assert "multihead" in R.MODELS.names()
+    for name, reg in R.REGISTRIES.items():
+        assert reg.names(), f"registry {name} is empty"
+    R.load_plugins()  # importing twice must not re-register (and raise)
+
+
+def test_models_fallback_to_timm():
+    R.load_plugins()
+    factory = R.MODELS.get("test_resnet")
+    model = factory(num_classes=7, pretrained=False)
+    assert model.num_classes == 7
+    with pytest.raises(R.UnknownNameError) as info:
+        R.MODELS.get("definitely_not_a_model_xyz")
+    assert "unknown model 'definitely_not_a_model_xyz'" in str(info.value)
+
+
+@pytest.mark.parametrize("pattern", ["test_res*", "*resnet*", "test_resne?"])
+def test_models_fallback_refuses_wildcards(pattern):
+    """timm.list_models treats its argument as a pattern; a model name with wildcards is not a
+    model and must fail at lookup with the usual message, not later inside timm."""
+    R.load_plugins()
+    with pytest.raises(R.UnknownNameError):
+        R.MODELS.get(pattern)
+
+
+def test_models_fallback_accepts_pretrained_tags():
+    """timm names carry pretrained tags (`resnet18.a1_in1k`, what the hub weights are filed
+    under); timm.create_model and timm.is_model accept them, so the registry should too."""
+    import timm
+
+    R.load_plugins()
+    assert timm.is_model("test_resnet.r160_in1k")
+    factory = R.MODELS.get("test_resnet.r160_in1k")
+    assert factory(num_classes=4, pretrained=False).num_classes == 4

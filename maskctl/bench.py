@@ -112,43 +112,99 @@ def recommend_workers(paths, size_hw, batch_size: int, batches: int, device) -> 
     return min(w for w, r in rates.items() if r >= 0.95 * rates[best]), rates
 
 
-def bench_train(model_name: str, size_hw, batch_size: int, steps: int, device) -> list[dict]:
+def _train_step_fn(model_name: str, device, channels_last: bool, amp: bool):
+    """One optimizer step on a uint8 (or 0..255 float) batch, as maskctl trains."""
     import torch
 
     from maskctl.data.transforms import normalize_on_device
     from maskctl.engine.inference import autocast
     from maskctl.models import build_model
 
+    torch.manual_seed(0)
+    model = build_model(model_name, 18).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def step(images, targets):
+        batch = normalize_on_device(images, channels_last=channels_last)
+        with autocast(device, amp):
+            loss = torch.nn.functional.cross_entropy(model(batch), targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_train(model_name: str, size_hw, batch_size: int, steps: int, device) -> list[dict]:
+    """Steps/s on in-memory batches: with and without channels_last (and AMP on CUDA)."""
+    import torch
+
     rows = []
     modes = [(False, False), (True, False)] + ([(False, True), (True, True)] if device.type == "cuda" else [])
+    images = torch.randint(0, 255, (batch_size, 3, *size_hw), dtype=torch.uint8, device=device)
+    targets = torch.randint(0, 18, (batch_size,), device=device)
     for channels_last, amp in modes:
-        torch.manual_seed(0)
-        model = build_model(model_name, 18).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        images = torch.randint(0, 255, (batch_size, 3, *size_hw), dtype=torch.uint8, device=device)
-        targets = torch.randint(0, 18, (batch_size,), device=device)
-
-        def step():
-            batch = normalize_on_device(images, channels_last=channels_last)
-            with autocast(device, amp):
-                loss = torch.nn.functional.cross_entropy(model(batch), targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
-        step()  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        step = _train_step_fn(model_name, device, channels_last, amp)
+        step(images, targets)  # warm-up
+        _synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            step(images, targets)
+        _synchronize(device)
         seconds = time.perf_counter() - started
         rows.append({"channels_last": channels_last, "amp": amp, "steps_per_s": steps / seconds, "images_per_s": steps * batch_size / seconds})
     return rows
+
+
+def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: int, steps: int, workers: int, device) -> dict:
+    """Training images/s fed by maskctl's real loader (cache, seed augmentation, device noise)
+    against the same steps on one in-memory batch: near 1 means the GPU is the bottleneck."""
+    import torch
+
+    from maskctl.data.cache import open_cache
+    from maskctl.data.datasets import ImageDataset
+    from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, seed_augmentation
+    from maskctl.engine.runtime import loader_kwargs
+    from maskctl.samplers import EpochSampler
+
+    amp = device.type == "cuda"
+    step = _train_step_fn(model_name, device, channels_last=True, amp=amp)
+    dataset = ImageDataset(paths, np.random.default_rng(0).integers(0, 18, len(paths)), seed_augmentation(*size_hw), size_hw, open_cache(paths, size_hw))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), drop_last=True, **loader_kwargs(device, workers))
+    generator = torch.Generator().manual_seed(0)
+
+    def batches():
+        while True:
+            yield from loader
+
+    source = batches()
+    first_images, first_targets, _ = next(source)
+    fixed = (first_images.to(device), first_targets.to(device))
+    rates = {}
+    for mode in ("synthetic", "real"):
+        step(*fixed)
+        _synchronize(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            if mode == "real":
+                images, targets, _ = next(source)
+                images = add_noise_on_device(images.to(device, non_blocking=True), DEVICE_NOISE["seed"], generator)
+                step(images, targets.to(device, non_blocking=True))
+            else:
+                step(*fixed)
+        _synchronize(device)
+        rates[mode] = steps * batch_size / (time.perf_counter() - started)
+    return {"model": model_name, "size": list(size_hw), "batch_size": batch_size, "workers": workers, "amp": amp, "channels_last": True,
+            "synthetic_images_per_s": rates["synthetic"], "real_images_per_s": rates["real"], "real_over_synthetic": rates["real"] / rates["synthetic"]}
 
 
 def bench_predict(run: Path, eval_dir: Path, device_name: str) -> dict:

@@ -41,9 +41,13 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
     write_folds_file(data / "train", data / "folds.csv", folds=2, seed=0, overwrite=True)
     runs = []
     common = {"data": str(data / "train"), "folds_file": str(data / "folds.csv"), "runs_dir": str(out / "runs"), "epochs": epochs}
-    for number, (name, model) in enumerate((("quick", None), ("quick-mobilenet", "mobilenetv3_small_100")), start=4):
-        step(f"{number}/7 train {name} (recipe cpu-quick{', model ' + model if model else ''}, 2 folds)")
-        runs.append(kfold.train(load_config("cpu-quick", {**common, "name": name, "model": model})))
+    # Two members for the ensemble: the recipe as it is, and a variant with another loss mix,
+    # CutMix of face halves and another seed; both on the same folds, so weights can be fitted.
+    variants = (("quick", {}), ("quick-cutmix", {"loss": "focal:0.6,f1:0.4", "mix": "cutmix", "seed": 1}))
+    for number, (name, changes) in enumerate(variants, start=4):
+        described = ", ".join(f"{k} {v}" for k, v in changes.items())
+        step(f"{number}/7 train {name} (recipe cpu-quick{', ' + described if described else ''}; 2 folds)")
+        runs.append(kfold.train(load_config("cpu-quick", {**common, "name": name, **changes})))
     step("6/7 tta-eval and predict")
     tta_eval(runs[0])
     for run in runs:
@@ -54,16 +58,17 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
     answers = pd.read_csv(data / "eval" / "answers.csv", dtype={"ImageID": str}).set_index("ImageID")["ans"]
     summary = Table(title=f"maskctl demo: done in {time.perf_counter() - started:.0f}s")
     summary.add_column("what")
-    summary.add_column("where")
-    summary.add_column("eval macro F1 (synthetic answers)", justify="right")
-    summary.add_row("data", str(data), "")
-    summary.add_row("eda report", str(out / "reports" / "eda-train" / "report.md"), "")
+    summary.add_column(f"where (under {out.name}/)")
+    summary.add_column("eval macro F1", justify="right")
+    summary.add_row("data", "data/", "")
+    summary.add_row("eda report", "reports/eda-train/report.md", "")
     result = {}
     for label, folder in [(r.name, r) for r in runs] + [("ensemble", out / "ensemble")]:
         submission = pd.read_csv(folder / "submission.csv", dtype={"ImageID": str})
         f1 = scores(answers.loc[submission["ImageID"]].to_numpy(), submission["ans"].to_numpy())["f1"]
         result[label] = f1
-        summary.add_row(f"submission: {label}", str(folder / "submission.csv"), f"{f1:.4f}")
+        summary.add_row(f"submission: {label}", str((folder / "submission.csv").relative_to(out)), f"{f1:.4f}")
     console.print(summary)
+    console.print(f"everything is under {out}")
     console.print("next: the same loop on your data, e.g. [bold]maskctl eda data/train[/], then [bold]maskctl train --config cpu-quick[/] (CPU) or [bold]--config seed[/] (GPU)")
     return result

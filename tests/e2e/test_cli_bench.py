@@ -20,3 +20,19 @@ def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
 def test_bench_rejects_unknown_measurement(tmp_path):
     result = invoke("bench", "speed", "--out", tmp_path)
     assert result.exit_code == 2 and "loader, train, predict or all" in one_line_error(result)
+
+
+def test_gpu_check_script_smoke_runs_on_cpu(synth_data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run([sys.executable, str(script), "--device", "cpu", "--model", "test_resnet", "--size", "64x48", "--steps", "2",
+                             "--batch-size", "8", "--workers", "0", "--data", str(synth_data / "train"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["loading"]["synthetic_images_per_s"] > 0 and report["loading"]["real_images_per_s"] > 0
+    assert "bound" in report["verdict"]

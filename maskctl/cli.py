@@ -36,13 +36,22 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except MaskctlError as exc:
-            fail(str(exc))
+            fail(one_line(str(exc)))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             fail("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def one_line(message: str) -> str:
+    """A DataLoader worker re-raises our error with the worker's traceback inside the message;
+    its last line is the original 'module.ErrorType: message'."""
+    if "DataLoader worker" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if ": " in last else last
 
 
 AgeEdges = Annotated[str, typer.Option(help="Age band edges: ages below the first are band 0, from the second on band 2.")]
@@ -257,15 +266,16 @@ def predict(
 def tta_eval(
     run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME).")],
     data: Annotated[Optional[Path], typer.Option(help="Training folder \\[the run's own].", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
     device: Device = None,
+    min_gain: Annotated[float, typer.Option(min=0.0, help="Smallest mean macro F1 gain for which TTA is recommended.")] = 0.002,
 ):
     """Does test-time augmentation help? Scores TTA policies and weights on each fold's own
     validation people and records the best for `predict --tta auto` (often: none)."""
     from maskctl.tta_eval import tta_eval as run_tta_eval
 
-    run_tta_eval(run, data, batch_size, device, workers)
+    run_tta_eval(run, data, batch_size, device, workers, min_gain)
 
 
 @app.command()

@@ -3,6 +3,7 @@ in the run folder so that `--config runs/NAME/config.yaml` reproduces a run."""
 from __future__ import annotations
 
 import dataclasses
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,30 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
         hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, FIELDS, n=1)) else u for u in unknown]
         raise MaskctlError(f"unknown setting(s): {', '.join(hints)}")
-    config = TrainConfig(**values)
+    config = TrainConfig(**{name: _checked(name, value) for name, value in values.items()})
     config.image_hw()  # fail early on a bad size
     return config
+
+
+def _checked(name: str, value: Any) -> Any:
+    """A recipe value of the field's type (ints are fine where floats are wanted), or a one-line
+    error now rather than a TypeError deep in training."""
+    import typing
+
+    expected = typing.get_type_hints(TrainConfig)[name]
+    allowed = [t for t in typing.get_args(expected) if t is not type(None)] if typing.get_origin(expected) in (typing.Union, types.UnionType) else [expected]
+    if value is None and type(None) in typing.get_args(expected):
+        return None
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if origin is list and isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return [float(v) for v in value]
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin in (int, str, bool) and type(value) is origin:
+            return value
+    wanted = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise MaskctlError(f"setting {name} must be {wanted}, got {value!r}")
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from maskctl.data import labels as L
 from maskctl.data.images import ImageDecodeError, image_info, load_rgb
-from maskctl.data.layout import DataSet, Problem, is_hidden, read_eval, read_train
+from maskctl.data.layout import FolderTable, Problem, is_hidden, read_eval, read_train
 from maskctl.errors import MaskctlError
 
 PROBLEMS_IN_TERMINAL = 15
@@ -70,7 +70,7 @@ def default_out_dir(data_dir: str | Path) -> Path:
     return root.parent / "reports" / f"eda-{root.name}"
 
 
-def read_dataset(data_dir: str | Path, age_edges: Sequence[int], label_fixes: str | Path | None) -> DataSet:
+def read_dataset(data_dir: str | Path, age_edges: Sequence[int], label_fixes: str | Path | None) -> FolderTable:
     root = Path(data_dir)
     if detect_kind(root) == "train":
         return read_train(root, age_edges, label_fixes)
@@ -81,8 +81,10 @@ def read_dataset(data_dir: str | Path, age_edges: Sequence[int], label_fixes: st
 
 def detect_kind(root: Path) -> str:
     """'train' (train.csv, or person folders under images/) or 'eval' (info.csv)."""
-    if not root.is_dir():
+    if not root.exists():
         raise MaskctlError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise MaskctlError(f"{root} is not a folder: give the folder that holds train.csv or info.csv and images/")
     if (root / "train.csv").is_file():
         return "train"
     if (root / "info.csv").is_file():
@@ -98,7 +100,7 @@ def detect_kind(root: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # The numbers
 
-def summarise(dataset: DataSet, show_progress: bool = True) -> dict:
+def summarise(dataset: FolderTable, show_progress: bool = True) -> dict:
     table = dataset.table
     modes, sizes, corrupt = _scan_images(dataset, show_progress)
     return {
@@ -115,7 +117,7 @@ def summarise(dataset: DataSet, show_progress: bool = True) -> dict:
     }
 
 
-def _label_numbers(dataset: DataSet) -> dict:
+def _label_numbers(dataset: FolderTable) -> dict:
     table, age_edges = dataset.table, dataset.age_edges
     bands = L.age_band_names(age_edges)
     class_counts = _counts_by_index(table["label"], L.NUM_CLASSES)
@@ -190,7 +192,7 @@ def _problem_numbers(problems: list[Problem]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Decoding every image
 
-def _scan_images(dataset: DataSet, show_progress: bool) -> tuple[Counter, Counter, list[Problem]]:
+def _scan_images(dataset: FolderTable, show_progress: bool) -> tuple[Counter, Counter, list[Problem]]:
     """Colour modes and sizes of the images that decode, and a problem for each one that does not."""
     from maskctl.console import track
 
@@ -211,7 +213,7 @@ def _scan_images(dataset: DataSet, show_progress: bool) -> tuple[Counter, Counte
     return modes, sizes, corrupt
 
 
-def _decodable_images(dataset: DataSet) -> dict[str, str]:
+def _decodable_images(dataset: FolderTable) -> dict[str, str]:
     """image (relative name) -> path; eval rows that read_eval already reported as missing or
     outside the folder are left out, and an ImageID listed twice is decoded once."""
     table = dataset.table
@@ -235,7 +237,7 @@ def _inspect(path: str) -> tuple[str | None, str | None, str | None]:
 # ---------------------------------------------------------------------------------------------
 # Files: eda.json, PNG plots, report.md
 
-def write_report(report: dict, dataset: DataSet, out_dir: str | Path) -> Path:
+def write_report(report: dict, dataset: FolderTable, out_dir: str | Path) -> Path:
     """Plots first and report.md last, each written atomically: a report.md on disk means the
     whole report is there. Returns the path of report.md."""
     from maskctl import io
@@ -246,7 +248,7 @@ def write_report(report: dict, dataset: DataSet, out_dir: str | Path) -> Path:
     return io.write_text(out_dir / "report.md", markdown(report, written))
 
 
-def _write_plots(report: dict, dataset: DataSet, out_dir: Path) -> list[str]:
+def _write_plots(report: dict, dataset: FolderTable, out_dir: Path) -> list[str]:
     """Returns the file names of the plots written."""
     from maskctl import io, plots
 
@@ -263,7 +265,7 @@ def _write_plots(report: dict, dataset: DataSet, out_dir: Path) -> list[str]:
     return list(figures)
 
 
-def _sample_rows(dataset: DataSet) -> list[tuple[str, list[tuple[str, str]]]]:
+def _sample_rows(dataset: FolderTable) -> list[tuple[str, list[tuple[str, str]]]]:
     """Rows of (row label, [(caption, path)]): train, a few people spread over the folder with
     their 7 images each; eval, the first images as listed."""
     table = dataset.table

@@ -92,6 +92,14 @@ def load_members(runs: list[Path]) -> list[Member]:
     return members
 
 
+def member_oof_f1(member: Member) -> float | None:
+    from maskctl.engine.report import prob_columns
+
+    if member.oof is None:
+        return None
+    return macro_f1(member.oof["label"].to_numpy(), member.oof[prob_columns(member.oof)].to_numpy().argmax(1))
+
+
 def shared_oof(members: list[Member]):
     """(M, N, C) OOF probabilities, labels, and whether all members used the same folds."""
     from maskctl.engine.report import prob_columns
@@ -129,13 +137,14 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     result = {"method": method, "members": [str(m.run) for m in members], "same_folds": same_folds}
     if method == "weighted":
         weights, _ = fit_weights(oof_probs, oof_labels)
+    # Each member's own OOF score is meaningful even when the folds differ; the ensemble's is not.
+    result["member_oof_f1"] = [member_oof_f1(m) for m in members]
     if oof_probs is not None:
-        member_f1 = [macro_f1(oof_labels, p.argmax(1)) for p in oof_probs]
         ensemble_pred = hard_vote(oof_probs) if method == "hard" else soft_vote(oof_probs, weights).argmax(1)
-        result["member_oof_f1"] = member_f1
         result["oof_f1"] = macro_f1(oof_labels, ensemble_pred)
     for i, member in enumerate(members):
-        table.add_row(str(member.run), "vote" if method == "hard" else f"{weights[i]:.3f}", f"{result['member_oof_f1'][i]:.4f}" if "oof_f1" in result else "-")
+        own = result["member_oof_f1"][i]
+        table.add_row(str(member.run), "vote" if method == "hard" else f"{weights[i]:.3f}", "-" if own is None else f"{own:.4f}")
     table.add_row("[bold]ensemble[/]", "", f"[bold]{result['oof_f1']:.4f}[/]" if "oof_f1" in result else "- (folds differ)")
     console.print(table)
 

@@ -22,21 +22,24 @@ def _timm_kwargs(name: str, pretrained: str | None) -> dict[str, Any]:
         return {"pretrained": False}
     if pretrained == "hub":
         return {"pretrained": True}
+    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(check_weights_file(pretrained))}}
+
+
+def check_weights_file(pretrained: str) -> Path:
     path = Path(pretrained)
     if not path.is_file():
-        raise MaskctlError(f"pretrained weights file not found: {path}")
+        raise MaskctlError(f"pretrained weights file not found: {path} (a .pth/.safetensors file, or 'hub')")
     if path.suffix.lower() not in {".pth", ".pt", ".bin", ".safetensors"}:
         raise MaskctlError(f"pretrained weights must be a .pth/.pt/.bin or .safetensors file, got {path.name}")
-    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    return path
 
 
-def create_timm(name: str, num_classes: int, pretrained: str | None = None, **kwargs) -> nn.Module:
+def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop_rate: float = 0.0) -> nn.Module:
+    """The timm door of the model registry (MODELS falls back to it for timm names)."""
     import timm
 
-    if not timm.is_model(name):
-        raise MaskctlError(MODELS.unknown_message(name) + " ... or any timm model name (`maskctl list models`)")
     try:
-        return timm.create_model(name, num_classes=num_classes, **_timm_kwargs(name, pretrained), **kwargs)
+        return timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate, **_timm_kwargs(name, pretrained))
     except MaskctlError:
         raise
     except Exception as exc:  # hub errors come in many types (LocalEntryNotFoundError, OSError, HTTP errors)
@@ -62,7 +65,7 @@ class MultiHead(nn.Module):
 
     def __init__(self, backbone: str, pretrained: str | None = None, drop_rate: float = 0.0):
         super().__init__()
-        self.backbone = create_timm(backbone, num_classes=0, pretrained=pretrained, drop_rate=drop_rate)
+        self.backbone = MODELS.create(backbone, num_classes=0, pretrained=pretrained, drop_rate=drop_rate)
         features = self.backbone.num_features
         self.heads = nn.ModuleList([nn.Linear(features, size) for size in self.task_sizes])
 
@@ -83,16 +86,15 @@ def compose_task_logits(mask_logits, gender_logits, age_logits):
 
 
 @MODELS.register("multihead", "shared timm backbone (--backbone) with mask/gender/age heads, 18 classes composed")
-def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0, **_):
+def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0):
     if num_classes != 18:
         raise MaskctlError(f"the multihead model predicts the 18 mask classes, not {num_classes}")
     return MultiHead(backbone, pretrained, drop_rate)
 
 
 def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0) -> nn.Module:
-    if name in MODELS:
-        return MODELS.create(name, num_classes=num_classes, backbone=backbone, pretrained=pretrained, drop_rate=drop_rate)
-    return create_timm(name, num_classes, pretrained, drop_rate=drop_rate)
+    extra = {"backbone": backbone} if name == "multihead" else {}
+    return MODELS.create(name, num_classes=num_classes, pretrained=pretrained, drop_rate=drop_rate, **extra)
 
 
 def model_meta(config, num_classes: int, class_names: list[str]) -> dict[str, Any]:

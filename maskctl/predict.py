@@ -64,7 +64,7 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
 
 
 def read_prediction_data(data: Path):
-    """An eval folder (info.csv) or a training folder (labels known). Returns (DataSet, ids, labels)."""
+    """An eval folder (info.csv) or a training folder (labels known). Returns (FolderTable, ids, labels)."""
     from maskctl.data.layout import read_eval, read_train, require_readable_images
 
     if (data / "info.csv").is_file():
@@ -80,10 +80,20 @@ def read_prediction_data(data: Path):
 def read_answers(path: Path, ids: list[str]) -> np.ndarray:
     import pandas as pd
 
-    table = pd.read_csv(path, dtype={"ImageID": str})
+    if not path.is_file():
+        raise MaskctlError(f"answers file not found: {path}")
+    try:
+        table = pd.read_csv(path, dtype={"ImageID": str})
+    except Exception as exc:
+        raise MaskctlError(f"cannot read answers file {path}: {exc}") from None
     if not {"ImageID", "ans"} <= set(table.columns):
         raise MaskctlError(f"{path} needs columns ImageID,ans")
-    answers = table.set_index("ImageID")["ans"]
+    if table["ImageID"].duplicated().any():
+        raise MaskctlError(f"{path} lists ImageID {table.loc[table['ImageID'].duplicated(), 'ImageID'].iloc[0]} more than once")
+    labels = pd.to_numeric(table["ans"], errors="coerce")
+    if labels.isna().any() or (labels % 1 != 0).any():
+        raise MaskctlError(f"{path}: ans must be whole class numbers, e.g. row {int(labels.isna().idxmax()) + 2}")
+    answers = pd.Series(labels.astype(int).to_numpy(), index=table["ImageID"])
     missing = [i for i in ids if i not in answers.index]
     if missing:
         raise MaskctlError(f"{path} has no answer for {len(missing)} image(s), e.g. {missing[0]}")
@@ -110,11 +120,6 @@ def sidecar_meta(checkpoint: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def default_batch_size(device_type: str) -> int:
-    # On a CPU, batches of 32 stay in cache and ran about 2x the images/s of batches of 1000.
-    return 256 if device_type == "cuda" else 32
-
-
 def predict(
     run: Path, data: Path = Path("data/eval"), out: Path | None = None, fold: int | None = None, tta: str = "none",
     tta_weights: str | None = None, answers: Path | None = None, batch_size: int | None = None, workers: int | None = None,
@@ -132,11 +137,7 @@ def predict(
     meta = sidecar_meta(paths[0])
     prefetch = _prefetcher(image_paths, meta["size"]) if meta and workers in (None, 0) else None
 
-    import torch
-
-    from maskctl.data.datasets import ImageDataset
-    from maskctl.engine.inference import predict_views
-    from maskctl.engine.runtime import configure_threads, default_workers, loader_kwargs, resolve_device
+    from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.registry import load_plugins
     from maskctl.tta import combine, view_functions
 
@@ -148,15 +149,12 @@ def predict(
     if score and answers is not None:
         labels = read_answers(answers, ids)
 
-    device = resolve_device(device_name)
-    workers = default_workers(device) if workers is None else workers
-    configure_threads(device, workers)
+    device, workers = inference_device(device_name, workers)
     loaded = load_models(paths, device, channels_last=True)
     size = tuple(loaded.meta["size"])
     if prefetch is not None and (workers > 0 or tuple(prefetch.size_hw) != size):
         prefetch = None  # workers decode in parallel anyway; a stale sidecar size is ignored
-    images = ImageDataset(image_paths, np.zeros(len(ids), dtype=np.int64), None, size, prefetch)
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size or default_batch_size(device.type), shuffle=False, **loader_kwargs(device, workers))
+    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), size, device, workers, batch_size, prefetch)
     if prefetch is not None:
         prefetch.stop()
     with progress() as bar:

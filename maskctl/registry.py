@@ -25,11 +25,15 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, fallback: Callable[[str], Callable[..., Any] | None] | None = None):
-        """`fallback` resolves names outside the table (e.g. any timm model name)."""
+    def __init__(self, kind: str, fallback: Callable[[str], Callable[..., Any] | None] | None = None,
+                 fallback_names: Callable[[], list[str]] | None = None, fallback_hint: str = ""):
+        """`fallback` resolves names outside the table (e.g. any timm model name);
+        `fallback_names` lists them for suggestions, `fallback_hint` says what they are."""
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self._fallback = fallback
+        self._fallback_names = fallback_names
+        self._fallback_hint = fallback_hint
 
     def register(self, name: str, description: str = ""):
         def decorator(factory):
@@ -61,29 +65,37 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         valid = self.names()
-        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+        candidates = valid + (self._fallback_names() if self._fallback_names else [])
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}"
+        return f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}{self._fallback_hint}"
 
     def create(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
 
 
 def _timm_model_factory(name: str):
+    import functools
+
     import timm
 
     # is_model, not list_models: list_models takes wildcards, and misses tags like resnet18.a1_in1k
     if not timm.is_model(name):
         return None
+    from maskctl.models import create_timm
 
-    def factory(**kwargs):
-        return timm.create_model(name, **kwargs)
+    return functools.partial(create_timm, name)
 
-    return factory
+
+def _timm_model_names() -> list[str]:
+    import timm
+
+    return timm.list_models()
 
 
 DATASETS = Registry("dataset")
-MODELS = Registry("model", fallback=_timm_model_factory)
+MODELS = Registry("model", fallback=_timm_model_factory, fallback_names=_timm_model_names,
+                  fallback_hint=", or any timm model name (`maskctl list models`)")
 LOSSES = Registry("loss")
 SAMPLERS = Registry("sampler")
 SCHEDULERS = Registry("scheduler")

@@ -89,14 +89,6 @@ def attach_folds(images, fold_table):
     return merged
 
 
-def fold_shares(images_with_folds):
-    """Share of each of the 18 classes per validation fold (rows: fold, columns: class)."""
-    import pandas as pd
-
-    counts = pd.crosstab(images_with_folds["fold"], images_with_folds["label"]).reindex(columns=range(18), fill_value=0)
-    return counts.div(counts.sum(axis=1), axis=0)
-
-
 def read_folds(path: str | Path):
     import pandas as pd
 

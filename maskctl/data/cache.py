@@ -98,8 +98,3 @@ def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_pr
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-def describe(directory: Path | None = None) -> list[dict]:
-    directory = directory or cache_dir()
-    return [json.loads(p.read_text()) | {"key": p.stem} for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []

@@ -38,7 +38,6 @@ class Samples:
 
 class DatasetKind:
     multitask = False
-    person_folds = True
 
     def read(self, config) -> Samples:
         dataset = read_train(config.data, L.parse_age_edges(config.age_edges), config.label_fixes)
@@ -54,6 +53,15 @@ class DatasetKind:
         return attach_folds(samples.table, assign_folds(samples.table, config.folds, config.seed, config.val_ratio))
 
 
+class ImageFolds:
+    """Folds by image, stratified by class: for data without people (or to show the leak)."""
+
+    def assign_folds(self, samples: Samples, config):
+        table = samples.table.copy()
+        table["fold"] = image_folds(table["label"].to_numpy(), config.folds, config.seed, config.val_ratio)
+        return table
+
+
 @DATASETS.register("mask-profile", "competition layout, person-grouped folds (no identity leak; the default)")
 class MaskProfile(DatasetKind):
     pass
@@ -65,19 +73,12 @@ class MaskMultitask(DatasetKind):
 
 
 @DATASETS.register("mask-base", "competition layout, folds by image: leaks identity, kept to show the overstated score")
-class MaskBase(DatasetKind):
-    person_folds = False
-
-    def assign_folds(self, samples: Samples, config):
-        table = samples.table.copy()
-        table["fold"] = image_folds(table["label"].to_numpy(), config.folds, config.seed, config.val_ratio)
-        return table
+class MaskBase(ImageFolds, DatasetKind):
+    """The competition data read as mask-profile does; only the folds differ."""
 
 
 @DATASETS.register("image-folder", "any root/<class>/*.jpg tree; folds by image, stratified by class")
-class ImageFolder(DatasetKind):
-    person_folds = False
-
+class ImageFolder(ImageFolds, DatasetKind):
     def read(self, config) -> Samples:
         import pandas as pd
 
@@ -94,11 +95,6 @@ class ImageFolder(DatasetKind):
         if len(classes) < 2 or not rows:
             raise MaskctlError(f"{root} needs at least two class folders with images (root/<class>/*.jpg)")
         return Samples(pd.DataFrame(rows), len(classes), classes)
-
-    def assign_folds(self, samples: Samples, config):
-        table = samples.table.copy()
-        table["fold"] = image_folds(table["label"].to_numpy(), config.folds, config.seed, config.val_ratio)
-        return table
 
 
 def image_folds(labels: np.ndarray, folds: int, seed: int, val_ratio: float | None) -> np.ndarray:

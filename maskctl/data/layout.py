@@ -34,7 +34,7 @@ class Problem:
 
 
 @dataclass
-class DataSet:
+class FolderTable:
     """A table of images plus what was noticed while reading it."""
 
     root: Path
@@ -85,7 +85,7 @@ def read_train(
     data_dir: str | Path,
     age_edges: Sequence[int] = L.DEFAULT_AGE_EDGES,
     label_fixes: str | Path | None = None,
-) -> DataSet:
+) -> FolderTable:
     import pandas as pd
 
     root = Path(data_dir)
@@ -114,7 +114,7 @@ def read_train(
     fixes_applied = _apply_label_fixes(table, label_fixes) if label_fixes else []
     _add_labels(table, age_edges)
     table = table[list(TRAIN_TABLE_COLUMNS)].reset_index(drop=True)
-    return DataSet(root, table, problems, sorted(hidden), fixes_applied, True, age_edges)
+    return FolderTable(root, table, problems, sorted(hidden), fixes_applied, True, age_edges)
 
 
 def _people_from_csv(root: Path, images_dir: Path, problems: list[Problem]) -> list[dict]:
@@ -221,12 +221,12 @@ def _apply_label_fixes(table, fixes_path) -> list[str]:
 
 def _add_labels(table, age_edges) -> None:
     table["mask_label"] = table["mask_kind"].map(L.MASK_KIND_TO_STATUS).astype(int)
-    table["gender_label"] = table["gender"].map({g: i for i, g in enumerate(L.GENDER_NAMES)}).astype(int)
+    table["gender_label"] = table["gender"].map(L.gender_index).astype(int)
     table["age_label"] = L.age_band(table["age"].to_numpy(), age_edges)
     table["label"] = L.encode(table["mask_label"], table["gender_label"], table["age_label"]).astype(int)
 
 
-def read_eval(data_dir: str | Path) -> DataSet:
+def read_eval(data_dir: str | Path) -> FolderTable:
     """info.csv order is kept: the submission must list the same rows in the same order."""
     import pandas as pd
 
@@ -265,10 +265,10 @@ def read_eval(data_dir: str | Path) -> DataSet:
         "ImageID": table["ImageID"],
         "ext": [Path(i).suffix.lower() for i in table["ImageID"]],
     })
-    return DataSet(root, out, problems, hidden, [], has_labels=False)
+    return FolderTable(root, out, problems, hidden, [], has_labels=False)
 
 
-def require_readable_images(dataset: DataSet) -> None:
+def require_readable_images(dataset: FolderTable) -> None:
     """For predict: an eval set with missing images cannot produce a valid submission."""
     fatal = [p for p in dataset.problems if p.kind in {"missing-image", "path-escapes", "duplicate-id"}]
     if fatal:

@@ -16,8 +16,6 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -25,8 +23,9 @@ def load(path: str | Path) -> dict[str, Any]:
         raise MaskctlError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise MaskctlError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:  # the weights-only unpickler raises many types on a foreign or broken file
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise MaskctlError(f"cannot load checkpoint {path} (not a maskctl checkpoint, or damaged): {first_line[:200]}") from None
 
 
 def load_weights(model, state_dict: dict, source: str | Path) -> None:

@@ -30,3 +30,27 @@ def predict_views(models, loader, device, views, amp: bool = True, channels_last
         if progress is not None:
             progress(len(images))
     return np.stack([np.stack([np.concatenate(parts) for parts in per_model]) for per_model in outputs])
+
+
+def inference_device(device_name: str | None, workers: int | None):
+    """(device, workers) for predict and tta-eval, with torch threads set to match."""
+    from maskctl.engine.runtime import configure_threads, default_workers, resolve_device
+
+    device = resolve_device(device_name)
+    workers = default_workers(device) if workers is None else workers
+    configure_threads(device, workers)
+    return device, workers
+
+
+def default_batch_size(device_type: str) -> int:
+    # On a CPU, batches of 32 stay in cache and ran about 2x the images/s of batches of 1000.
+    return 256 if device_type == "cuda" else 32
+
+
+def inference_loader(paths, targets, size_hw, device, workers: int, batch_size: int | None = None, images=None):
+    """Images decoded straight to the model's size, in order, uint8 batches."""
+    from maskctl.data.datasets import ImageDataset
+    from maskctl.engine.runtime import loader_kwargs
+
+    dataset = ImageDataset(paths, targets, None, tuple(size_hw), images)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size or default_batch_size(device.type), shuffle=False, **loader_kwargs(device, workers))

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
+from maskctl.engine.report import fold_result_table
 from maskctl.engine.runtime import configure_threads, default_workers, resolve_device
 from maskctl.errors import MaskctlError
 
@@ -78,8 +79,10 @@ def check_names(config: TrainConfig) -> None:
         LOSSES.get(loss_name)
     if config.mix not in MIX_MODES:
         raise MaskctlError(f"unknown mix {config.mix!r}; use one of {', '.join(MIX_MODES)}")
-    if config.pretrained and config.pretrained != "hub" and not Path(config.pretrained).is_file():
-        raise MaskctlError(f"pretrained weights file not found: {config.pretrained} (a .pth/.safetensors file, or 'hub')")
+    if config.pretrained and config.pretrained != "hub":
+        from maskctl.models import check_weights_file
+
+        check_weights_file(config.pretrained)
 
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:
@@ -96,24 +99,22 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         if samples.problems and dist.is_main:
             warn(f"{len(samples.problems)} problem(s) in the data, affected images skipped (see `maskctl eda {config.data}`)")
         folds = _folds_for(config, kind, samples, run_dir)
-        if run_dir is None:
+        plan = fold_plan(config, folds)
+        image_source = _image_source(config, samples, dist)  # decode errors surface before a folder is made
+        new_run = run_dir is None
+        if new_run:
             run_dir = Path(broadcast_object(str(new_run_dir(config.runs_dir, config.name)) if dist.is_main else None, dist))
             if dist.is_main:
                 save_config(config, run_dir / CONFIG_FILE)
                 io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
-        image_source = _image_source(config, samples, dist)
         if dist.is_main:
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers")
-        for fold in fold_plan(config, folds):
-            fold_dir = run_dir / f"fold{fold}"
-            if (fold_dir / "result.json").is_file():
-                if dist.is_main:
-                    console.print(f"fold {fold}: finished earlier, kept")
-                continue
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, image_source)
-            if dist.is_main:
-                io.write_json(fold_dir / "result.json", result.to_dict())
+        try:
+            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, image_source)
+        except MaskctlError:
+            if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
+                shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
+            raise
         if dist.is_main:
             from maskctl.engine.report import summarise_run
 
@@ -121,6 +122,20 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         return run_dir
     finally:
         shutdown(dist)
+
+
+def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, image_source) -> None:
+    for fold in plan:
+        fold_dir = run_dir / f"fold{fold}"
+        if (fold_dir / "result.json").is_file():
+            if dist.is_main:
+                console.print(f"fold {fold}: finished earlier, kept")
+            continue
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, image_source)
+        if dist.is_main:
+            io.write_json(fold_dir / "result.json", result.to_dict())
+            console.print(fold_result_table(result, fold_dir))
 
 
 def _cuda() -> bool:
@@ -149,8 +164,3 @@ def _image_source(config: TrainConfig, samples, dist):
     from maskctl.data.cache import open_cache
 
     return open_cache(samples.table["path"].tolist(), config.image_hw(), show_progress=dist.is_main)
-
-
-def read_summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}

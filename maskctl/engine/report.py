@@ -52,6 +52,20 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str]) -> di
     return summary
 
 
+def fold_result_table(result, fold_dir: Path):
+    """The closing table of one fold: its best epoch's metrics."""
+    import pandas as pd
+    from rich.table import Table
+
+    best = pd.read_csv(fold_dir / "metrics.csv").set_index("epoch").loc[result.best_epoch]
+    table = Table(title=f"fold {result.fold}: best epoch {result.best_epoch + 1} of {result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))
+    columns = [c for c in ("f1", "acc", "f1_mask", "f1_gender", "f1_age", "val_loss") if c in best.index and best[c] == best[c]]
+    for column in columns:
+        table.add_column("macro F1" if column == "f1" else column, justify="right")
+    table.add_row(*(f"{best[c]:.4f}" for c in columns))
+    return table
+
+
 def fold_table(summary: dict, title: str):
     from rich.table import Table
 

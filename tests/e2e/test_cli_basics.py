@@ -101,3 +101,12 @@ def test_corrupt_image_is_reported_not_crashing(synth_data, tmp_path):
     result = invoke("eda", copy, "--out", tmp_path / "report")
     assert result.exit_code == 0, result.output
     assert "corrupt" in result.output
+
+
+def test_worker_errors_are_cut_to_their_original_line():
+    from maskctl.cli import one_line
+
+    wrapped = ("Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 1, in f\nmaskctl.data.images.ImageDecodeError: cannot decode image a/mask1.jpg: truncated\n')
+    assert one_line(wrapped) == "cannot decode image a/mask1.jpg: truncated"
+    assert one_line("plain message") == "plain message"

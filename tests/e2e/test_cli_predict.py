@@ -146,6 +146,14 @@ def test_predict_bad_inputs(two_runs, synth_data, tmp_path):
     auto = invoke("predict", two_runs[1], "--tta", "auto", "--data", synth_data / "eval", "--out", tmp_path / "p5")
     assert auto.exit_code == 1 and "tta-eval" in one_line_error(auto)
 
+    missing_answers = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--answers", tmp_path / "none.csv", "--out", tmp_path / "p6", "--device", "cpu")
+    assert missing_answers.exit_code == 1 and "answers file not found" in one_line_error(missing_answers)
+    answers = pd.read_csv(synth_data / "eval" / "answers.csv", dtype=str)
+    answers.loc[0, "ans"] = "x"
+    answers.to_csv(tmp_path / "bad_answers.csv", index=False)
+    bad_answers = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--answers", tmp_path / "bad_answers.csv", "--out", tmp_path / "p7", "--device", "cpu")
+    assert bad_answers.exit_code == 1 and "whole class numbers" in one_line_error(bad_answers)
+
 
 def test_demo_runs_the_whole_loop(tmp_path):
     result = invoke("demo", "--out", tmp_path / "demo", "--people", "12", "--epochs", "1")

@@ -144,6 +144,31 @@ def test_bad_training_options(synth_data, tmp_path):
     assert fold.exit_code == 1 and "--fold 5" in one_line_error(fold)
     unknown = invoke("train", "--config", tmp_path / "nope.yaml")
     assert unknown.exit_code == 1 and "not found" in one_line_error(unknown)
+    hub = invoke("train", "--data", synth_data / "train", *TINY, "--pretrained", "hub", "--runs-dir", tmp_path)
+    assert hub.exit_code == 1 and "--pretrained PATH" in one_line_error(hub)
+    warmup = invoke("train", "--data", synth_data / "train", *TINY, "--scheduler", "cosine-warmup-restarts", "--t0", "3", "--t-up", "5", "--runs-dir", tmp_path)
+    assert warmup.exit_code == 1 and "t_up" in one_line_error(warmup)
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text('batch_size: "16"\n')
+    typed = invoke("train", "--config", recipe, "--data", synth_data / "train", "--runs-dir", tmp_path)
+    assert typed.exit_code == 1 and "batch_size must be int" in one_line_error(typed)
+    # refused runs leave no half-made run folder behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["typo.yaml"]
+
+
+def test_corrupt_image_during_training_is_one_line(synth_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "train"
+    shutil.copytree(synth_data / "train", data)
+    victim = sorted((data / "images").glob("*/mask2.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[:40])
+    for extra in (["--cache"], ["--no-cache", "--workers", "1"]):
+        result = run_cli("train", "--data", data, "--epochs", "1", "--val-ratio", "0.5", *TINY[:-2], *extra, "--runs-dir", tmp_path / "runs")
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and victim.name in errors[0] and "cannot decode" in errors[0], result.stderr[-2000:]
 
 
 def test_torchrun_two_processes_gloo(synth_data, tmp_path):

@@ -8,6 +8,17 @@ from maskctl.registry import TTA_POLICIES
 from maskctl.tta_eval import best_choice, evaluate_policies
 
 
+def test_a_gain_below_the_threshold_is_not_recommended():
+    rows = [
+        {"policy": "none", "weights": [1.0], "folds": {0: 0.50, 1: 0.60}, "mean_f1": 0.55, "delta": 0.0},
+        {"policy": "hflip", "weights": [0.7, 0.3], "folds": {0: 0.501, 1: 0.600}, "mean_f1": 0.5505, "delta": 0.0005},
+    ]
+    assert best_choice(rows, min_gain=0.002)["policy"] == "none"
+    assert best_choice(rows, min_gain=0.0001)["policy"] == "hflip"
+    rows[1].update(folds={0: 0.53, 1: 0.59}, mean_f1=0.56, delta=0.01)  # helps one fold of two: half is enough
+    assert best_choice(rows)["policy"] == "hflip"
+
+
 def batch():
     return torch.arange(2 * 3 * 4 * 64, dtype=torch.float32).view(2, 3, 4, 64)
 

@@ -45,6 +45,7 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
     import torch
 
     from maskctl.engine import checkpoint
+    from maskctl.engine.inference import fuse_for_inference
     from maskctl.models import model_from_meta
 
     models, meta = [], None
@@ -58,6 +59,7 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
         meta = meta or this
         model = model_from_meta(this)
         checkpoint.load_weights(model, state["model"], path)
+        model = fuse_for_inference(model)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         models.append(model.to(device, memory_format=memory_format).eval())
     return LoadedModels(models, paths, meta)

@@ -59,7 +59,10 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / FOLDS_FILE).is_file():
         raise MaskctlError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
-    config = load_config(run_dir / CONFIG_FILE, {"fold": fold})
+    config = load_config(run_dir / CONFIG_FILE)
+    # The fold of the job that made the run does not bind the others: farmed jobs pass their
+    # own --fold, and a resume without one covers every fold.
+    config.fold = fold
     return _run(config, run_dir=run_dir)
 
 

@@ -181,3 +181,16 @@ def test_torchrun_two_processes_gloo(synth_data, tmp_path):
     metrics = pd.read_csv(tmp_path / "ddp" / "fold0" / "metrics.csv")
     assert len(metrics) == 1
     assert (tmp_path / "ddp" / "summary.json").is_file()
+
+
+def test_farmed_folds_end_in_one_run(synth_data, tmp_path):
+    first = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *TINY, "--runs-dir", tmp_path, "--name", "farm")
+    assert first.exit_code == 0, first.output
+    second = invoke("train", "--resume", tmp_path / "farm", "--fold", "1")
+    assert second.exit_code == 0, second.output
+    summary = json.loads((tmp_path / "farm" / "summary.json").read_text())
+    assert set(summary["folds"]) == {"0", "1"}
+    oof = pd.read_csv(tmp_path / "farm" / "oof.csv")
+    assert len(oof) == 24 * 7
+    again = invoke("train", "--resume", tmp_path / "farm")  # all folds done: only the summary is redone
+    assert again.exit_code == 0 and again.output.count("finished earlier, kept") == 2

@@ -211,11 +211,12 @@ def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, d
 
 
 def _print_epoch(fold: int, row: dict, epochs: int, improved: bool) -> None:
-    task_f1 = "  ".join(f"{t} {row[f'f1_{t}']:.3f}" for t in ("mask", "gender", "age") if f"f1_{t}" in row)
-    mark = " [green]*best[/]" if improved else ""
+    tasks = [f"{row[f'f1_{t}']:.3f}" for t in ("mask", "gender", "age") if f"f1_{t}" in row]
+    task_f1 = f" (mask/gender/age {'/'.join(tasks)})" if tasks else ""
+    mark = " [green]best[/]" if improved else ""
     console.print(
-        f"fold {fold} epoch {row['epoch'] + 1:>3}/{epochs}  lr {row['lr']:.2e}  loss {row['train_loss']:.4f}/{row['val_loss']:.4f}  "
-        f"acc {row['acc']:.3f}  [bold]F1 {row['f1']:.4f}[/]  {task_f1}  {row['images_per_s']:.0f} img/s{mark}"
+        f"fold {fold} epoch {row['epoch'] + 1}/{epochs}  lr {row['lr']:.1e}  loss {row['train_loss']:.3f}/{row['val_loss']:.3f}  "
+        f"acc {row['acc']:.3f}  [bold]F1 {row['f1']:.4f}[/]{task_f1}  {row['images_per_s']:.0f} img/s{mark}"
     )
 
 

@@ -19,6 +19,7 @@ from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import autocast, predict_views
 from maskctl.engine.metrics import scores
 from maskctl.engine.runtime import loader_kwargs
+from maskctl.errors import MaskctlError
 from maskctl.losses import build_loss, inverse_frequency_weights
 from maskctl.models import MultiHead, build_model, model_meta
 from maskctl.registry import AUGMENTATIONS, OPTIMIZERS, SAMPLERS, SCHEDULERS
@@ -195,8 +196,6 @@ def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, d
                 outputs = model(batch, tasks=True) if samples.multitask else model(batch)
                 loss = _loss(criterion, outputs, soft, config.task_weights)
             if not math.isfinite(loss.item()):
-                from maskctl.errors import MaskctlError
-
                 raise MaskctlError(f"fold {fold} epoch {epoch}: the loss became {loss.item()} (lower --lr or --eta-max?)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

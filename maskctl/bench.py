@@ -37,6 +37,7 @@ def _time_loader(loader, batches: int, device, finish) -> float:
             batch = next(iterator)
         finish(batch)
         count += len(batch[0])
+    _synchronize(device)  # the queued device work of the last batches counts too
     return count / (time.perf_counter() - started)
 
 
@@ -88,8 +89,6 @@ def bench_loader(paths: list[str], size_hw, workers: int, batch_size: int, batch
 
     base_rate = _time_loader(baseline, batches, device, baseline_finish)
     ours_rate = _time_loader(ours, batches, device, ours_finish)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
     return {"size": f"{size_hw[0]}x{size_hw[1]}", "workers": workers, "baseline": base_rate, "maskctl": ours_rate, "ratio": ours_rate / base_rate}
 
 

@@ -152,13 +152,6 @@ def list_entries(
         console.print("models: also any timm model name, e.g. efficientnet_b4 (see timm.list_models())")
 
 
-def _not_built(name: str) -> None:
-    from maskctl.console import fail
-
-    fail(f"`maskctl {name}` is not built yet")
-    raise typer.Exit(1)
-
-
 def _opt(help_text: str, *names: str, **kwargs):
     return typer.Option(*names, help=help_text, show_default=False, **kwargs)
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from maskctl.data import labels as L
 from maskctl.data.images import ImageDecodeError, image_info, load_rgb
-from maskctl.data.layout import FolderTable, Problem, is_hidden, read_eval, read_train
+from maskctl.data.layout import FolderTable, Problem, detect_kind, read_eval, read_train
 from maskctl.errors import MaskctlError
 
 PROBLEMS_IN_TERMINAL = 15
@@ -77,24 +77,6 @@ def read_dataset(data_dir: str | Path, age_edges: Sequence[int], label_fixes: st
     if label_fixes:
         raise MaskctlError(f"{root} is an eval folder (info.csv); label fixes apply to training folders only")
     return read_eval(root)
-
-
-def detect_kind(root: Path) -> str:
-    """'train' (train.csv, or person folders under images/) or 'eval' (info.csv)."""
-    if not root.exists():
-        raise MaskctlError(f"data folder not found: {root}")
-    if not root.is_dir():
-        raise MaskctlError(f"{root} is not a folder: give the folder that holds train.csv or info.csv and images/")
-    if (root / "train.csv").is_file():
-        return "train"
-    if (root / "info.csv").is_file():
-        return "eval"
-    images = root / "images"
-    if images.is_dir() and any(p.is_dir() and not is_hidden(p.name) for p in images.iterdir()):
-        return "train"
-    raise MaskctlError(
-        f"{root} is neither a training folder (train.csv or images/<person>/) nor an eval folder (info.csv + images/)"
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,11 +68,13 @@ class Member:
 def load_members(runs: list[Path]) -> list[Member]:
     import pandas as pd
 
+    from maskctl.engine.kfold import is_run_folder
+
     from maskctl.engine.report import prob_columns
 
     members = []
     for run in runs:
-        if not run.is_dir() or not (run / "config.yaml").is_file():
+        if not run.is_dir() or not is_run_folder(run):
             warn(f"{run} is not a run folder; skipped")
             continue
         if not (run / "probs.csv").is_file():
@@ -118,6 +120,8 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     import pandas as pd
     from rich.table import Table
 
+    from maskctl.engine.report import prob_frame
+
     if method not in METHODS:
         raise MaskctlError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     members = load_members(runs)
@@ -152,7 +156,7 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     labels = hard_vote(eval_probs) if method == "hard" else final_probs.argmax(1)
     ids = members[0].ids
     io.write_csv(out / "submission.csv", pd.DataFrame({"ImageID": ids, "ans": labels}))
-    io.write_csv(out / "probs.csv", pd.concat([pd.DataFrame({"ImageID": ids}), pd.DataFrame(final_probs, columns=[f"p{c}" for c in range(final_probs.shape[1])])], axis=1), float_format="%.6g")
+    io.write_csv(out / "probs.csv", pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")
     result["weights"] = weights.tolist()
     io.write_json(out / "ensemble.json", result)
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows)")

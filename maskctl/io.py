@@ -10,6 +10,9 @@ from typing import Any, Iterator
 
 from maskctl.errors import MaskctlError
 
+_UMASK = os.umask(0)  # reading the umask means setting it: once, at import, and put back at once
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -19,19 +22,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a kept file gets the usual mode
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a kept file gets the usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -97,7 +97,7 @@ def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", 
     return MODELS.create(name, num_classes=num_classes, pretrained=pretrained, drop_rate=drop_rate, **extra)
 
 
-def model_meta(config, num_classes: int, class_names: list[str]) -> dict[str, Any]:
+def model_meta(config, num_classes: int, class_names: list[str], mask_classes: bool) -> dict[str, Any]:
     """What predict needs to rebuild the network from a checkpoint alone (plain types only,
     so the checkpoint loads with weights_only=True)."""
     return {
@@ -107,6 +107,7 @@ def model_meta(config, num_classes: int, class_names: list[str]) -> dict[str, An
         "class_names": list(class_names),
         "size": list(config.image_hw()),
         "dataset": config.dataset,
+        "mask_classes": mask_classes,
         "age_edges": config.age_edges,
     }
 

@@ -19,7 +19,6 @@ TTA_FILE = "tta.json"
 @dataclass
 class LoadedModels:
     models: list
-    sources: list[Path]
     meta: dict
 
 
@@ -62,21 +61,19 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
         model = fuse_for_inference(model)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         models.append(model.to(device, memory_format=memory_format).eval())
-    return LoadedModels(models, paths, meta)
+    return LoadedModels(models, meta)
 
 
 def read_prediction_data(data: Path):
     """An eval folder (info.csv) or a training folder (labels known). Returns (FolderTable, ids, labels)."""
-    from maskctl.data.layout import read_eval, read_train, require_readable_images
+    from maskctl.data.layout import detect_kind, read_eval, read_train, require_readable_images
 
-    if (data / "info.csv").is_file():
+    if detect_kind(data) == "eval":
         dataset = read_eval(data)
         require_readable_images(dataset)
         return dataset, dataset.table["ImageID"].tolist(), None
-    if (data / "train.csv").is_file() or (data / "images").is_dir():
-        dataset = read_train(data)
-        return dataset, dataset.table["image"].tolist(), dataset.table["label"].to_numpy()
-    raise MaskctlError(f"{data} is neither an eval folder (info.csv + images/) nor a training folder (train.csv + images/)")
+    dataset = read_train(data)
+    return dataset, dataset.table["image"].tolist(), dataset.table["label"].to_numpy()
 
 
 def read_answers(path: Path, ids: list[str]) -> np.ndarray:
@@ -140,6 +137,7 @@ def predict(
     prefetch = _prefetcher(image_paths, meta["size"]) if meta and workers in (None, 0) else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
+    from maskctl.engine.report import prob_frame
     from maskctl.registry import load_plugins
     from maskctl.tta import combine, view_functions
 
@@ -155,7 +153,8 @@ def predict(
     loaded = load_models(paths, device, channels_last=True)
     size = tuple(loaded.meta["size"])
     if prefetch is not None and (workers > 0 or tuple(prefetch.size_hw) != size):
-        prefetch = None  # workers decode in parallel anyway; a stale sidecar size is ignored
+        prefetch.stop(discard=True)  # workers decode in parallel anyway; a stale sidecar size is ignored
+        prefetch = None
     loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), size, device, workers, batch_size, prefetch)
     if prefetch is not None:
         prefetch.stop()
@@ -166,7 +165,7 @@ def predict(
     final = combine(probs.mean(axis=0), weights)
     submission = pd.DataFrame({"ImageID": ids, "ans": final.argmax(1)})
     io.write_csv(out / "submission.csv", submission)
-    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], pd.DataFrame(final, columns=[f"p{c}" for c in range(final.shape[1])])], axis=1), float_format="%.6g")
+    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], prob_frame(final)], axis=1), float_format="%.6g")
     result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
     if score and labels is not None:
         result["scores"] = score_and_report(labels, final.argmax(1), out, loaded.meta)
@@ -187,7 +186,7 @@ def score_and_report(labels: np.ndarray, pred: np.ndarray, out: Path, meta: dict
     from maskctl.engine.metrics import confusion, scores
     from maskctl.engine.report import plot_confusion
 
-    mask_classes = meta["num_classes"] == 18
+    mask_classes = meta.get("mask_classes", meta["num_classes"] == 18)
     result = scores(labels, pred, mask_classes=mask_classes)
     table = Table(title="scores against the known labels")
     for key in result:

@@ -47,24 +47,22 @@ def best_choice(rows: list[dict], min_gain: float = DEFAULT_MIN_GAIN) -> dict:
 
 def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None, workers: int | None = None,
              min_gain: float = DEFAULT_MIN_GAIN) -> dict:
-    import pandas as pd
-
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
-    from maskctl.engine.kfold import CONFIG_FILE, FOLDS_FILE
+    from maskctl.engine.kfold import CONFIG_FILE, folds_for, image_source, require_run_folder
     from maskctl.engine.report import fold_dirs
     from maskctl.predict import TTA_FILE, load_models
     from maskctl.registry import TTA_POLICIES, load_plugins
     from maskctl.tta import VIEWS, view_functions
 
     load_plugins()
-    if not (run / CONFIG_FILE).is_file() or not (run / FOLDS_FILE).is_file():
-        raise MaskctlError(f"{run} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+    require_run_folder(run)
     config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
-    samples = get_dataset_kind(config.dataset).read(config)
-    saved = pd.read_csv(run / FOLDS_FILE, dtype={"person": str})
-    table = samples.table.merge(saved[["image", "fold"]], on="image", how="inner")
+    kind = get_dataset_kind(config.dataset)
+    samples = kind.read(config)
+    image_folds = folds_for(config, kind, samples, run)
+    cached = image_source(config, samples)  # training's decoded images, when the cache is on
     folds = [int(d.name[4:]) for d in fold_dirs(run) if (d / "best.pt").is_file()]
     if not folds:
         raise MaskctlError(f"{run} has no fold*/best.pt checkpoints to evaluate")
@@ -74,12 +72,14 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     fold_probs, fold_labels = {}, {}
     with progress() as bar:
         for k in folds:
-            rows = table[table["fold"] == k]
+            fold_rows = np.flatnonzero(image_folds == k)
             loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
-            loader = inference_loader(rows["path"].tolist(), rows["label"].to_numpy(), loaded.meta["size"], device, workers, batch_size)
-            task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(rows), info="")
+            paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
+            same_size = cached is not None and tuple(loaded.meta["size"]) == config.image_hw()
+            loader = inference_loader(paths, labels, loaded.meta["size"], device, workers, batch_size, cached.subset(fold_rows) if same_size else None)
+            task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(fold_rows), info="")
             fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n))[0]
-            fold_labels[k] = rows["label"].to_numpy()
+            fold_labels[k] = labels
 
     policies = {name: TTA_POLICIES.create(name) for name in TTA_POLICIES.names()}
     rows = evaluate_policies(fold_probs, fold_labels, view_names, policies)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from maskctl.data import labels as L
-from maskctl.data.images import load_resized, load_rgb
+from maskctl.data.images import load_resized
 from maskctl.data.layout import IMAGE_EXTENSIONS, Problem, is_hidden, read_train
 from maskctl.errors import MaskctlError
 from maskctl.registry import DATASETS
@@ -30,6 +30,7 @@ class Samples:
     class_names: list[str]
     multitask: bool = False
     problems: list[Problem] = field(default_factory=list)
+    mask_classes: bool = True  # the 18 mask classes: per-task (mask, gender, age) scores apply
 
     def task_targets(self) -> np.ndarray:
         """(N, 3) mask, gender, age band: the targets of the multitask dataset."""
@@ -94,7 +95,7 @@ class ImageFolder(ImageFolds, DatasetKind):
         ]
         if len(classes) < 2 or not rows:
             raise MaskctlError(f"{root} needs at least two class folders with images (root/<class>/*.jpg)")
-        return Samples(pd.DataFrame(rows), len(classes), classes)
+        return Samples(pd.DataFrame(rows), len(classes), classes, mask_classes=False)
 
 
 def image_folds(labels: np.ndarray, folds: int, seed: int, val_ratio: float | None) -> np.ndarray:
@@ -125,7 +126,7 @@ class ImageDataset:
     and resume exactly. Returns (uint8 CHW tensor, target, index).
     """
 
-    def __init__(self, paths, targets, transform, decode_size: tuple[int, int] | None = None, images=None):
+    def __init__(self, paths, targets, transform, decode_size: tuple[int, int], images=None):
         self.paths = list(paths)
         self.targets = np.asarray(targets)
         self.transform = transform
@@ -138,9 +139,7 @@ class ImageDataset:
     def load(self, index: int) -> np.ndarray:
         if self.images is not None:
             return self.images.get(index)
-        if self.decode_size is not None:
-            return load_resized(self.paths[index], self.decode_size)
-        return load_rgb(self.paths[index])
+        return load_resized(self.paths[index], self.decode_size)
 
     def __getitem__(self, key):
         import torch

@@ -226,6 +226,24 @@ def _add_labels(table, age_edges) -> None:
     table["label"] = L.encode(table["mask_label"], table["gender_label"], table["age_label"]).astype(int)
 
 
+def detect_kind(root: Path) -> str:
+    """'train' (train.csv, or person folders under images/) or 'eval' (info.csv)."""
+    if not root.exists():
+        raise MaskctlError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise MaskctlError(f"{root} is not a folder: give the folder that holds train.csv or info.csv and images/")
+    if (root / "train.csv").is_file():
+        return "train"
+    if (root / "info.csv").is_file():
+        return "eval"
+    images = root / "images"
+    if images.is_dir() and any(p.is_dir() and not is_hidden(p.name) for p in images.iterdir()):
+        return "train"
+    raise MaskctlError(
+        f"{root} is neither a training folder (train.csv or images/<person>/) nor an eval folder (info.csv + images/)"
+    )
+
+
 def read_eval(data_dir: str | Path) -> FolderTable:
     """info.csv order is kept: the submission must list the same rows in the same order."""
     import pandas as pd

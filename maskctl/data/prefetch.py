@@ -31,11 +31,14 @@ class Prefetcher:
         self._thread = threading.Thread(target=self._run, name="maskctl-prefetch", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, discard: bool = False) -> None:
         """Called when the model starts: a decoding thread beside 2-thread torch on 2 cores
-        slows torch down several times (over-subscription), so the rest is decoded on demand."""
+        slows torch down several times (over-subscription), so the rest is decoded on demand.
+        `discard` also drops what was decoded, when the images will not be asked for."""
         with self._lock:
             self._stopped = True
+            if discard:
+                self._ready.clear()
 
     def _claim_next(self) -> int | None:
         with self._lock:
@@ -72,6 +75,3 @@ class Prefetcher:
         if isinstance(image, Exception):
             raise image
         return image
-
-    def __len__(self) -> int:
-        return len(self.paths)

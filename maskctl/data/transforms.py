@@ -6,7 +6,6 @@ and are normalised there, which is cheaper than float tensors through the loader
 """
 from __future__ import annotations
 
-import maskctl  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations is imported)
 from dataclasses import dataclass
 
 from maskctl.registry import AUGMENTATIONS
@@ -115,12 +114,27 @@ def no_augmentation(height: int, width: int):
     return A.Compose([_resize(height, width)])
 
 
+_NORMALIZE_CONSTANTS: dict = {}
+
+
+def _normalize_constants(mean: tuple, std: tuple, device):
+    """(scale, shift) with x * scale + shift == (x / 255 - mean) / std; made once per device,
+    not per batch (on CUDA each new small tensor is a blocking copy)."""
+    import torch
+
+    key = (mean, std, str(device))
+    if key not in _NORMALIZE_CONSTANTS:
+        mean_t = torch.tensor(mean).view(1, -1, 1, 1)
+        std_t = torch.tensor(std).view(1, -1, 1, 1)
+        _NORMALIZE_CONSTANTS[key] = ((1.0 / (std_t * 255.0)).to(device), (-mean_t / std_t).to(device))
+    return _NORMALIZE_CONSTANTS[key]
+
+
 def normalize_on_device(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last: bool = False, dtype=None):
     """uint8 (or 0..255 float) (N, C, H, W) on the device -> normalised float."""
     import torch
 
-    scale = 1.0 / (torch.tensor(std, device=batch.device).view(1, -1, 1, 1) * 255.0)
-    shift = -torch.tensor(mean, device=batch.device).view(1, -1, 1, 1) / torch.tensor(std, device=batch.device).view(1, -1, 1, 1)
+    scale, shift = _normalize_constants(tuple(mean), tuple(std), batch.device)
     out = torch.addcmul(shift, batch.float() if batch.dtype == torch.uint8 else batch, scale)
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)

@@ -18,6 +18,7 @@ from maskctl.engine import checkpoint
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import autocast, predict_views
 from maskctl.engine.metrics import scores
+from maskctl.engine.report import prob_frame
 from maskctl.engine.runtime import loader_kwargs
 from maskctl.errors import MaskctlError
 from maskctl.losses import build_loss, inverse_frequency_weights
@@ -114,7 +115,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = _criterion(config, samples, train_rows, device)
-    meta = model_meta(config, samples.num_classes, samples.class_names)
+    meta = model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes)
 
     start_epoch, history, best_f1, best_epoch = 0, [], -1.0, -1
     last_path = fold_dir / "last.pt"
@@ -144,7 +145,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         if dist.is_main:
             val_probs = predict_views([model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last)[0, 0]
             y_true = samples.table["label"].to_numpy()[val_rows]
-            metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.num_classes == 18)
+            metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.mask_classes)
             val_loss = float(-np.log(np.clip(val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, **metrics,
                    "images_per_s": images_seen * dist.world_size / max(train_seconds, 1e-9), "seconds": time.perf_counter() - started}
@@ -195,13 +196,14 @@ def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, d
             with autocast(device, use_amp):
                 outputs = model(batch, tasks=True) if samples.multitask else model(batch)
                 loss = _loss(criterion, outputs, soft, config.task_weights)
-            if not math.isfinite(loss.item()):
-                raise MaskctlError(f"fold {fold} epoch {epoch}: the loss became {loss.item()} (lower --lr or --eta-max?)")
+            loss_value = loss.item()  # one device sync per step, used twice
+            if not math.isfinite(loss_value):
+                raise MaskctlError(f"fold {fold} epoch {epoch}: the loss became {loss_value} (lower --lr or --eta-max?)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            total_loss += loss.item()
+            total_loss += loss_value
             batches += 1
             images_seen += len(images)
             rate = images_seen / max(time.perf_counter() - started, 1e-9)
@@ -230,5 +232,4 @@ def _write_fold_oof(path: Path, samples: Samples, val_rows, fold: int, probs: np
 
     table = samples.table.iloc[val_rows]
     oof = pd.DataFrame({"image": table["image"].to_numpy(), "person": table["person"].to_numpy(), "fold": fold, "label": table["label"].to_numpy()})
-    prob_columns = pd.DataFrame(probs, columns=[f"p{c}" for c in range(probs.shape[1])])
-    io.write_csv(path, pd.concat([oof, prob_columns], axis=1), float_format="%.6g")
+    io.write_csv(path, pd.concat([oof, prob_frame(probs)], axis=1), float_format="%.6g")

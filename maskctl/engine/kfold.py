@@ -53,12 +53,20 @@ def train(config: TrainConfig) -> Path:
     return _run(config, run_dir=None)
 
 
+def is_run_folder(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() and (path / FOLDS_FILE).is_file()
+
+
+def require_run_folder(path: Path) -> Path:
+    if not is_run_folder(path):
+        raise MaskctlError(f"{path} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+    return path
+
+
 def resume(run_dir: str | Path, fold: int | None = None) -> Path:
     """Continue an interrupted run: finished folds are kept, the unfinished one continues from
     its last completed epoch, folds not started yet are trained."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / FOLDS_FILE).is_file():
-        raise MaskctlError(f"{run_dir} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+    run_dir = require_run_folder(Path(run_dir))
     config = load_config(run_dir / CONFIG_FILE)
     # The fold of the job that made the run does not bind the others: farmed jobs pass their
     # own --fold, and a resume without one covers every fold.
@@ -101,9 +109,9 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         samples = kind.read(config)
         if samples.problems and dist.is_main:
             warn(f"{len(samples.problems)} problem(s) in the data, affected images skipped (see `maskctl eda {config.data}`)")
-        folds = _folds_for(config, kind, samples, run_dir)
+        folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
-        image_source = _image_source(config, samples, dist)  # decode errors surface before a folder is made
+        images = image_source(config, samples, dist)  # decode errors surface before a folder is made
         new_run = run_dir is None
         if new_run:
             run_dir = Path(broadcast_object(str(new_run_dir(config.runs_dir, config.name)) if dist.is_main else None, dist))
@@ -113,7 +121,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         if dist.is_main:
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers")
         try:
-            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, image_source)
+            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
         except MaskctlError:
             if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
@@ -121,7 +129,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         if dist.is_main:
             from maskctl.engine.report import summarise_run
 
-            summarise_run(run_dir, samples.num_classes, samples.class_names)
+            summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
         return run_dir
     finally:
         shutdown(dist)
@@ -147,7 +155,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.ndarray:
+def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.ndarray:
     """A resumed run keeps the folds it started with, image by image."""
     if run_dir is None:
         return kind.assign_folds(samples, config)["fold"].to_numpy()
@@ -160,10 +168,10 @@ def _folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.n
     return merged["fold"].astype(int).to_numpy()
 
 
-def _image_source(config: TrainConfig, samples, dist):
+def image_source(config: TrainConfig, samples, dist=None):
     """The decoded-image cache when on; None decodes from the files every time."""
     if not config.cache:
         return None
     from maskctl.data.cache import open_cache
 
-    return open_cache(samples.table["path"].tolist(), config.image_hw(), show_progress=dist.is_main)
+    return open_cache(samples.table["path"].tolist(), config.image_hw(), show_progress=dist is None or dist.is_main)

@@ -27,7 +27,14 @@ def prob_columns(table) -> list[str]:
     return [c for c in table.columns if c.startswith("p") and c[1:].isdigit()]
 
 
-def summarise_run(run_dir: Path, num_classes: int, class_names: list[str]) -> dict:
+def prob_frame(probs: np.ndarray):
+    """(N, C) probabilities as columns p0..p{C-1}: the layout of oof.csv and probs.csv."""
+    import pandas as pd
+
+    return pd.DataFrame(probs, columns=[f"p{c}" for c in range(probs.shape[1])])
+
+
+def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True) -> dict:
     import pandas as pd
 
     results = [json.loads((d / "result.json").read_text()) for d in fold_dirs(run_dir) if (d / "result.json").is_file()]
@@ -41,7 +48,7 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str]) -> di
     if oof is not None:
         io.write_csv(run_dir / "oof.csv", oof, float_format="%.6g")
         pred = oof[prob_columns(oof)].to_numpy().argmax(1)
-        summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=num_classes == 18)
+        summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=mask_classes)
         summary["oof_images"] = len(oof)
         plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
     histories = {d.name: pd.read_csv(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
@@ -82,12 +89,10 @@ def fold_table(summary: dict, title: str):
 
 
 def _plot_curves(path: Path, histories: dict) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
     for name, history in histories.items():
         epochs = history["epoch"] + 1
         axes[0].plot(epochs, history["train_loss"], label=f"{name} train")
@@ -99,17 +104,14 @@ def _plot_curves(path: Path, histories: dict) -> None:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     io.save_figure(path, fig)
-    plt.close(fig)
 
 
 def plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     size = max(6, len(class_names) * 0.45)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
@@ -121,4 +123,3 @@ def plot_confusion(path: Path, matrix: np.ndarray, class_names: list[str]) -> No
     ax.set_ylabel("true")
     ax.set_title("out-of-fold confusion matrix")
     io.save_figure(path, fig)
-    plt.close(fig)

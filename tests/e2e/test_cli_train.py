@@ -133,6 +133,8 @@ def test_image_folder_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     best = torch.load(tmp_path / "runs" / "exp" / "fold0" / "best.pt", weights_only=True)
     assert best["meta"]["num_classes"] == 2 and best["meta"]["class_names"] == ["cats", "dogs"]
+    assert best["meta"]["mask_classes"] is False  # no mask/gender/age scores for another task
+    assert "f1_mask" not in json.loads((tmp_path / "runs" / "exp" / "summary.json").read_text())["oof"]
 
 
 def test_bad_training_options(synth_data, tmp_path):

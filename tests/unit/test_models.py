@@ -146,8 +146,8 @@ def test_model_meta_round_trip():
     from maskctl.config import TrainConfig
 
     config = TrainConfig(model="test_resnet", size="64x48")
-    meta = M.model_meta(config, 18, [str(c) for c in range(18)])
-    assert meta["size"] == [64, 48] and meta["num_classes"] == 18
+    meta = M.model_meta(config, 18, [str(c) for c in range(18)], mask_classes=True)
+    assert meta["size"] == [64, 48] and meta["num_classes"] == 18 and meta["mask_classes"]
     model = M.model_from_meta(meta)
     assert model.num_classes == 18
 

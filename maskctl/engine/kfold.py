@@ -20,7 +20,7 @@ from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
-from maskctl.engine.report import fold_result_table
+from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, default_workers, resolve_device
 from maskctl.errors import MaskctlError
 
@@ -127,15 +127,13 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
         if dist.is_main:
-            from maskctl.engine.report import summarise_run
-
             summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
         return run_dir
     finally:
         shutdown(dist)
 
 
-def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, image_source) -> None:
+def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images) -> None:
     for fold in plan:
         fold_dir = run_dir / f"fold{fold}"
         if (fold_dir / "result.json").is_file():
@@ -143,7 +141,7 @@ def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, work
                 console.print(f"fold {fold}: finished earlier, kept")
             continue
         fold_dir.mkdir(parents=True, exist_ok=True)
-        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, image_source)
+        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images)
         if dist.is_main:
             io.write_json(fold_dir / "result.json", result.to_dict())
             console.print(fold_result_table(result, fold_dir))

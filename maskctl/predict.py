@@ -132,9 +132,9 @@ def predict(
         raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
-    # Start decoding while torch and timm import (seconds on a CPU), when the size is known already.
+    # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
     meta = sidecar_meta(paths[0])
-    prefetch = _prefetcher(image_paths, meta["size"]) if meta and workers in (None, 0) else None
+    prefetch = _prefetcher(image_paths, meta["size"]) if meta else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.report import prob_frame
@@ -152,12 +152,11 @@ def predict(
     device, workers = inference_device(device_name, workers)
     loaded = load_models(paths, device, channels_last=True)
     size = tuple(loaded.meta["size"])
-    if prefetch is not None and (workers > 0 or tuple(prefetch.size_hw) != size):
-        prefetch.stop(discard=True)  # workers decode in parallel anyway; a stale sidecar size is ignored
-        prefetch = None
-    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), size, device, workers, batch_size, prefetch)
     if prefetch is not None:
-        prefetch.stop()
+        prefetch.stop()  # before the model runs: a decoder beside torch's threads would slow both
+        if prefetch.size_hw != size:
+            prefetch = None  # a stale sidecar: decode at the checkpoint's size
+    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), size, device, workers, batch_size, prefetch)
     with progress() as bar:
         task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")
         probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True, progress=lambda n: bar.advance(task, n))

@@ -1,0 +1,90 @@
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskctl.data.images import ImageDecodeError, load_resized
+from maskctl.data.prefetch import Prefetcher
+
+SIZE = (24, 16)
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="prefetching needs fork")
+
+
+def write_jpegs(folder, count):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"img{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def wait_ready(prefetch, count, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while prefetch.ready_count() < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return prefetch.ready_count()
+
+
+def test_prefetched_pixels_equal_direct_decoding(tmp_path):
+    paths = write_jpegs(tmp_path, 5)
+    prefetch = Prefetcher(paths, SIZE)
+    assert wait_ready(prefetch, 5) == 5  # decoded by the child, before anyone asked
+    for i, path in enumerate(paths):
+        assert np.array_equal(prefetch.get(i), load_resized(path, SIZE))
+
+
+def test_images_past_the_budget_are_decoded_on_demand(tmp_path):
+    paths = write_jpegs(tmp_path, 5)
+    prefetch = Prefetcher(paths, SIZE, budget_bytes=2 * SIZE[0] * SIZE[1] * 3)
+    assert prefetch.ahead == 2
+    prefetch.stop()
+    assert prefetch.ready_count() <= 2
+    for i, path in enumerate(paths):
+        assert np.array_equal(prefetch.get(i), load_resized(path, SIZE))
+
+
+def test_stop_reaps_the_child_and_keeps_what_it_decoded(tmp_path):
+    paths = write_jpegs(tmp_path, 3)
+    prefetch = Prefetcher(paths, SIZE)
+    child = prefetch._child
+    wait_ready(prefetch, 3)
+    prefetch.stop()
+    prefetch.stop()  # idempotent
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # already reaped: no zombie left behind
+    assert prefetch.ready_count() == 3
+    assert np.array_equal(prefetch.get(2), load_resized(paths[2], SIZE))
+
+
+def test_a_bad_file_is_raised_by_the_parent_with_its_name(tmp_path):
+    paths = write_jpegs(tmp_path, 3)
+    (tmp_path / "img1.jpg").write_bytes(b"not a jpeg")
+    prefetch = Prefetcher(paths, SIZE)
+    assert wait_ready(prefetch, 2, timeout=5) == 2  # the child skipped the bad one
+    prefetch.stop()
+    assert np.array_equal(prefetch.get(0), load_resized(paths[0], SIZE))
+    with pytest.raises(ImageDecodeError, match="img1.jpg"):
+        prefetch.get(1)
+
+
+def test_no_paths_starts_no_child():
+    prefetch = Prefetcher([], SIZE)
+    assert prefetch._child is None
+    prefetch.stop()
+
+
+def test_a_pickled_copy_decodes_for_itself(tmp_path):
+    """What a spawned DataLoader worker receives: no shared pixels, the same images."""
+    import pickle
+
+    paths = write_jpegs(tmp_path, 3)
+    prefetch = Prefetcher(paths, SIZE)
+    copy = pickle.loads(pickle.dumps(prefetch))
+    prefetch.stop()
+    assert copy.ready_count() == 0
+    assert np.array_equal(copy.get(1), load_resized(paths[1], SIZE))

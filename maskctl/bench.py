@@ -69,14 +69,14 @@ def bench_loader(paths: list[str], size_hw, workers: int, batch_size: int, batch
 
     from maskctl.data.cache import open_cache
     from maskctl.data.datasets import ImageDataset
-    from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, normalize_on_device, seed_augmentation
+    from maskctl.data.transforms import SEED_NOISE, add_noise_on_device, normalize_on_device, seed_augmentation
     from maskctl.engine.runtime import loader_kwargs
     from maskctl.samplers import EpochSampler
 
     kwargs = loader_kwargs(device, workers)
     baseline = torch.utils.data.DataLoader(BaselineDataset(paths, size_hw, augment=True), batch_size=batch_size, shuffle=True, **kwargs)
     cache = open_cache(paths, size_hw)
-    ours_set = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw), size_hw, cache)
+    ours_set = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw).transform, size_hw, cache)
     ours = torch.utils.data.DataLoader(ours_set, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), **kwargs)
     generator = torch.Generator().manual_seed(0)
 
@@ -84,7 +84,7 @@ def bench_loader(paths: list[str], size_hw, workers: int, batch_size: int, batch
         batch[0].to(device, non_blocking=True)
 
     def ours_finish(batch):
-        images = add_noise_on_device(batch[0].to(device, non_blocking=True), DEVICE_NOISE["seed"], generator)
+        images = add_noise_on_device(batch[0].to(device, non_blocking=True), SEED_NOISE, generator)
         normalize_on_device(images)
 
     base_rate = _time_loader(baseline, batches, device, baseline_finish)
@@ -101,7 +101,7 @@ def recommend_workers(paths, size_hw, batch_size: int, batches: int, device) -> 
     from maskctl.engine.runtime import cpu_count, loader_kwargs
     from maskctl.samplers import EpochSampler
 
-    dataset = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw), size_hw, open_cache(paths, size_hw))
+    dataset = ImageDataset(paths, np.zeros(len(paths), dtype=np.int64), seed_augmentation(*size_hw).transform, size_hw, open_cache(paths, size_hw))
     rates = {}
     for workers in sorted({0, 1, 2, max(1, cpu_count() // 2), max(1, cpu_count() - 1)}):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), **loader_kwargs(device, workers))
@@ -171,13 +171,13 @@ def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: 
 
     from maskctl.data.cache import open_cache
     from maskctl.data.datasets import ImageDataset
-    from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, seed_augmentation
+    from maskctl.data.transforms import SEED_NOISE, add_noise_on_device, seed_augmentation
     from maskctl.engine.runtime import loader_kwargs
     from maskctl.samplers import EpochSampler
 
     amp = device.type == "cuda"
     step = _train_step_fn(model_name, device, channels_last=True, amp=amp)
-    dataset = ImageDataset(paths, np.random.default_rng(0).integers(0, 18, len(paths)), seed_augmentation(*size_hw), size_hw, open_cache(paths, size_hw))
+    dataset = ImageDataset(paths, np.random.default_rng(0).integers(0, 18, len(paths)), seed_augmentation(*size_hw).transform, size_hw, open_cache(paths, size_hw))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(paths), seed=0), drop_last=True, **loader_kwargs(device, workers))
     generator = torch.Generator().manual_seed(0)
 
@@ -196,7 +196,7 @@ def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: 
         for _ in range(steps):
             if mode == "real":
                 images, targets, _ = next(source)
-                images = add_noise_on_device(images.to(device, non_blocking=True), DEVICE_NOISE["seed"], generator)
+                images = add_noise_on_device(images.to(device, non_blocking=True), SEED_NOISE, generator)
                 step(images, targets.to(device, non_blocking=True))
             else:
                 step(*fixed)

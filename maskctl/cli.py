@@ -179,7 +179,7 @@ def train(
     label_smoothing: Annotated[Optional[float], _opt("Smoothing of the label-smoothing loss.")] = None,
     class_weights: Annotated[Optional[bool], _opt("Weight the loss by inverse class frequency.", "--class-weights/--no-class-weights")] = None,
     sampler: Annotated[Optional[str], _opt("none or weighted (class-balanced).")] = None,
-    augmentation: Annotated[Optional[str], _opt("seed, light or none.")] = None,
+    augmentation: Annotated[Optional[str], _opt("seed, light, crop (decoded 12.5% larger, random crop; centre crop to predict) or none.")] = None,
     mix: Annotated[Optional[str], _opt("Batch mixing: none, cutmix (left/right face halves) or mixup.")] = None,
     mix_prob: Annotated[Optional[float], _opt("Share of batches that are mixed.", min=0.0, max=1.0)] = None,
     drop_rate: Annotated[Optional[float], _opt("Dropout before the classifier.", min=0.0, max=1.0)] = None,

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from maskctl.errors import MaskctlError
+from maskctl.data.transforms import decode_size_for
 from maskctl.registry import MODELS
 
 
@@ -106,6 +107,7 @@ def model_meta(config, num_classes: int, class_names: list[str], mask_classes: b
         "num_classes": int(num_classes),
         "class_names": list(class_names),
         "size": list(config.image_hw()),
+        "decode_size": list(decode_size_for(config.augmentation, config.image_hw())),
         "dataset": config.dataset,
         "mask_classes": mask_classes,
         "age_edges": config.age_edges,

@@ -11,6 +11,7 @@ import numpy as np
 
 from maskctl import io
 from maskctl.console import console, progress, warn
+from maskctl.data.transforms import checkpoint_decode_size
 from maskctl.errors import MaskctlError
 
 TTA_FILE = "tta.json"
@@ -134,7 +135,7 @@ def predict(
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
     meta = sidecar_meta(paths[0])
-    prefetch = _prefetcher(image_paths, meta["size"]) if meta else None
+    prefetch = _prefetcher(image_paths, checkpoint_decode_size(meta)) if meta else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.report import prob_frame
@@ -151,15 +152,16 @@ def predict(
 
     device, workers = inference_device(device_name, workers)
     loaded = load_models(paths, device, channels_last=True)
-    size = tuple(loaded.meta["size"])
+    decode_hw = checkpoint_decode_size(loaded.meta)
     if prefetch is not None:
         prefetch.stop()  # before the model runs: a decoder beside torch's threads would slow both
-        if prefetch.size_hw != size:
+        if prefetch.size_hw != decode_hw:
             prefetch = None  # a stale sidecar: decode at the checkpoint's size
-    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), size, device, workers, batch_size, prefetch)
+    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), decode_hw, device, workers, batch_size, prefetch)
     with progress() as bar:
         task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")
-        probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True, progress=lambda n: bar.advance(task, n))
+        probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True,
+                              progress=lambda n: bar.advance(task, n), crop_hw=tuple(loaded.meta["size"]))
     # (models, views, N, C): folds averaged equally, views by the TTA weights
     final = combine(probs.mean(axis=0), weights)
     submission = pd.DataFrame({"ImageID": ids, "ans": final.argmax(1)})

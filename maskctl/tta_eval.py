@@ -49,6 +49,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
              min_gain: float = DEFAULT_MIN_GAIN) -> dict:
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
+    from maskctl.data.transforms import checkpoint_decode_size, decode_size_for
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.kfold import CONFIG_FILE, folds_for, image_source, require_run_folder
     from maskctl.engine.report import fold_dirs
@@ -75,10 +76,12 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
             fold_rows = np.flatnonzero(image_folds == k)
             loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
             paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
-            same_size = cached is not None and tuple(loaded.meta["size"]) == config.image_hw()
-            loader = inference_loader(paths, labels, loaded.meta["size"], device, workers, batch_size, cached.subset(fold_rows) if same_size else None)
+            decode_hw = checkpoint_decode_size(loaded.meta)
+            same_size = cached is not None and decode_hw == decode_size_for(config.augmentation, config.image_hw())
+            loader = inference_loader(paths, labels, decode_hw, device, workers, batch_size, cached.subset(fold_rows) if same_size else None)
             task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(fold_rows), info="")
-            fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n))[0]
+            fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n),
+                                         crop_hw=tuple(loaded.meta["size"]))[0]
             fold_labels[k] = labels
 
     policies = {name: TTA_POLICIES.create(name) for name in TTA_POLICIES.names()}

@@ -7,6 +7,7 @@ and are normalised there, which is cheaper than float tensors through the loader
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from maskctl.registry import AUGMENTATIONS
 
@@ -31,31 +32,56 @@ class DeviceNoise:
     p: float
 
 
-# Presets whose noise step runs on the device, after the per-sample CPU work.
-DEVICE_NOISE = {"seed": DeviceNoise(std_range=(0.012, 0.028), p=0.5)}
+@dataclass(frozen=True)
+class Augmentation:
+    """What a registered augmentation gives the training pipeline.
+
+    `transform` runs per sample on uint8 images decoded at `decode_hw` and returns the model's
+    size. An augmentation that crops asks for a `decode_hw` larger than the model's size: the
+    decoded-image cache keeps that margin, and validation, tta-eval and predict take the centre
+    crop of the batch on the device. `device_noise`, when set, is added to the batch on the
+    device after the per-sample work.
+    """
+
+    transform: Any
+    decode_hw: tuple[int, int]
+    device_noise: DeviceNoise | None = None
 
 
-@AUGMENTATIONS.register("seed", "the seed's list: flip, affine, hue/sat, brightness/contrast; gaussian noise on the device")
-def seed_augmentation(height: int, width: int):
+SEED_NOISE = DeviceNoise(std_range=(0.012, 0.028), p=0.5)  # the seed's GaussNoise(var_limit=(10, 50))
+CROP_MARGIN = 0.125  # the `crop` preset decodes 12.5 % larger, then crops back to the model's size
+
+
+def with_margin(height: int, width: int, margin: float) -> tuple[int, int]:
+    return round(height * (1 + margin)), round(width * (1 + margin))
+
+
+def _seed_steps(height: int, width: int) -> list:
     import albumentations as A
 
-    return A.Compose([
+    return [
         _resize(height, width),
         A.HorizontalFlip(p=0.5),
         # Affine replaces the deprecated ShiftScaleRotate with the same defaults (shift 6 %, scale 10 %, 45 deg).
         A.Affine(translate_percent=(-0.0625, 0.0625), scale=(0.9, 1.1), rotate=(-45, 45), p=0.5),
         A.HueSaturationValue(p=0.5),
         A.RandomBrightnessContrast(p=0.5),
-    ])
+    ]
+
+
+@AUGMENTATIONS.register("seed", "the seed's list: flip, affine, hue/sat, brightness/contrast; gaussian noise on the device")
+def seed_augmentation(height: int, width: int) -> Augmentation:
+    import albumentations as A
+
+    return Augmentation(A.Compose(_seed_steps(height, width)), (height, width), SEED_NOISE)
 
 
 def seed_augmentation_with_cpu_noise(height: int, width: int):
     """The seed's list with the noise on the CPU per sample, as the baseline ran it (for `maskctl bench`)."""
     import albumentations as A
 
-    noise = DEVICE_NOISE["seed"]
     # var_limit=(10, 50) of albumentations 1.x is a std of about 3..7 on 0..255.
-    return A.Compose([*seed_augmentation(height, width).transforms, A.GaussNoise(std_range=noise.std_range, p=noise.p)])
+    return A.Compose([*_seed_steps(height, width), A.GaussNoise(std_range=SEED_NOISE.std_range, p=SEED_NOISE.p)])
 
 
 _NOISE_BANKS: dict = {}
@@ -96,22 +122,57 @@ def add_noise_on_device(batch, noise: DeviceNoise, generator):
 
 
 @AUGMENTATIONS.register("light", "flip, small shift/scale, brightness/contrast (no blur: wrinkles are an age cue)")
-def light_augmentation(height: int, width: int):
+def light_augmentation(height: int, width: int) -> Augmentation:
     import albumentations as A
 
-    return A.Compose([
+    return Augmentation(A.Compose([
         _resize(height, width),
         A.HorizontalFlip(p=0.5),
         A.Affine(translate_percent=(-0.05, 0.05), scale=(0.95, 1.05), p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-    ])
+    ]), (height, width))
+
+
+@AUGMENTATIONS.register("crop", "decoded 12.5% larger, random crop to the size, flip, brightness/contrast; centre crop to validate and predict")
+def crop_augmentation(height: int, width: int) -> Augmentation:
+    import albumentations as A
+
+    decode_hw = with_margin(height, width, CROP_MARGIN)
+    return Augmentation(A.Compose([
+        _resize(*decode_hw),
+        A.RandomCrop(height, width),
+        A.HorizontalFlip(p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+    ]), decode_hw)
 
 
 @AUGMENTATIONS.register("none", "resize only (also the validation and prediction pipeline)")
-def no_augmentation(height: int, width: int):
+def no_augmentation(height: int, width: int) -> Augmentation:
     import albumentations as A
 
-    return A.Compose([_resize(height, width)])
+    return Augmentation(A.Compose([_resize(height, width)]), (height, width))
+
+
+def decode_size_for(augmentation: str, size_hw: tuple[int, int]) -> tuple[int, int]:
+    """The size a run's images are decoded and cached at: its model size plus the augmentation's margin."""
+    return tuple(AUGMENTATIONS.create(augmentation, height=size_hw[0], width=size_hw[1]).decode_hw)
+
+
+def checkpoint_decode_size(meta: dict) -> tuple[int, int]:
+    """The size predict decodes at before the centre crop to meta["size"]; a checkpoint without
+    the entry was trained without a crop margin."""
+    return tuple(meta.get("decode_size", meta["size"]))
+
+
+def center_crop(batch, size_hw: tuple[int, int]):
+    """The centre (H, W) window of an (N, C, H', W') batch, as albumentations' CenterCrop takes it;
+    the batch itself when it is that size already."""
+    height, width = size_hw
+    top = (batch.shape[-2] - height) // 2
+    left = (batch.shape[-1] - width) // 2
+    if top < 0 or left < 0:
+        raise ValueError(f"cannot crop {tuple(batch.shape[-2:])} images to {size_hw}")
+    return batch[..., top : top + height, left : left + width]
 
 
 _NORMALIZE_CONSTANTS: dict = {}

@@ -13,7 +13,7 @@ import torch
 from maskctl import io
 from maskctl.console import console, progress
 from maskctl.data.datasets import ImageDataset, Samples
-from maskctl.data.transforms import DEVICE_NOISE, add_noise_on_device, mix_batch, normalize_on_device, one_hot
+from maskctl.data.transforms import add_noise_on_device, mix_batch, normalize_on_device, one_hot
 from maskctl.engine import checkpoint
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import autocast, predict_views
@@ -54,15 +54,16 @@ def _seed_everything(seed: int) -> None:
 
 def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, dist: DistInfo, workers: int, image_source):
     height, width = config.image_hw()
+    augmentation = AUGMENTATIONS.create(config.augmentation, height=height, width=width)
     targets = samples.task_targets() if samples.multitask else samples.table["label"].to_numpy()
     paths = samples.table["path"].to_numpy()
 
     def dataset(rows, transform):
         cached = image_source.subset(rows) if image_source else None
-        return ImageDataset(paths[rows], targets[rows], transform, (height, width), cached)
+        return ImageDataset(paths[rows], targets[rows], transform, augmentation.decode_hw, cached)
 
-    # Images are decoded (or cached) at the working size already: validation needs no transform.
-    train_set = dataset(train_rows, AUGMENTATIONS.create(config.augmentation, height=height, width=width))
+    # Images are decoded (or cached) at the decode size already: validation only centre-crops, on the device.
+    train_set = dataset(train_rows, augmentation.transform)
     val_set = dataset(val_rows, None)
     sampler = SAMPLERS.create(config.sampler, labels=samples.table["label"].to_numpy()[train_rows], seed=config.seed * 1009 + fold, rank=dist.rank, world_size=dist.world_size)
     kwargs = loader_kwargs(device, workers)
@@ -70,7 +71,7 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=per_rank > config.batch_size, **kwargs)
     # Validation keeps every image: no drop_last, no shuffling.
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size * 2, shuffle=False, **kwargs)
-    return train_loader, val_loader, sampler
+    return train_loader, val_loader, sampler, augmentation.device_noise
 
 
 def _criterion(config, samples: Samples, train_rows, device):
@@ -104,7 +105,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
     train_rows = np.flatnonzero(folds != fold)
     val_rows = np.flatnonzero(folds == fold)
-    train_loader, val_loader, sampler = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
+    train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
 
     _seed_everything(config.seed * 1009 + fold)
     model = build_model(config.model, samples.num_classes, config.backbone, config.pretrained, config.drop_rate)
@@ -138,12 +139,12 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, images_seen = _train_epoch(config, train_model, train_loader, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist)
+        train_loss, images_seen = _train_epoch(config, train_model, train_loader, noise, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist)
         train_seconds = time.perf_counter() - started
 
         decision = None
         if dist.is_main:
-            val_probs = predict_views([model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last)[0, 0]
+            val_probs = predict_views([model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last, crop_hw=config.image_hw())[0, 0]
             y_true = samples.table["label"].to_numpy()[val_rows]
             metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.mask_classes)
             val_loss = float(-np.log(np.clip(val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
@@ -177,10 +178,9 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     return FoldResult(fold, best_f1, best_epoch, len(history), stopped_early)
 
 
-def _train_epoch(config, model, loader, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist):
+def _train_epoch(config, model, loader, noise, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist):
     model.train()
     mix_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + fold * 10_007 + epoch)
-    noise = DEVICE_NOISE.get(config.augmentation)
     total_loss, batches, images_seen = 0.0, 0, 0
     started = time.perf_counter()
     with progress(transient=True) as bar:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from maskctl.data.transforms import normalize_on_device
+from maskctl.data.transforms import center_crop, normalize_on_device
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -14,13 +14,17 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.inference_mode()
-def predict_views(models, loader, device, views, amp: bool = True, channels_last: bool = True, progress=None) -> np.ndarray:
-    """(M, V, N, C) softmax probabilities of each model and view for every item, in loader order."""
+def predict_views(models, loader, device, views, amp: bool = True, channels_last: bool = True, progress=None, crop_hw=None) -> np.ndarray:
+    """(M, V, N, C) softmax probabilities of each model and view for every item, in loader order;
+    batches decoded with a crop margin are centre-cropped to `crop_hw` first."""
     for model in models:
         model.eval()
     outputs: list[list[list[np.ndarray]]] = [[[] for _ in views] for _ in models]
     for images, _targets, _index in loader:
-        batch = normalize_on_device(images.to(device, non_blocking=True), channels_last=channels_last)
+        images = images.to(device, non_blocking=True)
+        if crop_hw is not None:
+            images = center_crop(images, crop_hw)
+        batch = normalize_on_device(images, channels_last=channels_last)
         for v, view in enumerate(views):
             viewed = view(batch)
             for m, model in enumerate(models):

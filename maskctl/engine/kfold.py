@@ -171,5 +171,8 @@ def image_source(config: TrainConfig, samples, dist=None):
     if not config.cache:
         return None
     from maskctl.data.cache import open_cache
+    from maskctl.data.transforms import decode_size_for
 
-    return open_cache(samples.table["path"].tolist(), config.image_hw(), show_progress=dist is None or dist.is_main)
+    # At the augmentation's decode size: a cropping augmentation needs its margin kept.
+    decode_hw = decode_size_for(config.augmentation, config.image_hw())
+    return open_cache(samples.table["path"].tolist(), decode_hw, show_progress=dist is None or dist.is_main)

@@ -1,6 +1,7 @@
 """predict, tta-eval and ensemble end to end, and their bad inputs."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,42 @@ def test_tta_eval_records_choice_for_auto(two_runs, synth_data, tmp_path):
     auto = invoke("predict", two_runs[0], "--tta", "auto", "--data", synth_data / "eval", "--out", tmp_path, "--device", "cpu")
     assert auto.exit_code == 0, auto.output
     assert json.loads((tmp_path / "predict.json").read_text())["tta_weights"] == pytest.approx(record["weights"])
+
+
+def test_a_cropping_run_caches_the_margin_and_predicts_the_centre(synth_data, tmp_path):
+    """--augmentation crop: images are cached 12.5 % larger, and validation, tta-eval and predict
+    see the centre crop at the model's size."""
+    import os
+
+    from maskctl.data.images import load_resized
+    from maskctl.data.transforms import center_crop, normalize_on_device
+    from maskctl.engine import checkpoint
+    from maskctl.models import model_from_meta
+
+    options = [o if o != "light" else "crop" for o in TINY]
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *options,
+                    "--runs-dir", tmp_path, "--name", "crop")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "crop"
+    meta = json.loads((run / "fold0" / "best.json").read_text())
+    assert meta["size"] == [64, 48] and meta["decode_size"] == [72, 54]
+    cached_sizes = [json.loads(p.read_text())["size"] for p in Path(os.environ["MASKCTL_CACHE_DIR"]).glob("*.json")]
+    assert [72, 54] in cached_sizes
+
+    assert invoke("tta-eval", run, "--device", "cpu").exit_code == 0
+    predicted = invoke("predict", run, "--data", synth_data / "eval", "--out", tmp_path / "pred", "--device", "cpu")
+    assert predicted.exit_code == 0, predicted.output
+    probs = pd.read_csv(tmp_path / "pred" / "probs.csv")
+
+    state = checkpoint.load(run / "fold0" / "best.pt")
+    model = model_from_meta(state["meta"])
+    model.load_state_dict(state["model"])
+    info = pd.read_csv(synth_data / "eval" / "info.csv")
+    images = np.stack([load_resized(synth_data / "eval" / "images" / i, (72, 54)) for i in info["ImageID"]])
+    batch = normalize_on_device(center_crop(torch.from_numpy(images).permute(0, 3, 1, 2), (64, 48)))
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(batch), dim=1).numpy()
+    np.testing.assert_allclose(probs[[f"p{c}" for c in range(18)]].to_numpy(), expected, atol=1e-4)
 
 
 def test_ensemble_of_two_runs(two_runs, synth_data, tmp_path):

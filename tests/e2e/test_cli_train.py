@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -196,3 +197,22 @@ def test_farmed_folds_end_in_one_run(synth_data, tmp_path):
     assert len(oof) == 24 * 7
     again = invoke("train", "--resume", tmp_path / "farm")  # all folds done: only the summary is redone
     assert again.exit_code == 0 and again.output.count("finished earlier, kept") == 2
+
+
+def test_a_plugin_augmentation_from_the_readme_trains_and_predicts(synth_data, tmp_path):
+    """The README's `zoom` example, loaded through $MASKCTL_PLUGINS by a real maskctl process."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```python\nimport albumentations as A\n", 1)[1].split("```", 1)[0]
+    plugin = tmp_path / "zoom.py"
+    plugin.write_text("import albumentations as A\n" + example)
+    env = {"MASKCTL_PLUGINS": str(plugin)}
+    options = [o if o != "light" else "zoom" for o in TINY]
+    trained = run_cli("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *options,
+                      "--runs-dir", tmp_path, "--name", "zoom", env=env)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    meta = json.loads((tmp_path / "zoom" / "fold0" / "best.json").read_text())
+    assert meta["decode_size"] == [80, 60]  # 64x48 and the plugin's 25 % margin
+    predicted = run_cli("predict", tmp_path / "zoom", "--data", synth_data / "eval", "--device", "cpu", env=env)
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    listed = run_cli("list", "augmentations", env=env)
+    assert "zoom" in listed.stdout

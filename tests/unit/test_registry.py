@@ -131,3 +131,35 @@ def test_models_fallback_accepts_pretrained_tags():
     assert timm.is_model("test_resnet.r160_in1k")
     factory = R.MODELS.get("test_resnet.r160_in1k")
     assert factory(num_classes=4, pretrained=False).num_classes == 4
+
+
+def test_plugins_from_the_environment(tmp_path, monkeypatch):
+    plugin = tmp_path / "my_losses.py"
+    plugin.write_text(
+        "from maskctl.registry import LOSSES\n"
+        "@LOSSES.register('plugin-test-loss', 'from a user plugin file')\n"
+        "def made(**_):\n    return 'made'\n"
+    )
+    monkeypatch.setenv(R.PLUGINS_ENV, f" json , {plugin}")  # a module name and a file, spaces allowed
+    R.load_plugins()
+    R.load_plugins()  # a second call does not register twice
+    assert R.LOSSES.create("plugin-test-loss") == "made"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "FileNotFoundError"),
+    ("raise RuntimeError('boom')", "RuntimeError: boom"),
+])
+def test_a_broken_plugin_is_one_clear_error(tmp_path, monkeypatch, content, expected):
+    plugin = tmp_path / "broken.py"
+    if content is not None:
+        plugin.write_text(content)
+    monkeypatch.setenv(R.PLUGINS_ENV, str(plugin))
+    with pytest.raises(MaskctlError, match=f"cannot load plugin .*broken.py.*{expected}"):
+        R.load_plugins()
+
+
+def test_an_unknown_plugin_module_names_it(monkeypatch):
+    monkeypatch.setenv(R.PLUGINS_ENV, "no_such_maskctl_plugin")
+    with pytest.raises(MaskctlError, match="no_such_maskctl_plugin"):
+        R.load_plugins()

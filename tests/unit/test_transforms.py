@@ -7,7 +7,7 @@ import torch
 from maskctl.data import transforms as T
 from maskctl.registry import AUGMENTATIONS
 
-AUGMENTATION_NAMES = ["seed", "light", "none"]
+AUGMENTATION_NAMES = ["seed", "light", "crop", "none"]
 
 
 def test_expected_presets_registered():
@@ -22,7 +22,7 @@ def image_64x48(seed=0):
 
 
 def all_pipelines():
-    return [(name, lambda h, w, n=name: AUGMENTATIONS.create(n, height=h, width=w)) for name in AUGMENTATIONS.names()] + [
+    return [(name, lambda h, w, n=name: AUGMENTATIONS.create(n, height=h, width=w).transform) for name in AUGMENTATIONS.names()] + [
         ("seed+cpu-noise", T.seed_augmentation_with_cpu_noise)
     ]
 
@@ -56,7 +56,7 @@ def test_same_seed_same_output(name, factory):
 
 def test_seed_augmentation_varies_with_seed():
     image = image_64x48()
-    pipeline = T.seed_augmentation(32, 24)
+    pipeline = T.seed_augmentation(32, 24).transform
     outs = []
     for seed in range(6):
         pipeline.set_random_seed(seed)
@@ -68,8 +68,57 @@ def test_none_is_plain_area_resize():
     import cv2
 
     image = image_64x48()
-    out = AUGMENTATIONS.create("none", height=32, width=24)(image=image)["image"]
+    out = AUGMENTATIONS.create("none", height=32, width=24).transform(image=image)["image"]
     np.testing.assert_array_equal(out, cv2.resize(image, (24, 32), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("name", AUGMENTATION_NAMES)
+def test_images_at_the_decode_size_come_out_at_the_model_size(name):
+    augmentation = AUGMENTATIONS.create(name, height=32, width=24)
+    assert T.decode_size_for(name, (32, 24)) == augmentation.decode_hw
+    decoded = np.zeros((*augmentation.decode_hw, 3), dtype=np.uint8)
+    assert augmentation.transform(image=decoded)["image"].shape == (32, 24, 3)
+
+
+def test_only_the_seed_list_adds_device_noise_and_only_crop_keeps_a_margin():
+    made = {name: AUGMENTATIONS.create(name, height=64, width=48) for name in AUGMENTATION_NAMES}
+    assert made["seed"].device_noise == T.SEED_NOISE
+    assert all(made[n].device_noise is None for n in ("light", "crop", "none"))
+    assert made["crop"].decode_hw == (72, 54)  # 12.5 % more on each side
+    assert all(made[n].decode_hw == (64, 48) for n in ("seed", "light", "none"))
+
+
+def test_crop_takes_windows_of_the_decoded_image():
+    """Without the margin RandomCrop would have nothing to choose from; with it the windows differ."""
+    augmentation = AUGMENTATIONS.create("crop", height=32, width=24)
+    rng = np.random.default_rng(0)
+    decoded = rng.integers(0, 255, (*augmentation.decode_hw, 3), dtype=np.uint8)
+    outs = []
+    for seed in range(6):
+        augmentation.transform.set_random_seed(seed)
+        outs.append(augmentation.transform(image=decoded)["image"])
+    assert any(not np.array_equal(outs[0], o) for o in outs[1:])
+
+
+@pytest.mark.parametrize("decoded_hw", [(36, 27), (32, 24), (37, 30)])
+def test_center_crop_on_the_batch_matches_albumentations(decoded_hw):
+    import albumentations as A
+
+    image = np.random.default_rng(1).integers(0, 255, (*decoded_hw, 3), dtype=np.uint8)
+    expected = A.CenterCrop(32, 24)(image=image)["image"]
+    batch = torch.from_numpy(image.transpose(2, 0, 1)).unsqueeze(0)
+    cropped = T.center_crop(batch, (32, 24))
+    assert torch.equal(cropped[0], torch.from_numpy(np.ascontiguousarray(expected.transpose(2, 0, 1))))
+
+
+def test_center_crop_refuses_smaller_images():
+    with pytest.raises(ValueError, match="cannot crop"):
+        T.center_crop(torch.zeros(1, 3, 30, 24), (32, 24))
+
+
+def test_checkpoint_decode_size_defaults_to_the_model_size():
+    assert T.checkpoint_decode_size({"size": [32, 24]}) == (32, 24)
+    assert T.checkpoint_decode_size({"size": [32, 24], "decode_size": [36, 27]}) == (36, 27)
 
 
 def test_normalize_on_device_values():

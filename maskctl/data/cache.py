@@ -2,7 +2,8 @@
 uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the same data and
 size. Its name is a hash of the file list, sizes, modification times and the target size, so a
 changed source file gives a new cache rather than stale pixels. A file lock makes a second
-process wait for the first one's build and then reuse it.
+process wait for the first one's build and then reuse it. A cache superseded by a rebuild of the
+same files (one of them changed) is deleted.
 
 Location: $MASKCTL_CACHE_DIR, else ~/.cache/maskctl.
 """
@@ -24,6 +25,14 @@ CACHE_VERSION = 1
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MASKCTL_CACHE_DIR") or Path.home() / ".cache" / "maskctl")
+
+
+def source_key(paths: list[str], size_hw: tuple[int, int]) -> str:
+    """The file list and size alone: caches sharing it with another key hold superseded pixels."""
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}\n".encode())
+    for path in paths:
+        digest.update(f"{os.path.abspath(path)}\n".encode())
+    return digest.hexdigest()[:24]
 
 
 def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
@@ -81,8 +90,26 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
             _build(paths, size_hw, array_path, show_progress)
             from maskctl import io
 
-            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION})
+            source = source_key(paths, size_hw)
+            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION, "source": source})
+            _remove_superseded(directory, source, keep=key)
     return ImageCache(array_path, len(paths), size_hw)
+
+
+def _remove_superseded(directory: Path, source: str, keep: str) -> None:
+    """Delete finished caches of the same files and size whose sources have changed since: they
+    can never be used again, and at 512x384 each one is gigabytes. (A process still reading one
+    keeps its pages: the file goes only when the last mapping does.)"""
+    for record in directory.glob("*.json"):
+        if record.stem == keep:
+            continue
+        try:
+            superseded = json.loads(record.read_text()).get("source") == source
+        except (OSError, ValueError):
+            continue
+        if superseded:
+            for suffix in (".u8", ".lock", ".json"):  # the record last: it marks the others as finished
+                record.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool) -> None:

@@ -45,7 +45,7 @@ def test_open_cache_pixels_equal_load_resized(tmp_path):
     key = C.cache_key(paths, SIZE)
     assert f"{key}.u8" in files and f"{key}.json" in files
     assert (tmp_path / "cache" / f"{key}.u8").stat().st_size == len(paths) * SIZE[0] * SIZE[1] * 3
-    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION}
+    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION, "source": C.source_key(paths, SIZE)}
 
 
 def test_open_cache_uses_env_dir(tmp_path, monkeypatch):
@@ -94,7 +94,24 @@ def test_changed_source_gives_new_key_and_pixels(tmp_path):
     assert second.array_path != first.array_path
     np.testing.assert_array_equal(second.get(1), np.full((*SIZE, 3), 7, np.uint8))
     assert not np.array_equal(second.get(1), old_pixels)
-    np.testing.assert_array_equal(second.get(0), first.get(0))
+    np.testing.assert_array_equal(second.get(0), first.get(0))  # the old mapping still reads after its file went
+    # the superseded cache is gone; a cache of other files or another size stays
+    assert sorted(p.name for p in directory.iterdir()) == sorted(f"{new_key}{s}" for s in (".u8", ".json", ".lock"))
+
+
+def test_only_superseded_caches_are_removed(tmp_path):
+    paths = write_images(tmp_path / "img", count=3)
+    directory = tmp_path / "cache"
+    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    C.open_cache(paths, (12, 8), show_progress=False, directory=directory)
+    C.open_cache(paths[:2], SIZE, show_progress=False, directory=directory)
+    (directory / "unrelated.json").write_text("not json")
+    others = {C.cache_key(paths, (12, 8)), C.cache_key(paths[:2], SIZE)}
+    assert len(list(directory.glob("*.u8"))) == 3
+    os.utime(paths[0], ns=(0, 10**18))
+    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    assert {p.stem for p in directory.glob("*.u8")} == others | {C.cache_key(paths, SIZE)}
+    assert (directory / "unrelated.json").is_file()
 
 
 def test_key_depends_on_size_and_order(tmp_path):

@@ -16,10 +16,11 @@ from torchvision import transforms
 
 
 class EvalDataset(torch.utils.data.Dataset):
-    def __init__(self, paths, size):
+    def __init__(self, paths, size, decode_size):
         self.paths = paths
         self.transform = transforms.Compose([
-            transforms.Resize(size, Image.BILINEAR),
+            transforms.Resize(decode_size, Image.BILINEAR),
+            transforms.CenterCrop(size),  # a no-op unless the run's augmentation kept a crop margin
             transforms.ToTensor(),
             transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
         ])
@@ -47,7 +48,7 @@ def main() -> int:
     model.eval()
     info = pd.read_csv(os.path.join(args.eval_dir, "info.csv"))
     paths = [os.path.join(args.eval_dir, "images", image_id) for image_id in info["ImageID"]]
-    loader = torch.utils.data.DataLoader(EvalDataset(paths, tuple(meta["size"])), batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+    loader = torch.utils.data.DataLoader(EvalDataset(paths, tuple(meta["size"]), tuple(meta.get("decode_size", meta["size"]))), batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
     predictions = []
     with torch.no_grad():
         for images in loader:

@@ -54,8 +54,9 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
         if "meta" not in state or "model" not in state:
             raise MaskctlError(f"{path} is not a maskctl checkpoint (no model/meta entries)")
         this = state["meta"]
-        if meta is not None and (this["num_classes"], this["size"]) != (meta["num_classes"], meta["size"]):
-            raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']}, unlike {paths[0]} ({meta['num_classes']} at {meta['size']})")
+        if meta is not None and _input_and_output(this) != _input_and_output(meta):
+            raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']} (decoded at {checkpoint_decode_size(this)}), "
+                               f"unlike {paths[0]} ({meta['num_classes']} at {meta['size']}, decoded at {checkpoint_decode_size(meta)})")
         meta = meta or this
         model = model_from_meta(this)
         checkpoint.load_weights(model, state["model"], path)
@@ -63,6 +64,10 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         models.append(model.to(device, memory_format=memory_format).eval())
     return LoadedModels(models, meta)
+
+
+def _input_and_output(meta: dict) -> tuple:
+    return meta["num_classes"], tuple(meta["size"]), checkpoint_decode_size(meta)
 
 
 def read_prediction_data(data: Path):
@@ -114,10 +119,14 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
     return views, parse_weights(weights, len(views))
 
 
-def sidecar_meta(checkpoint: Path) -> dict | None:
-    """best.json beside best.pt: the model's meta, readable before torch is imported."""
-    path = checkpoint.with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else None
+def sidecar_decode_size(checkpoint: Path) -> tuple[int, int] | None:
+    """From best.json beside best.pt, readable before torch is imported; None when it is missing
+    or unreadable (it only lets decoding start early: the checkpoint itself decides)."""
+    try:
+        size = checkpoint_decode_size(json.loads(checkpoint.with_suffix(".json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return size if len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size) else None
 
 
 def predict(
@@ -134,8 +143,8 @@ def predict(
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
-    meta = sidecar_meta(paths[0])
-    prefetch = _prefetcher(image_paths, checkpoint_decode_size(meta)) if meta else None
+    early_size = sidecar_decode_size(paths[0])
+    prefetch = _prefetcher(image_paths, early_size) if early_size else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.report import prob_frame

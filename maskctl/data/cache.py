@@ -3,7 +3,7 @@ uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the s
 size. Its name is a hash of the file list, sizes, modification times and the target size, so a
 changed source file gives a new cache rather than stale pixels. A file lock makes a second
 process wait for the first one's build and then reuse it. A cache superseded by a rebuild of the
-same files (one of them changed) is deleted.
+same files (one of them changed) is deleted once no process reads it.
 
 Location: $MASKCTL_CACHE_DIR, else ~/.cache/maskctl.
 """
@@ -46,11 +46,12 @@ def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
 class ImageCache:
     """Read access to a built cache; `get(i)` returns image i as (H, W, 3) uint8."""
 
-    def __init__(self, array_path: Path, count: int, size_hw: tuple[int, int], rows: np.ndarray | None = None):
+    def __init__(self, array_path: Path, count: int, size_hw: tuple[int, int], rows: np.ndarray | None = None, readers_lock=None):
         self.array_path = array_path
         self.shape = (count, size_hw[0], size_hw[1], 3)
         self.rows = np.arange(count) if rows is None else rows
         self._array = None
+        self._readers_lock = readers_lock  # a shared flock held while this process may read the file
 
     def _images(self):
         if self._array is None:
@@ -59,7 +60,7 @@ class ImageCache:
 
     def __getstate__(self):
         # A DataLoader worker reopens the file instead of receiving a pickled copy of the pixels.
-        return {**self.__dict__, "_array": None}
+        return {**self.__dict__, "_array": None, "_readers_lock": None}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -68,7 +69,7 @@ class ImageCache:
         return np.array(self._images()[self.rows[index]])
 
     def subset(self, rows) -> "ImageCache":
-        return ImageCache(self.array_path, self.shape[0], self.shape[1:3], self.rows[np.asarray(rows)])
+        return ImageCache(self.array_path, self.shape[0], self.shape[1:3], self.rows[np.asarray(rows)], self._readers_lock)
 
 
 def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool = True, directory: Path | None = None) -> ImageCache | None:
@@ -93,13 +94,22 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
             source = source_key(paths, size_hw)
             io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION, "source": source})
             _remove_superseded(directory, source, keep=key)
-    return ImageCache(array_path, len(paths), size_hw)
+    # Readers hold a shared lock on a second file, so that a rebuild after a change elsewhere never
+    # deletes a cache a running job still reads (DataLoader workers reopen it by path).
+    readers_lock = open(directory / f"{key}.readers", "a")
+    fcntl.flock(readers_lock, fcntl.LOCK_SH)
+    if not array_path.is_file():  # superseded and removed between the build and the lock
+        readers_lock.close()
+        return None
+    return ImageCache(array_path, len(paths), size_hw, readers_lock=readers_lock)
 
 
 def _remove_superseded(directory: Path, source: str, keep: str) -> None:
     """Delete finished caches of the same files and size whose sources have changed since: they
-    can never be used again, and at 512x384 each one is gigabytes. (A process still reading one
-    keeps its pages: the file goes only when the last mapping does.)"""
+    can never be used again, and at 512x384 each one is gigabytes. One that a process still
+    reads (its readers lock is held) stays."""
+    import fcntl
+
     for record in directory.glob("*.json"):
         if record.stem == keep:
             continue
@@ -107,8 +117,14 @@ def _remove_superseded(directory: Path, source: str, keep: str) -> None:
             superseded = json.loads(record.read_text()).get("source") == source
         except (OSError, ValueError):
             continue
-        if superseded:
-            for suffix in (".u8", ".lock", ".json"):  # the record last: it marks the others as finished
+        if not superseded:
+            continue
+        with open(record.with_suffix(".readers"), "a") as readers:
+            try:
+                fcntl.flock(readers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for suffix in (".u8", ".lock", ".readers", ".json"):  # the record last: it marks the others as finished
                 record.with_suffix(suffix).unlink(missing_ok=True)
 
 

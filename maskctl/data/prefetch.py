@@ -42,24 +42,25 @@ class Prefetcher:
     def _fork(self) -> int | None:
         if not hasattr(os, "fork"):
             return None
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: decode, then leave without running the parent's exit handlers
             try:
-                self._decode_all()
+                self._decode_all(parent)
             finally:
                 os._exit(0)
         return pid
 
-    def _decode_all(self) -> None:
+    def _decode_all(self, parent: int) -> None:
         import cv2
 
         cv2.setNumThreads(0)  # OpenCV's thread pool is not safe to use after fork; one core is the plan anyway
         for index in range(self.ahead):
-            if self._status[0]:  # the parent asked us to stop
+            if self._status[0] or os.getppid() != parent:  # the parent asked us to stop, or died
                 return
             try:
                 self._pixels[index] = load_resized(self.paths[index], self.size_hw)
-            except BaseException:  # noqa: BLE001 - the parent decodes it again and raises the error itself
+            except Exception:  # noqa: BLE001 - the parent decodes it again and raises the error itself
                 continue
             self._status[1 + index] = READY
 

@@ -153,9 +153,23 @@ def no_augmentation(height: int, width: int) -> Augmentation:
     return Augmentation(A.Compose([_resize(height, width)]), (height, width))
 
 
+def create_augmentation(name: str, size_hw: tuple[int, int]) -> Augmentation:
+    """The registered augmentation for a model size, checked: a plugin's mistake is one clear
+    line before training, not a traceback after its first epoch."""
+    from maskctl.errors import MaskctlError
+
+    made = AUGMENTATIONS.create(name, height=size_hw[0], width=size_hw[1])
+    if not isinstance(made, Augmentation):
+        raise MaskctlError(f"augmentation {name!r} returned {type(made).__name__}; it must return maskctl.data.transforms.Augmentation(transform, decode_hw)")
+    decode = tuple(made.decode_hw)
+    if len(decode) != 2 or decode[0] < size_hw[0] or decode[1] < size_hw[1]:
+        raise MaskctlError(f"augmentation {name!r} decodes at {made.decode_hw}, smaller than the model's size {size_hw}")
+    return made
+
+
 def decode_size_for(augmentation: str, size_hw: tuple[int, int]) -> tuple[int, int]:
     """The size a run's images are decoded and cached at: its model size plus the augmentation's margin."""
-    return tuple(AUGMENTATIONS.create(augmentation, height=size_hw[0], width=size_hw[1]).decode_hw)
+    return tuple(create_augmentation(augmentation, size_hw).decode_hw)
 
 
 def checkpoint_decode_size(meta: dict) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import torch
 from maskctl import io
 from maskctl.console import console, progress
 from maskctl.data.datasets import ImageDataset, Samples
-from maskctl.data.transforms import add_noise_on_device, mix_batch, normalize_on_device, one_hot
+from maskctl.data.transforms import add_noise_on_device, create_augmentation, mix_batch, normalize_on_device, one_hot
 from maskctl.engine import checkpoint
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import autocast, predict_views
@@ -23,7 +23,7 @@ from maskctl.engine.runtime import loader_kwargs
 from maskctl.errors import MaskctlError
 from maskctl.losses import build_loss, inverse_frequency_weights
 from maskctl.models import MultiHead, build_model, model_meta
-from maskctl.registry import AUGMENTATIONS, OPTIMIZERS, SAMPLERS, SCHEDULERS
+from maskctl.registry import OPTIMIZERS, SAMPLERS, SCHEDULERS
 from maskctl.schedulers import step_scheduler
 from maskctl.tta import no_tta
 
@@ -54,7 +54,7 @@ def _seed_everything(seed: int) -> None:
 
 def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, dist: DistInfo, workers: int, image_source):
     height, width = config.image_hw()
-    augmentation = AUGMENTATIONS.create(config.augmentation, height=height, width=width)
+    augmentation = create_augmentation(config.augmentation, (height, width))
     targets = samples.task_targets() if samples.multitask else samples.table["label"].to_numpy()
     paths = samples.table["path"].to_numpy()
 

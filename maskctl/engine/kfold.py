@@ -76,7 +76,7 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
 
 def check_names(config: TrainConfig) -> None:
     """Every name in the recipe resolves, before any data is read or folder made."""
-    from maskctl.data.transforms import MIX_MODES
+    from maskctl.data.transforms import MIX_MODES, create_augmentation
     from maskctl.losses import parse_loss_spec
     from maskctl.registry import AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS, load_plugins
 
@@ -84,6 +84,7 @@ def check_names(config: TrainConfig) -> None:
     for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
                            (OPTIMIZERS, config.optimizer), (AUGMENTATIONS, config.augmentation), (MODELS, config.model)):
         registry.get(name)
+    create_augmentation(config.augmentation, config.image_hw())
     if config.model == "multihead":
         MODELS.get(config.backbone)
     for loss_name, _ in parse_loss_spec(config.loss):

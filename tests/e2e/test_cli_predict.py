@@ -106,6 +106,37 @@ def test_a_cropping_run_caches_the_margin_and_predicts_the_centre(synth_data, tm
         expected = torch.softmax(model.eval()(batch), dim=1).numpy()
     np.testing.assert_allclose(probs[[f"p{c}" for c in range(18)]].to_numpy(), expected, atol=1e-4)
 
+    # validation saw the same centre crop: best.pt's out-of-fold probabilities, recomputed
+    oof = pd.read_csv(run / "fold0" / "oof.csv")
+    val = np.stack([load_resized(synth_data / "train" / i, (72, 54)) for i in oof["image"]])
+    with torch.no_grad():
+        expected_oof = torch.softmax(model(normalize_on_device(center_crop(torch.from_numpy(val).permute(0, 3, 1, 2), (64, 48)))), dim=1).numpy()
+    np.testing.assert_allclose(oof[[f"p{c}" for c in range(18)]].to_numpy(), expected_oof, atol=1e-4)
+
+
+def test_predict_serves_prefetched_images_and_leaves_no_child(two_runs, synth_data, tmp_path, monkeypatch):
+    """The decoder child's images are used, it is reaped before the model runs, and DataLoader
+    workers (forked with the shared pixels) give the same probabilities."""
+    from maskctl.data import prefetch
+
+    made = []
+
+    class Recorded(prefetch.Prefetcher):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(prefetch, "Prefetcher", Recorded)
+    for workers in ("0", "1"):
+        result = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--out", tmp_path / workers, "--device", "cpu", "--workers", workers)
+        assert result.exit_code == 0, result.output
+    assert len(made) == 2
+    for used in made:
+        assert used._child is None  # stopped and reaped
+        assert used.ready_count() > 0  # the child decoded images before the model was ready (all of them, usually)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "0" / "probs.csv"), pd.read_csv(tmp_path / "1" / "probs.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "0" / "probs.csv"), pd.read_csv(two_runs[0] / "probs.csv"))
+
 
 def test_ensemble_of_two_runs(two_runs, synth_data, tmp_path):
     result = invoke("ensemble", *two_runs, "--out", tmp_path / "ens")

@@ -94,17 +94,40 @@ def test_changed_source_gives_new_key_and_pixels(tmp_path):
     assert second.array_path != first.array_path
     np.testing.assert_array_equal(second.get(1), np.full((*SIZE, 3), 7, np.uint8))
     assert not np.array_equal(second.get(1), old_pixels)
-    np.testing.assert_array_equal(second.get(0), first.get(0))  # the old mapping still reads after its file went
-    # the superseded cache is gone; a cache of other files or another size stays
-    assert sorted(p.name for p in directory.iterdir()) == sorted(f"{new_key}{s}" for s in (".u8", ".json", ".lock"))
+    np.testing.assert_array_equal(second.get(0), first.get(0))
+    # `first` is still open here, so the superseded cache stays; a rebuild once it is closed removes it
+    assert (directory / f"{old_key}.u8").is_file()
+    del first
+    os.utime(paths[2], ns=(0, 10**18))
+    third = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    newest = C.cache_key(paths, SIZE)
+    assert not (directory / f"{old_key}.u8").exists()
+    assert (directory / f"{new_key}.u8").is_file()  # `second` still reads it
+    del second
+    os.utime(paths[0], ns=(0, 2 * 10**18))
+    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    assert {p.stem for p in directory.glob("*.u8")} == {newest, C.cache_key(paths, SIZE)}  # `third` is still open
+    assert third.get(0).shape == (*SIZE, 3)
+
+
+def test_a_cache_in_use_by_a_worker_copy_survives_a_rebuild(tmp_path):
+    """A DataLoader worker (a pickled copy) reopens the file by path after a rebuild elsewhere."""
+    import pickle
+
+    paths = write_images(tmp_path / "img", count=3)
+    directory = tmp_path / "cache"
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    worker_copy = pickle.loads(pickle.dumps(cache.subset([2])))
+    os.utime(paths[1], ns=(0, 10**18))
+    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    np.testing.assert_array_equal(worker_copy.get(0), load_resized(paths[2], SIZE))
 
 
 def test_only_superseded_caches_are_removed(tmp_path):
     paths = write_images(tmp_path / "img", count=3)
     directory = tmp_path / "cache"
-    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
-    C.open_cache(paths, (12, 8), show_progress=False, directory=directory)
-    C.open_cache(paths[:2], SIZE, show_progress=False, directory=directory)
+    for files, size in ((paths, SIZE), (paths, (12, 8)), (paths[:2], SIZE)):
+        C.open_cache(files, size, show_progress=False, directory=directory)  # and closed again at once
     (directory / "unrelated.json").write_text("not json")
     others = {C.cache_key(paths, (12, 8)), C.cache_key(paths[:2], SIZE)}
     assert len(list(directory.glob("*.u8"))) == 3

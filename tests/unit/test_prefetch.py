@@ -88,3 +88,55 @@ def test_a_pickled_copy_decodes_for_itself(tmp_path):
     prefetch.stop()
     assert copy.ready_count() == 0
     assert np.array_equal(copy.get(1), load_resized(paths[1], SIZE))
+
+
+@pytest.mark.parametrize("sidecar, expected", [
+    ('{"size": [64, 48], "decode_size": [72, 54]}', (72, 54)),
+    ('{"size": [64, 48]}', (64, 48)),
+    ("{not json", None),
+    ('{"size": "64x48"}', None),
+    ("[1, 2]", None),
+    (None, None),
+])
+def test_the_sidecar_only_starts_decoding_early_when_it_makes_sense(tmp_path, sidecar, expected):
+    from maskctl.predict import sidecar_decode_size
+
+    if sidecar is not None:
+        (tmp_path / "best.json").write_text(sidecar)
+    assert sidecar_decode_size(tmp_path / "best.pt") == expected
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "zombie" not in status.read().lower()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_the_child_stops_when_its_parent_dies(tmp_path):
+    """A killed predict must not leave a decoder behind: the child watches its parent."""
+    import signal
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 384, 3), dtype=np.uint8)).save(big)
+    script = (
+        "import time\n"
+        "from maskctl.data.prefetch import Prefetcher\n"
+        f"p = Prefetcher([{str(big)!r}] * 5000, (512, 384), budget_bytes=2**31)\n"  # many seconds of full-size decodes
+        "while p.ready_count() < 5: time.sleep(0.01)\n"
+        "print(p._child, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _running(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 3  # far less than the decoding left
+    while time.monotonic() < deadline and _running(child):
+        time.sleep(0.02)
+    assert not _running(child)

@@ -140,6 +140,7 @@ def test_plugins_from_the_environment(tmp_path, monkeypatch):
         "@LOSSES.register('plugin-test-loss', 'from a user plugin file')\n"
         "def made(**_):\n    return 'made'\n"
     )
+    monkeypatch.setattr(R.LOSSES, "_entries", dict(R.LOSSES._entries))  # registered for this test only
     monkeypatch.setenv(R.PLUGINS_ENV, f" json , {plugin}")  # a module name and a file, spaces allowed
     R.load_plugins()
     R.load_plugins()  # a second call does not register twice

@@ -220,3 +220,16 @@ def test_mixup_targets_sum_to_one_and_match_pixels():
 def test_mix_unknown_mode():
     with pytest.raises(ValueError):
         T.mix_batch(constant_images(2), T.one_hot(torch.arange(2), 2), "cutout", torch.Generator())
+
+
+@pytest.mark.parametrize("made, message", [
+    (lambda h, w: "not an augmentation", "must return maskctl.data.transforms.Augmentation"),
+    (lambda h, w: T.Augmentation(None, (h - 1, w)), "smaller than the model's size"),
+])
+def test_a_wrong_plugin_augmentation_is_one_clear_error(monkeypatch, made, message):
+    from maskctl.errors import MaskctlError
+
+    monkeypatch.setattr(AUGMENTATIONS, "_entries", dict(AUGMENTATIONS._entries))  # registered for this test only
+    AUGMENTATIONS.register("broken-for-test")(lambda height, width: made(height, width))
+    with pytest.raises(MaskctlError, match=message):
+        T.decode_size_for("broken-for-test", (32, 24))

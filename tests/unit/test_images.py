@@ -172,3 +172,45 @@ def test_load_resized_cmyk_jpeg(tmp_path):
     check_rgb(out, 96, 72)
     reference = cv2.resize(load_rgb(path), (72, 96), interpolation=cv2.INTER_AREA)
     assert np.abs(out.astype(int) - reference.astype(int)).mean() < 3
+
+
+def pillow_draft_decode(path, size_hw):
+    """The Pillow way to the same result: DCT-domain draft decode, then one INTER_AREA resize."""
+    with Image.open(path) as image:
+        image.draft("RGB", (size_hw[1], size_hw[0]))
+        pixels = np.asarray(image.convert("RGB"))
+    return cv2.resize(pixels, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA) if pixels.shape[:2] != size_hw else pixels
+
+
+@pytest.mark.parametrize("size_hw", [(512, 384), (256, 192), (128, 96), (96, 72), (108, 81), (64, 48)])
+def test_opencv_and_pillow_decoders_agree(photo_files, size_hw):
+    out = load_resized(photo_files / "photo.jpg", size_hw)
+    reference = pillow_draft_decode(photo_files / "photo.jpg", size_hw)
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 2  # identical with the libjpeg-turbo builds here
+
+
+def test_bytes_after_the_jpeg_end_go_to_pillow(photo_files, tmp_path):
+    path = tmp_path / "trailer.jpg"
+    path.write_bytes((photo_files / "photo.jpg").read_bytes() + b"camera maker notes")
+    np.testing.assert_array_equal(load_resized(path, (128, 96)), pillow_draft_decode(path, (128, 96)))  # Pillow's pixels exactly
+
+
+def test_exif_orientation_is_ignored_by_both_decoders(tmp_path):
+    """Pillow does not rotate by EXIF; neither may the OpenCV path, or cached and direct pixels differ."""
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    Image.fromarray(photo_like(128, 96)).save(path, exif=exif.tobytes(), quality=95)
+    out = load_resized(path, (128, 96))
+    assert out.shape == (128, 96, 3)
+    np.testing.assert_array_equal(out, load_rgb(path))
+
+
+@pytest.mark.parametrize("stored, target, scale", [
+    ((512, 384), (512, 384), 1), ((512, 384), (256, 192), 2), ((512, 384), (255, 190), 2), ((512, 384), (128, 96), 4),
+    ((512, 384), (96, 72), 4), ((512, 384), (64, 48), 8), ((511, 383), (64, 48), 8), ((512, 384), (65, 48), 4),
+])
+def test_jpeg_scale_is_the_largest_that_still_covers_the_target(stored, target, scale):
+    from maskctl.data.images import _jpeg_scale
+
+    assert _jpeg_scale(*stored, *target) == scale

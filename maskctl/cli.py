@@ -73,7 +73,10 @@ def synth(
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
     overwrite: Overwrite = False,
 ):
-    """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv)."""
+    """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv).
+
+    Example: maskctl synth data --people 300 --seed 1 (images are WxH 384x512, like the real ones)
+    """
     from maskctl.console import console
     from maskctl.data.synth import synthesize
 
@@ -96,7 +99,10 @@ def eda(
     label_fixes: LabelFixes = None,
     overwrite: Overwrite = False,
 ):
-    """What is in the data: counts per class and task, ages, files, sizes, problems; plots and a report."""
+    """What is in the data: counts per class and task, ages, files, sizes, problems; plots and a report.
+
+    Examples: maskctl eda data/train; maskctl eda data/eval --out reports/eval
+    """
     from maskctl.console import console
     from maskctl.data.labels import parse_age_edges
     from maskctl.eda import run_eda
@@ -132,7 +138,10 @@ def list_entries(
     kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations or tta.")] = None,
     pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
 ):
-    """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer, augmentation."""
+    """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer, augmentation.
+
+    Examples: maskctl list; maskctl list losses --pattern 'f*'; maskctl list augmentations
+    """
     from rich.table import Table
 
     from maskctl.console import console
@@ -265,7 +274,10 @@ def tta_eval(
     min_gain: Annotated[float, typer.Option(min=0.0, help="Smallest mean macro F1 gain for which TTA is recommended.")] = 0.002,
 ):
     """Does test-time augmentation help? Scores TTA policies and weights on each fold's own
-    validation people and records the best for `predict --tta auto` (often: none)."""
+    validation people and records the best for `predict --tta auto` (often: none).
+
+    Example: maskctl tta-eval runs/exp, then maskctl predict runs/exp --tta auto
+    """
     from maskctl.tta_eval import tta_eval as run_tta_eval
 
     run_tta_eval(run, data, batch_size, device, workers, min_gain)
@@ -279,7 +291,10 @@ def ensemble(
     method: Annotated[str, typer.Option(help="auto (weighted when the runs share folds, else soft), soft, hard or weighted.")] = "auto",
     overwrite: Overwrite = False,
 ):
-    """Combine runs into one submission: soft or hard voting, or weights fitted on OOF macro F1."""
+    """Combine runs into one submission: soft or hard voting, or weights fitted on OOF macro F1.
+
+    Examples: maskctl ensemble runs/* --out ensemble; maskctl ensemble runs/a runs/b --method hard
+    """
     from maskctl.ensemble import ensemble as run_ensemble
 
     run_ensemble(runs, out, method, overwrite)
@@ -294,7 +309,10 @@ def demo(
     overwrite: Overwrite = False,
 ):
     """The whole loop on built-in synthetic data: synth, eda, split, train two runs, tta-eval,
-    predict, ensemble. Under 10 minutes on 2 CPU cores; uses the GPU when there is one."""
+    predict, ensemble. Under 10 minutes on 2 CPU cores; uses the GPU when there is one.
+
+    Example: maskctl demo --out maskctl-demo
+    """
     from maskctl.demo import run_demo
 
     run_demo(out, people, epochs, overwrite)
@@ -313,7 +331,10 @@ def bench(
     overwrite: Overwrite = False,
 ):
     """Measure images/s on your data and machine, maskctl against the baseline way, side by side:
-    the input pipeline, training steps (channels_last, AMP) and predict as whole processes."""
+    the input pipeline, training steps (channels_last, AMP) and predict as whole processes.
+
+    Examples: maskctl bench all --data data/train; maskctl bench loader --workers 4
+    """
     from maskctl.bench import run_bench
 
     if what not in ("loader", "train", "predict", "all"):

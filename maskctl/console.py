@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # messages stay one line when piped; tables still fit the width
 error_console = Console(stderr=True, highlight=False)
 
 

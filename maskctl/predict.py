@@ -108,6 +108,8 @@ def read_answers(path: Path, ids: list[str]) -> np.ndarray:
 def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], list[float]]:
     from maskctl.tta import parse_weights, policy_views
 
+    if weights and tta == "auto":
+        raise MaskctlError("--tta auto takes its weights from tta.json; drop --tta-weights or name a policy")
     if tta == "auto":
         record = run / TTA_FILE if run.is_dir() else run.parent.parent / TTA_FILE
         if not record.is_file():
@@ -116,6 +118,8 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
         console.print(f"tta auto: {chosen['policy']} with weights {chosen['weights']} (from {record})")
         return policy_views(chosen["policy"]), chosen["weights"]
     views = policy_views(tta)
+    if weights and len(views) == 1:
+        raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")
     return views, parse_weights(weights, len(views))
 
 

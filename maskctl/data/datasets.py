@@ -50,7 +50,13 @@ class DatasetKind:
         from maskctl.split import assign_folds, attach_folds, read_folds
 
         if config.folds_file:
-            return attach_folds(samples.table, read_folds(config.folds_file))
+            table = attach_folds(samples.table, read_folds(config.folds_file))
+            found = sorted(int(k) for k in table["fold"].unique() if k >= 0)
+            if config.val_ratio is None and len(found) != config.folds:
+                from maskctl.console import console
+
+                console.print(f"{len(found)} folds from {config.folds_file} (the folds setting, {config.folds}, applies only without a folds file)")
+            return table
         return attach_folds(samples.table, assign_folds(samples.table, config.folds, config.seed, config.val_ratio))
 
 

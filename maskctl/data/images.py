@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from maskctl.errors import MaskctlError
 
@@ -14,8 +15,6 @@ class ImageDecodeError(MaskctlError):
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """RGBA and palette PNGs, grey and CMYK JPEGs all come back as RGB uint8."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             image.load()
@@ -27,7 +26,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
         raise ImageDecodeError(f"image not found: {path}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 
 
@@ -67,35 +66,30 @@ def load_resized(path: str | Path, size_hw: tuple[int, int]) -> np.ndarray:
 
 def _header(path: str | Path) -> tuple[int, int, str, str]:
     """(width, height, mode, format)."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             return image.width, image.height, image.mode, image.format
     except FileNotFoundError:
         raise ImageDecodeError(f"image not found: {path}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 
 
 def _decode_jpeg_pillow(path: str | Path, size_hw: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size_hw[1], size_hw[0]))  # picks the smallest 1/2, 1/4, 1/8 scale >= the target
             image.load()
             return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 
 
 def _jpeg_scale(stored_h: int, stored_w: int, height: int, width: int) -> int:
-    """The largest of 8, 4, 2 whose reduced decode (sizes rounded up) still covers the target, else 1."""
-    for scale in (8, 4, 2):
-        if -(-stored_h // scale) >= height and -(-stored_w // scale) >= width:
-            return scale
-    return 1
+    """Pillow's draft rule: the largest of 8, 4, 2, 1 that divides both sides at least that many
+    times, so both decoders reduce alike and give the same pixels whichever one a file takes."""
+    fits = min(stored_w // width, stored_h // height)
+    return next((scale for scale in (8, 4, 2) if fits >= scale), 1)
 
 
 def _decode_jpeg_opencv(path: str | Path, scale: int) -> np.ndarray | None:

@@ -15,7 +15,7 @@ def resolve_device(requested: str | None, local_rank: int = 0) -> torch.device:
     if requested is None:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
-        warn("CUDA is not available: running on the CPU (slow; use tiny models and sizes, e.g. --config cpu-quick)")
+        warn("CUDA is not available: running on the CPU (--device cpu says so and silences this; on a CPU, use small models and sizes, e.g. --config cpu-quick)")
         return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise MaskctlError(f"device {requested!r} was asked for but CUDA is not available (use --device cpu)")

@@ -213,6 +213,9 @@ def test_predict_bad_inputs(two_runs, synth_data, tmp_path):
 
     auto = invoke("predict", two_runs[1], "--tta", "auto", "--data", synth_data / "eval", "--out", tmp_path / "p5")
     assert auto.exit_code == 1 and "tta-eval" in one_line_error(auto)
+    for tta, expected in (("none", "needs a policy with several views"), ("auto", "takes its weights from tta.json")):
+        ignored = invoke("predict", two_runs[0], "--tta", tta, "--tta-weights", "0.5", "--data", synth_data / "eval", "--out", tmp_path / "p5b")
+        assert ignored.exit_code == 1 and expected in one_line_error(ignored)
 
     missing_answers = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--answers", tmp_path / "none.csv", "--out", tmp_path / "p6", "--device", "cpu")
     assert missing_answers.exit_code == 1 and "answers file not found" in one_line_error(missing_answers)

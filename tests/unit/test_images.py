@@ -189,6 +189,25 @@ def test_opencv_and_pillow_decoders_agree(photo_files, size_hw):
     assert np.abs(out.astype(int) - reference.astype(int)).max() <= 2  # identical with the libjpeg-turbo builds here
 
 
+@pytest.mark.parametrize("size_hw", [(256, 192), (128, 96), (64, 48), (100, 80)])
+def test_both_decoders_reduce_alike_at_odd_stored_sizes(tmp_path, size_hw):
+    """A 383x511 photo: OpenCV must pick Pillow's reduction scale, or the pixels of one image
+    would depend on which decoder it happened to take."""
+    path = tmp_path / "odd.jpg"
+    Image.fromarray(photo_like(511, 383)).save(path, quality=92)
+    out = load_resized(path, size_hw)
+    assert np.abs(out.astype(int) - pillow_draft_decode(path, size_hw).astype(int)).max() <= 2
+
+
+def test_an_image_too_large_for_pillow_is_one_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.fromarray(photo_like(64, 48)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x48 is then over twice the limit: Pillow's bomb error
+    for loader in (load_rgb, lambda p: load_resized(p, (32, 24)), image_info):
+        with pytest.raises(ImageDecodeError, match="huge.png"):
+            loader(path)
+
+
 def test_bytes_after_the_jpeg_end_go_to_pillow(photo_files, tmp_path):
     path = tmp_path / "trailer.jpg"
     path.write_bytes((photo_files / "photo.jpg").read_bytes() + b"camera maker notes")
@@ -208,9 +227,10 @@ def test_exif_orientation_is_ignored_by_both_decoders(tmp_path):
 
 @pytest.mark.parametrize("stored, target, scale", [
     ((512, 384), (512, 384), 1), ((512, 384), (256, 192), 2), ((512, 384), (255, 190), 2), ((512, 384), (128, 96), 4),
-    ((512, 384), (96, 72), 4), ((512, 384), (64, 48), 8), ((511, 383), (64, 48), 8), ((512, 384), (65, 48), 4),
+    ((512, 384), (96, 72), 4), ((512, 384), (64, 48), 8), ((511, 383), (64, 48), 4), ((512, 384), (65, 48), 4),
+    ((40, 30), (64, 48), 1),
 ])
-def test_jpeg_scale_is_the_largest_that_still_covers_the_target(stored, target, scale):
+def test_jpeg_scale_follows_pillows_draft_rule(stored, target, scale):
     from maskctl.data.images import _jpeg_scale
 
     assert _jpeg_scale(*stored, *target) == scale

@@ -140,7 +140,8 @@ def list_entries(
 ):
     """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer, augmentation.
 
-    Examples: maskctl list; maskctl list losses --pattern 'f*'; maskctl list augmentations
+    Examples: maskctl list; maskctl list losses --pattern 'f*'; maskctl list models --pattern 'efficientnet_b*'
+    (timm's names too)
     """
     from rich.table import Table
 
@@ -156,9 +157,15 @@ def list_entries(
     for registry in registries:
         for entry in registry.entries(pattern):
             table.add_row(registry.kind, entry.name, entry.description)
-    console.print(table)
-    if any(r.kind == "model" for r in registries):
-        console.print("models: also any timm model name, e.g. efficientnet_b4 (see timm.list_models())")
+    if table.rows or pattern == "*":
+        console.print(table)
+    for registry in registries:
+        if registry.kind == "model" and pattern != "*":
+            matches = registry.fallback_names(pattern)
+            shown = ", ".join(matches[:40]) + (f", ... ({len(matches)} in all)" if len(matches) > 40 else "")
+            console.print(f"timm models matching {pattern!r}: {shown or 'none'}")
+        elif registry.kind == "model":
+            console.print("models: also any timm model name, e.g. efficientnet_b4 (`maskctl list models --pattern 'efficientnet*'`)")
 
 
 def _opt(help_text: str, *names: str, **kwargs):

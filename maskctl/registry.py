@@ -48,6 +48,10 @@ class Registry:
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
+    def fallback_names(self, pattern: str = "*") -> list[str]:
+        """Names outside the table that `get` also resolves (e.g. timm's models), filtered."""
+        return sorted(fnmatch.filter(self._fallback_names(), pattern)) if self._fallback_names else []
+
     def entries(self, pattern: str = "*") -> list[Entry]:
         return [self._entries[n] for n in self.names(pattern)]
 

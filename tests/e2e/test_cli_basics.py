@@ -37,6 +37,10 @@ def test_list_shows_registries():
         assert name in result.output
     losses_only = invoke("list", "losses")
     assert "focal" in losses_only.output and "adamp" not in losses_only.output
+    timm_models = invoke("list", "models", "--pattern", "efficientnet_b*")
+    assert timm_models.exit_code == 0
+    assert "efficientnet_b4" in timm_models.output and "resnet18" not in timm_models.output
+    assert "matching 'no-such*': none" in invoke("list", "models", "--pattern", "no-such*").output
 
 
 def test_unknown_names_get_a_suggestion():

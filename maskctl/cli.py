@@ -159,13 +159,13 @@ def list_entries(
             table.add_row(registry.kind, entry.name, entry.description)
     if table.rows or pattern == "*":
         console.print(table)
-    for registry in registries:
-        if registry.kind == "model" and pattern != "*":
-            matches = registry.fallback_names(pattern)
-            shown = ", ".join(matches[:40]) + (f", ... ({len(matches)} in all)" if len(matches) > 40 else "")
-            console.print(f"timm models matching {pattern!r}: {shown or 'none'}")
-        elif registry.kind == "model":
-            console.print("models: also any timm model name, e.g. efficientnet_b4 (`maskctl list models --pattern 'efficientnet*'`)")
+    models = next((r for r in registries if r.kind == "model"), None)
+    if models is not None and pattern == "*":
+        console.print("models: also any timm model name, e.g. efficientnet_b4 (`maskctl list models --pattern 'efficientnet*'`)")
+    elif models is not None:
+        matches = models.fallback_names(pattern)
+        shown = ", ".join(matches[:40]) + (f", ... ({len(matches)} in all)" if len(matches) > 40 else "")
+        console.print(f"timm models matching {pattern!r}: {shown or 'none'}")
 
 
 def _opt(help_text: str, *names: str, **kwargs):

@@ -64,6 +64,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     samples = kind.read(config)
     image_folds = folds_for(config, kind, samples, run)
     cached = image_source(config, samples)  # training's decoded images, when the cache is on
+    cached_hw = decode_size_for(config.augmentation, config.image_hw())
     folds = [int(d.name[4:]) for d in fold_dirs(run) if (d / "best.pt").is_file()]
     if not folds:
         raise MaskctlError(f"{run} has no fold*/best.pt checkpoints to evaluate")
@@ -77,7 +78,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
             loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
             paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
             decode_hw = checkpoint_decode_size(loaded.meta)
-            same_size = cached is not None and decode_hw == decode_size_for(config.augmentation, config.image_hw())
+            same_size = cached is not None and decode_hw == cached_hw
             loader = inference_loader(paths, labels, decode_hw, device, workers, batch_size, cached.subset(fold_rows) if same_size else None)
             task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(fold_rows), info="")
             fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n),

@@ -27,20 +27,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MASKCTL_CACHE_DIR") or Path.home() / ".cache" / "maskctl")
 
 
-def source_key(paths: list[str], size_hw: tuple[int, int]) -> str:
-    """The file list and size alone: caches sharing it with another key hold superseded pixels."""
+def _key(paths: list[str], size_hw: tuple[int, int], describe) -> str:
     digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}\n".encode())
     for path in paths:
-        digest.update(f"{os.path.abspath(path)}\n".encode())
+        digest.update(f"{describe(os.path.abspath(path))}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def source_key(paths: list[str], size_hw: tuple[int, int]) -> str:
+    """The file list and size alone: caches sharing it with another key hold superseded pixels."""
+    return _key(paths, size_hw, lambda path: path)
 
 
 def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
-    digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}\n".encode())
-    for path in paths:
+    """The file list, each file's size and modification time, and the target size."""
+
+    def with_stat(path: str) -> str:
         stat = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:24]
+        return f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}"
+
+    return _key(paths, size_hw, with_stat)
 
 
 class ImageCache:

@@ -51,11 +51,11 @@ class DatasetKind:
 
         if config.folds_file:
             table = attach_folds(samples.table, read_folds(config.folds_file))
-            found = sorted(int(k) for k in table["fold"].unique() if k >= 0)
-            if config.val_ratio is None and len(found) != config.folds:
+            found = table.loc[table["fold"] >= 0, "fold"].nunique()
+            if config.val_ratio is None and found != config.folds:
                 from maskctl.console import console
 
-                console.print(f"{len(found)} folds from {config.folds_file} (the folds setting, {config.folds}, applies only without a folds file)")
+                console.print(f"{found} folds from {config.folds_file} (the folds setting, {config.folds}, applies only without a folds file)")
             return table
         return attach_folds(samples.table, assign_folds(samples.table, config.folds, config.seed, config.val_ratio))
 

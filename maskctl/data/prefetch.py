@@ -21,7 +21,7 @@ import numpy as np
 from maskctl.data.images import load_resized
 
 DEFAULT_BUDGET_BYTES = 512 * 2**20
-PENDING, READY = 0, 1
+READY = 1  # per-image status byte; 0 means not decoded (yet)
 
 
 class Prefetcher:

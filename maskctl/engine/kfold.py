@@ -78,13 +78,13 @@ def check_names(config: TrainConfig) -> None:
     """Every name in the recipe resolves, before any data is read or folder made."""
     from maskctl.data.transforms import MIX_MODES, create_augmentation
     from maskctl.losses import parse_loss_spec
-    from maskctl.registry import AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS, load_plugins
+    from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS, load_plugins
 
     load_plugins()
     for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
-                           (OPTIMIZERS, config.optimizer), (AUGMENTATIONS, config.augmentation), (MODELS, config.model)):
+                           (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
         registry.get(name)
-    create_augmentation(config.augmentation, config.image_hw())
+    create_augmentation(config.augmentation, config.image_hw())  # resolves the name and checks what it makes
     if config.model == "multihead":
         MODELS.get(config.backbone)
     for loss_name, _ in parse_loss_spec(config.loss):

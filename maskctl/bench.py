@@ -224,7 +224,7 @@ def bench_predict(run: Path, eval_dir: Path, device_name: str, repeats: int = 2)
 
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
-            "baseline": [sys.executable, str(script), str(checkpoint), str(eval_dir), f"{tmp}/baseline.csv"],
+            "baseline": [sys.executable, str(script), str(checkpoint), str(eval_dir), f"{tmp}/baseline.csv", "--device", device_name],
             "maskctl": [sys.executable, "-m", "maskctl", "predict", str(checkpoint), "--data", str(eval_dir), "--out", f"{tmp}/ours",
                         "--device", device_name, "--no-score", "--overwrite"],
             # what both processes pay before any work: importing torch, timm (and its torchvision) and pandas

@@ -181,7 +181,7 @@ def train(
     dataset: Annotated[Optional[str], _opt("mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")] = None,
     model: Annotated[Optional[str], _opt("Any timm model name, or multihead (with --backbone).")] = None,
     backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
-    pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, or 'hub'.")] = None,
+    pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's.")] = None,
     size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 \\[512x384].")] = None,
     epochs: Annotated[Optional[int], _opt("Epochs per fold.", min=1)] = None,
     batch_size: Annotated[Optional[int], _opt("Batch size.", min=1)] = None,

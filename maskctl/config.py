@@ -112,6 +112,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise MaskctlError(f"{recipe} must hold a mapping of settings")
         values.update(loaded)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if isinstance(values.get("pretrained"), str) and values["pretrained"].lower() == "none":
+        values["pretrained"] = None  # `--pretrained none` unsets a recipe's weights
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         import difflib

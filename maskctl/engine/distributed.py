@@ -10,10 +10,12 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # started by torchrun: a process group exists, even of one process
+    backend: str = ""
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.launched
 
     @property
     def is_main(self) -> bool:
@@ -21,15 +23,15 @@ class DistInfo:
 
 
 def init_distributed(device_type: str) -> DistInfo:
-    """Reads torchrun's environment; NCCL on CUDA, gloo on CPU."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    """Reads torchrun's environment; NCCL on CUDA, gloo on CPU. A torchrun of one process still
+    trains through DistributedDataParallel, so `--nproc-per-node 1` checks the multi-GPU path."""
+    if "WORLD_SIZE" not in os.environ or "MASTER_ADDR" not in os.environ:
         return DistInfo()
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), launched=True, backend=dist.get_backend())
 
 
 def broadcast_object(value, info: DistInfo):

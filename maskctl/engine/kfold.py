@@ -120,7 +120,8 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
                 save_config(config, run_dir / CONFIG_FILE)
                 io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
         if dist.is_main:
-            console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers")
+            ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
+            console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers{ddp}")
         try:
             _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
         except MaskctlError:

@@ -186,6 +186,16 @@ def test_torchrun_two_processes_gloo(synth_data, tmp_path):
     assert (tmp_path / "ddp" / "summary.json").is_file()
 
 
+def test_torchrun_one_process_still_trains_through_ddp(synth_data, tmp_path):
+    """`--nproc-per-node 1` checks the multi-GPU code path on one device."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1", "--master-port", "29519", "-m", "maskctl",
+               "train", "--data", str(synth_data / "train"), "--epochs", "1", "--val-ratio", "0.25", *TINY, "--runs-dir", str(tmp_path), "--name", "ddp1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DDP over 1 process(es) (gloo)" in result.stdout
+    assert len(pd.read_csv(tmp_path / "ddp1" / "fold0" / "metrics.csv")) == 1
+
+
 def test_farmed_folds_end_in_one_run(synth_data, tmp_path):
     first = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *TINY, "--runs-dir", tmp_path, "--name", "farm")
     assert first.exit_code == 0, first.output

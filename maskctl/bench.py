@@ -256,11 +256,13 @@ def run_bench(what: str, data: Path | None, out: Path, batches: int, workers: in
     from maskctl import io
     from maskctl.config import load_config
     from maskctl.data.layout import read_train
-    from maskctl.engine.runtime import default_workers, resolve_device
+    from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 
     out = io.prepare_output_dir(out, overwrite)
     device = resolve_device(device_name)
     workers = default_workers(device) if workers is None else workers
+    configure_threads(device, workers)
+    console.print(cpu_plan(workers))
     quick = load_config("cpu-quick")
     if data is None:
         from maskctl.data.synth import synthesize
@@ -269,7 +271,7 @@ def run_bench(what: str, data: Path | None, out: Path, batches: int, workers: in
         console.print("no --data: benchmarking on a synthetic set (60 people, 1001 eval images) at 384x512")
         synthesize(out / "data", people=60, eval_people=143, seed=0, overwrite=True)
     paths = read_train(data).table["path"].tolist()
-    result: dict = {"device": str(device), "workers": workers, "images": len(paths)}
+    result: dict = {"device": str(device), "workers": workers, "images": len(paths), "cpu": cpu_plan(workers)}
     table = Table(title=f"maskctl bench on {device} ({workers} loader workers): maskctl vs the baseline way")
     for column in ("what", "baseline", "maskctl", "ratio"):
         table.add_column(column, justify="right" if column != "what" else "left")

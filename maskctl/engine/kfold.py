@@ -21,7 +21,7 @@ from maskctl.data.datasets import get_dataset_kind
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
-from maskctl.engine.runtime import configure_threads, default_workers, resolve_device
+from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
 
 FOLDS_FILE = "folds.csv"
@@ -121,7 +121,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
                 io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
         if dist.is_main:
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
-            console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers{ddp}")
+            console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
         try:
             _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
         except MaskctlError:

@@ -1,7 +1,6 @@
 """Device, threads and DataLoader settings: sensible for one GPU server and for 2-core CPUs."""
 from __future__ import annotations
 
-
 import torch
 
 from maskctl.cpus import affinity_count, cgroup_cpu_quota, cpu_count

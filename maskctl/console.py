@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(highlight=False, soft_wrap=True)  # messages stay one line when piped; tables still fit the width
 error_console = Console(stderr=True, highlight=False)
 
 
+NO_CUDA = "CUDA is not available: running on the CPU (--device cpu says so and silences this; on a CPU, use small models and sizes, e.g. --config cpu-quick)"
+
+
 def warn(message: str) -> None:
-    error_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    # Messages are plain text: a path or a shape in square brackets must not read as markup.
+    error_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def fail(message: str) -> None:
-    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def progress(transient: bool = False):

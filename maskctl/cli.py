@@ -242,13 +242,14 @@ def train(
 
 
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]
+PredictArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME), one checkpoint (runs/NAME/fold0/best.pt), or an export (runs/NAME/export, or its model.onnx).")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 \\[cuda when present].", show_default=False)]
 
 
 @app.command()
 @user_errors
 def predict(
-    run: RunArg,
+    run: PredictArg,
     data: Annotated[Path, typer.Option(help="Eval folder (info.csv + images/), or a training folder to score.")] = Path("data/eval"),
     out: Annotated[Optional[Path], typer.Option(help="Output folder \\[default: the run folder].", show_default=False)] = None,
     fold: Annotated[Optional[int], typer.Option(help="Use only this fold's best.pt \\[default: every fold, averaged].", show_default=False)] = None,
@@ -262,12 +263,45 @@ def predict(
     overwrite: Overwrite = False,
 ):
     """Predict an eval folder: submission.csv (info.csv's rows and order) and probs.csv for ensembling.
+    From an export (`maskctl export`), ONNX Runtime runs it without importing torch or timm.
 
     Example: maskctl predict runs/exp --data data/eval --tta auto
+    Example: maskctl predict runs/exp/export --data data/eval
     """
+    from maskctl.serve import is_export
+
+    if is_export(run):
+        if fold is not None or workers is not None:
+            from maskctl.errors import UsageError
+
+            raise UsageError("--fold and --workers apply to a run, not to an export (it holds its folds in one graph)")
+        from maskctl.serve import predict_export
+
+        predict_export(run, data, out, tta, tta_weights, answers, batch_size, device, overwrite, score)
+        return
     from maskctl.predict import predict as run_predict
 
     run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite, score)
+
+
+@app.command()
+@user_errors
+def export(
+    run: RunArg,
+    out: Annotated[Optional[Path], typer.Option(help="Export folder \\[RUN/export].", show_default=False)] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Only this fold's model \\[every fold, averaged in the graph].", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Images to check the export on \\[the run's own training data].", show_default=False)] = None,
+    overwrite: Overwrite = False,
+):
+    """Export a run for serving: one ONNX model (every fold inside, probabilities averaged) and
+    export.json (sizes, normalisation, class names, TTA, version). Checked before it is kept:
+    ONNX Runtime must match PyTorch on the run's own images. Needs `pip install 'maskctl[onnx]'`.
+
+    Example: maskctl export runs/exp, then maskctl predict runs/exp/export --data data/eval
+    """
+    from maskctl.export import export_run
+
+    export_run(run, out, fold, data, overwrite)
 
 
 @app.command("tta-eval")
@@ -334,11 +368,13 @@ def bench(
     batches: Annotated[int, typer.Option(min=2, help="Batches timed per measurement.")] = 20,
     workers: Annotated[Optional[int], typer.Option(min=0, help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].", show_default=False)] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each predict command, taken in turns (the median counts).")] = 5,
     device: Device = None,
     overwrite: Overwrite = False,
 ):
     """Measure images/s on your data and machine, maskctl against the baseline way, side by side:
-    the input pipeline, training steps (channels_last, AMP) and predict as whole processes.
+    the input pipeline, training steps (channels_last, AMP) and predict as whole processes (from
+    the run with torch, and from its ONNX export without), against the model's own compute.
 
     Examples: maskctl bench all --data data/train; maskctl bench loader --workers 4
     """
@@ -348,7 +384,7 @@ def bench(
         from maskctl.errors import UsageError
 
         raise UsageError(f"bench measures loader, train, predict or all, not {what!r}")
-    run_bench(what, data, out, batches, workers, device, model, overwrite)
+    run_bench(what, data, out, batches, workers, device, model, overwrite, repeats)
 
 
 def main() -> None:  # pragma: no cover - the console script calls `app` directly

@@ -138,12 +138,9 @@ def predict(
     tta_weights: str | None = None, answers: Path | None = None, batch_size: int | None = None, workers: int | None = None,
     device_name: str | None = None, overwrite: bool = False, score: bool = True,
 ) -> dict:
-    import pandas as pd
-
     paths = checkpoint_paths(run, fold)
     out = out or (run if run.is_dir() else run.parent)
-    if any((out / name).exists() for name in ("submission.csv", "probs.csv")) and not overwrite:
-        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+    refuse_overwrite(out, overwrite)
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
@@ -151,17 +148,12 @@ def predict(
     prefetch = _prefetcher(image_paths, early_size) if early_size else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
-    from maskctl.engine.report import prob_frame
     from maskctl.registry import load_plugins
     from maskctl.tta import combine, view_functions
 
     load_plugins()
     views, weights = resolve_tta(run, tta, tta_weights)
-    if score and answers is None and (data / "answers.csv").is_file():
-        answers = data / "answers.csv"
-        console.print(f"scoring against {answers}")
-    if score and answers is not None:
-        labels = read_answers(answers, ids)
+    labels = known_labels(data, answers, ids, labels, score)
 
     device, workers = inference_device(device_name, workers)
     loaded = load_models(paths, device, channels_last=True)
@@ -177,12 +169,37 @@ def predict(
                               progress=lambda n: bar.advance(task, n), crop_hw=tuple(loaded.meta["size"]))
     # (models, views, N, C): folds averaged equally, views by the TTA weights
     final = combine(probs.mean(axis=0), weights)
-    submission = pd.DataFrame({"ImageID": ids, "ans": final.argmax(1)})
-    io.write_csv(out / "submission.csv", submission)
-    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], prob_frame(final)], axis=1), float_format="%.6g")
     result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
-    if score and labels is not None:
-        result["scores"] = score_and_report(labels, final.argmax(1), out, loaded.meta)
+    return write_predictions(out, ids, final, labels, loaded.meta, result)
+
+
+def refuse_overwrite(out: Path, overwrite: bool) -> None:
+    if any((out / name).exists() for name in ("submission.csv", "probs.csv")) and not overwrite:
+        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+
+
+def known_labels(data: Path, answers: Path | None, ids: list[str], labels, score: bool):
+    """The labels to score against: a training folder's, an answers file's (DATA/answers.csv
+    when present), or None."""
+    if not score:
+        return None
+    if answers is None and (data / "answers.csv").is_file():
+        answers = data / "answers.csv"
+        console.print(f"scoring against {answers}")
+    return read_answers(answers, ids) if answers is not None else labels
+
+
+def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta: dict, result: dict) -> dict:
+    """submission.csv, probs.csv, predict.json and, where labels are known, the scores."""
+    import pandas as pd
+
+    from maskctl.engine.report import prob_frame
+
+    submission = pd.DataFrame({"ImageID": ids, "ans": probs.argmax(1)})
+    io.write_csv(out / "submission.csv", submission)
+    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], prob_frame(probs)], axis=1), float_format="%.6g")
+    if labels is not None:
+        result["scores"] = score_and_report(labels, probs.argmax(1), out, meta)
     io.write_json(out / "predict.json", result)
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
     return result

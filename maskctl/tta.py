@@ -27,6 +27,21 @@ def _shift_left(batch):
 
 VIEWS = {"original": _identity, "hflip": _hflip, "shift-right": _shift_right, "shift-left": _shift_left}
 
+# The same views on uint8 (N, H, W, C) numpy batches, for serving an export without torch: a
+# flip or a roll commutes with the per-channel normalisation, so they match the views above.
+NHWC_VIEWS = {
+    "original": lambda batch: batch,
+    "hflip": lambda batch: batch[:, :, ::-1],
+    "shift-right": lambda batch: _np_roll(batch, max(1, batch.shape[2] // 32)),
+    "shift-left": lambda batch: _np_roll(batch, -max(1, batch.shape[2] // 32)),
+}
+
+
+def _np_roll(batch, shift: int):
+    import numpy as np
+
+    return np.roll(batch, shift, axis=2)
+
 
 @TTA_POLICIES.register("none", "the original image only")
 def no_tta_policy():

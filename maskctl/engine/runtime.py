@@ -9,12 +9,12 @@ from maskctl.errors import MaskctlError
 
 def resolve_device(requested: str | None, local_rank: int = 0) -> torch.device:
     """CUDA by default; a yellow warning and the CPU where there is none and none was asked for."""
-    from maskctl.console import warn
+    from maskctl.console import NO_CUDA, warn
 
     if requested is None:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
-        warn("CUDA is not available: running on the CPU (--device cpu says so and silences this; on a CPU, use small models and sizes, e.g. --config cpu-quick)")
+        warn(NO_CUDA)
         return torch.device("cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise MaskctlError(f"device {requested!r} was asked for but CUDA is not available (use --device cpu)")

@@ -5,7 +5,7 @@ from cli_helpers import invoke, one_line_error
 
 
 def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
-    result = invoke("bench", "all", "--data", synth_data / "train", "--out", tmp_path / "bench", "--batches", "2", "--device", "cpu")
+    result = invoke("bench", "all", "--data", synth_data / "train", "--out", tmp_path / "bench", "--batches", "2", "--device", "cpu", "--repeats", "1")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert [row["size"] for row in record["loader"]] == ["512x384", "96x72"]
@@ -14,7 +14,9 @@ def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
     assert record["recommended_workers"] in record["workers_rates"] or str(record["recommended_workers"]) in record["workers_rates"]
     assert {(r["channels_last"], r["amp"]) for r in record["train"]["rows"]} == {(False, False), (True, False)}
     assert record["predict"]["images"] == 42 and record["predict"]["agreement"] > 0.9
-    assert "loader 96x72" in result.output and "recommended" in result.output
+    assert [row["images"] for row in record["predict"]["rows"]] == [42]  # fewer than 560 eval images: one size
+    assert record["predict"]["onnx_agreement"] == 1.0 and record["predict"]["floor_s"] > 0 and record["predict"]["onnx_s"] > 0
+    assert "loader 96x72" in result.output and "recommended" in result.output and "ONNX export" in result.output
 
 
 def test_bench_rejects_unknown_measurement(tmp_path):

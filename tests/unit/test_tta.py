@@ -137,3 +137,18 @@ def test_flip_hurts_best_is_none():
     best = best_choice(rows)
     assert best["policy"] == "none"
     assert best["weights"] == [1.0]
+
+
+def test_numpy_views_on_uint8_nhwc_match_the_torch_views_after_normalisation():
+    """Serving an export applies the views to uint8 NHWC batches before the graph normalises."""
+    import numpy as np
+    import torch
+
+    from maskctl.data.transforms import normalize_on_device
+    from maskctl.tta import NHWC_VIEWS, VIEWS
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 13, 3), dtype=np.uint8)
+    for name, view in VIEWS.items():
+        torch_view = view(normalize_on_device(torch.from_numpy(images).permute(0, 3, 1, 2)))
+        numpy_view = normalize_on_device(torch.from_numpy(np.ascontiguousarray(NHWC_VIEWS[name](images))).permute(0, 3, 1, 2))
+        torch.testing.assert_close(torch_view, numpy_view, rtol=0, atol=0)

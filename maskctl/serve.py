@@ -1,0 +1,184 @@
+"""`maskctl predict EXPORT`: predict from `maskctl export`'s ONNX model through ONNX Runtime,
+with neither torch nor timm imported in the process (they cost about 4 s of every predict on a
+2-core CPU). The same submission.csv, probs.csv, predict.json and scores as `maskctl predict RUN`:
+images decoded by the same code at the run's decode size (in a forked child while
+onnxruntime imports), centre-cropped, TTA views on the uint8 batch, views averaged by weight.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from maskctl.console import NO_CUDA, console, progress, warn
+from maskctl.errors import MaskctlError
+from maskctl.export import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc, file_sha256
+
+MAX_CLASSES = 10_000
+MAX_SIDE = 4096
+
+
+def is_export(path: Path) -> bool:
+    return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / META_FILE).is_file())
+
+
+def read_export(path: Path) -> tuple[dict, Path]:
+    """export.json, checked field by field, and the model file it describes (unchanged since)."""
+    folder = path.parent if path.suffix.lower() == ".onnx" else path
+    meta_path = folder / META_FILE
+    if path.suffix.lower() == ".onnx" and not path.is_file():
+        raise MaskctlError(f"ONNX file not found: {path}")
+    if not meta_path.is_file():
+        raise MaskctlError(f"{path} is not a maskctl export: no {META_FILE} beside it (make one with `maskctl export RUN`)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MaskctlError(f"{meta_path} is not readable JSON ({type(exc).__name__})") from None
+    _check_meta(meta, meta_path)
+    model_path = path if path.suffix.lower() == ".onnx" else folder / meta["model_file"]
+    if not model_path.is_file():
+        raise MaskctlError(f"{model_path} not found (named by {meta_path})")
+    if file_sha256(model_path) != meta["sha256"]:
+        raise MaskctlError(f"{model_path} is not the model {meta_path} describes (its SHA-256 differs: damaged, or changed after export)")
+    return meta, model_path
+
+
+def _check_meta(meta, meta_path: Path) -> None:
+    def bad(field: str, wanted: str):
+        raise MaskctlError(f"{meta_path}: field {field!r} must be {wanted}")
+
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise MaskctlError(f"{meta_path} is not a maskctl export description (format is not {EXPORT_FORMAT!r})")
+    if meta.get("version") != EXPORT_VERSION:
+        bad("version", f"{EXPORT_VERSION} (this maskctl reads that version; re-export with it)")
+    for field in ("size", "decode_size"):
+        value = meta.get(field)
+        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int and 8 <= v <= MAX_SIDE for v in value)):
+            bad(field, f"[height, width], whole numbers from 8 to {MAX_SIDE}")
+    if any(d < s for d, s in zip(meta["decode_size"], meta["size"])):
+        bad("decode_size", "at least size (the image is cropped down to size)")
+    classes = meta.get("num_classes")
+    if not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
+        bad("num_classes", f"a whole number from 1 to {MAX_CLASSES}")
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and len(names) == classes and all(isinstance(n, str) for n in names)):
+        bad("class_names", f"a list of {classes} names")
+    for field in ("mean", "std"):
+        value = meta.get(field)
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+            bad(field, "three numbers")
+    for field in ("sha256", "model_file", "output"):
+        if not isinstance(meta.get(field), str):
+            bad(field, "a string")
+    if Path(meta["model_file"]).name != meta["model_file"]:
+        bad("model_file", "a file name beside export.json")
+    if not (isinstance(meta.get("input"), dict) and isinstance(meta["input"].get("name"), str)):
+        bad("input", "{name, dtype, layout}")
+    if not isinstance(meta.get("mask_classes"), bool):
+        bad("mask_classes", "true or false")
+    tta = meta.get("tta")
+    if tta is not None and not (isinstance(tta, dict) and isinstance(tta.get("policy"), str) and isinstance(tta.get("weights"), list)):
+        bad("tta", "null or {policy, weights}")
+
+
+def providers_for(device_name: str | None) -> tuple[list, str]:
+    """ONNX Runtime's execution providers for --device, with the torch path's messages."""
+    import onnxruntime
+
+    has_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    if device_name is None:
+        if has_cuda:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"
+        warn(NO_CUDA)
+        return ["CPUExecutionProvider"], "cpu"
+    if device_name == "cpu":
+        return ["CPUExecutionProvider"], "cpu"
+    if device_name == "cuda" or device_name.startswith("cuda:") and device_name[5:].isdigit():
+        if not has_cuda:
+            raise MaskctlError(f"device {device_name!r} was asked for but CUDA is not available to ONNX Runtime (use --device cpu, or install onnxruntime-gpu)")
+        index = int(device_name[5:]) if ":" in device_name else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], device_name
+    raise MaskctlError(f"unknown device {device_name!r} (cpu, cuda, cuda:1, ...)")
+
+
+def open_session(model_path: Path, meta: dict, device_name: str | None):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MaskctlError("predicting from an export needs onnxruntime: pip install 'maskctl[onnx]'") from None
+    from maskctl.cpus import cpu_count
+
+    providers, device = providers_for(device_name)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = cpu_count()
+    options.log_severity_level = 3  # errors only: its warnings about unused initialisers are not the user's business
+    try:
+        session = onnxruntime.InferenceSession(str(model_path), options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types for damaged and foreign files
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise MaskctlError(f"cannot load {model_path} with ONNX Runtime: {reason}") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    height, width = meta["size"]
+    if len(inputs) != 1 or inputs[0].type != "tensor(uint8)" or list(inputs[0].shape[1:]) != [height, width, 3]:
+        found = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+        raise MaskctlError(f"{model_path} does not take what export.json says (uint8 images [batch, {height}, {width}, 3]); it takes {found}")
+    if len(outputs) != 1 or outputs[0].shape[-1] != meta["num_classes"]:
+        raise MaskctlError(f"{model_path} does not give {meta['num_classes']} class probabilities as export.json says (it gives {outputs[0].shape})")
+    return session, device
+
+
+def predict_export(
+    export: Path, data: Path = Path("data/eval"), out: Path | None = None, tta: str = "none", tta_weights: str | None = None,
+    answers: Path | None = None, batch_size: int | None = None, device_name: str | None = None, overwrite: bool = False, score: bool = True,
+) -> dict:
+    from maskctl.data.prefetch import Prefetcher
+    from maskctl.predict import known_labels, read_prediction_data, refuse_overwrite, write_predictions
+    from maskctl.tta import NHWC_VIEWS, combine
+
+    meta, model_path = read_export(export)
+    out = out or model_path.parent
+    refuse_overwrite(out, overwrite)
+    dataset, ids, labels = read_prediction_data(data)
+    if labels is not None and not meta["mask_classes"]:
+        raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")
+    paths = dataset.table["path"].tolist()
+    prefetch = Prefetcher(paths, tuple(meta["decode_size"]))  # decodes while onnxruntime imports
+    views, weights = _views(meta, tta, tta_weights, export)
+    labels = known_labels(data, answers, ids, labels, score)
+    session, device = open_session(model_path, meta, device_name)
+    prefetch.stop()  # the decoder child would compete with ONNX Runtime's threads
+    batch_size = batch_size or (256 if device.startswith("cuda") else 32)
+    input_name, output_name = meta["input"]["name"], meta["output"]
+    view_probs = [[] for _ in views]
+    with progress() as bar:
+        task = bar.add_task(f"predict (ONNX Runtime, {device}) x {len(views)} view(s)", total=len(ids), info="")
+        for start in range(0, len(ids), batch_size):
+            rows = range(start, min(start + batch_size, len(ids)))
+            batch = center_crop_nhwc(np.stack([prefetch.get(i) for i in rows]), meta["size"])
+            for v, view in enumerate(views):
+                view_probs[v].append(session.run([output_name], {input_name: np.ascontiguousarray(NHWC_VIEWS[view](batch))})[0])
+            bar.advance(task, len(rows))
+    final = combine(np.stack([np.concatenate(parts) for parts in view_probs]), weights)
+    result = {"export": str(model_path), "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights), "device": device}
+    return write_predictions(out, ids, final, labels, meta, result)
+
+
+def _views(meta: dict, tta: str, tta_weights: str | None, export: Path) -> tuple[list[str], list[float]]:
+    from maskctl.tta import NHWC_VIEWS, parse_weights, policy_views
+
+    if tta == "auto":
+        if tta_weights:
+            raise MaskctlError("--tta auto takes its weights from the export; drop --tta-weights or name a policy")
+        if meta["tta"] is None:
+            raise MaskctlError(f"--tta auto: {export} was exported from a run without tta.json; pick --tta none|hflip|hflip-shift")
+        console.print(f"tta auto: {meta['tta']['policy']} with weights {meta['tta']['weights']} (recorded at export)")
+        views = policy_views(meta["tta"]["policy"])
+        return views, parse_weights(",".join(str(w) for w in meta["tta"]["weights"]), len(views))
+    views = policy_views(tta)
+    unknown = [view for view in views if view not in NHWC_VIEWS]
+    if unknown:
+        raise MaskctlError(f"--tta {tta}: view(s) {', '.join(unknown)} have no torch-free version; predict from the run instead")
+    if tta_weights and len(views) == 1:
+        raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")
+    return views, parse_weights(tta_weights, len(views))

@@ -1,0 +1,164 @@
+"""`maskctl export` and `maskctl predict EXPORT`: the ONNX graph matches the run's own predict,
+serving imports neither torch nor timm, and damaged, foreign or mismatched exports are one line."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from cli_helpers import TINY, invoke, one_line_error
+
+PROBS = [f"p{c}" for c in range(18)]
+
+
+@pytest.fixture(scope="module")
+def cropped_run(synth_data, tmp_path_factory):
+    """Two folds, trained with the crop margin (decode 72x54, model 64x48), and a tta.json."""
+    runs = tmp_path_factory.mktemp("runs")
+    options = [o if o != "light" else "crop" for o in TINY]
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *options, "--runs-dir", runs, "--name", "exp")
+    assert result.exit_code == 0, result.output
+    run = runs / "exp"
+    (run / "tta.json").write_text(json.dumps({"policy": "hflip", "weights": [0.7, 0.3]}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(cropped_run):
+    result = invoke("export", cropped_run)
+    assert result.exit_code == 0, result.output
+    return cropped_run / "export"
+
+
+def test_export_writes_one_verified_model_and_its_description(exported, cropped_run):
+    assert sorted(p.name for p in exported.iterdir()) == ["export.json", "model.onnx"]
+    meta = json.loads((exported / "export.json").read_text())
+    assert meta["size"] == [64, 48] and meta["decode_size"] == [72, 54]
+    assert meta["num_classes"] == 18 and len(meta["class_names"]) == 18
+    assert meta["folds"] == ["fold0/best.pt", "fold1/best.pt"]
+    assert meta["tta"] == {"policy": "hflip", "weights": [0.7, 0.3]}
+    assert meta["verified"]["max_abs_diff"] <= meta["verified"]["tolerance"] == 1e-4
+    assert meta["age_edges"] == "30,60" and meta["maskctl_version"]
+    assert not list(cropped_run.glob(".export*"))  # no staging folder left
+
+
+@pytest.mark.parametrize("tta", ["none", "hflip-shift", "auto"])
+def test_predict_from_the_export_matches_predict_from_the_run(exported, cropped_run, synth_data, tmp_path, tta):
+    for name, source in (("torch", cropped_run), ("onnx", exported)):
+        result = invoke("predict", source, "--data", synth_data / "eval", "--out", tmp_path / name, "--device", "cpu", "--tta", tta)
+        assert result.exit_code == 0, result.output
+    torch_probs = pd.read_csv(tmp_path / "torch" / "probs.csv")
+    onnx_probs = pd.read_csv(tmp_path / "onnx" / "probs.csv")
+    assert list(torch_probs["ImageID"]) == list(onnx_probs["ImageID"])
+    assert np.abs(torch_probs[PROBS].to_numpy() - onnx_probs[PROBS].to_numpy()).max() < 1e-4
+    assert (pd.read_csv(tmp_path / "torch" / "submission.csv") == pd.read_csv(tmp_path / "onnx" / "submission.csv")).all().all()
+    torch_scores = json.loads((tmp_path / "torch" / "predict.json").read_text())["scores"]
+    onnx_record = json.loads((tmp_path / "onnx" / "predict.json").read_text())
+    assert onnx_record["scores"] == pytest.approx(torch_scores)
+    assert onnx_record["tta"] == json.loads((tmp_path / "torch" / "predict.json").read_text())["tta"]
+
+
+def test_serving_an_export_imports_neither_torch_nor_timm(exported, synth_data, tmp_path):
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['maskctl', 'predict', {str(exported / 'model.onnx')!r}, '--data', {str(synth_data / 'eval')!r}, '--out', {str(tmp_path)!r}, '--device', 'cpu']\n"
+        "try:\n    runpy.run_module('maskctl', run_name='__main__')\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'albumentations') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "submission.csv").is_file()
+
+
+def test_one_fold_export(cropped_run, tmp_path):
+    result = invoke("export", cropped_run, "--fold", "1", "--out", tmp_path / "fold1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "fold1" / "export.json").read_text())["folds"] == ["fold1/best.pt"]
+
+
+@pytest.mark.parametrize("model", ["multihead", "efficientnet_b4", "resnet10t"])
+def test_the_multihead_and_every_shipped_recipes_model_export(model, synth_data, tmp_path):
+    """A checkpoint of each (random weights: export does not care how good they are)."""
+    from maskctl.config import load_config
+    from maskctl.engine import checkpoint
+    from maskctl.models import build_model, model_meta
+
+    config = load_config(None, {"model": model, "backbone": "test_resnet", "size": "64x48", "augmentation": "light", "data": str(synth_data / "train")})
+    torch.manual_seed(0)
+    network = build_model(model, 18, config.backbone)
+    meta = model_meta(config, 18, [str(c) for c in range(18)], True)
+    (tmp_path / "run" / "fold0").mkdir(parents=True)
+    checkpoint.save(tmp_path / "run" / "fold0" / "best.pt", {"model": network.state_dict(), "meta": meta, "epoch": 0, "f1": 0.0})
+    result = invoke("export", tmp_path / "run", "--data", synth_data / "eval")
+    assert result.exit_code == 0, result.output
+    predicted = invoke("predict", tmp_path / "run" / "export", "--data", synth_data / "eval", "--device", "cpu", "--no-score")
+    assert predicted.exit_code == 0, predicted.output
+
+
+def test_export_refuses_to_overwrite_and_needs_real_images(exported, cropped_run, tmp_path):
+    again = invoke("export", cropped_run)
+    assert again.exit_code == 1 and "--overwrite" in one_line_error(again)
+    (tmp_path / "empty").mkdir()
+    nothing = invoke("export", cropped_run, "--data", tmp_path / "empty", "--out", tmp_path / "x")
+    assert nothing.exit_code == 1
+    one_line_error(nothing)
+    assert not (tmp_path / "x").exists()
+
+
+def _copy_export(exported, tmp_path):
+    target = tmp_path / "copy"
+    target.mkdir(parents=True)
+    for name in ("export.json", "model.onnx"):
+        (target / name).write_bytes((exported / name).read_bytes())
+    return target
+
+
+def _rewrite(path, **changes):
+    meta = json.loads(path.read_text())
+    meta.update(changes)
+    path.write_text(json.dumps(meta))
+
+
+def test_damaged_foreign_and_mismatched_exports_are_one_line(exported, synth_data, tmp_path):
+    def predict(source):
+        result = invoke("predict", source, "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "out", "--overwrite")
+        assert result.exit_code == 1, result.output
+        assert not (tmp_path / "out" / "submission.csv").exists()
+        return one_line_error(result)
+
+    # damaged after export: the hash says so
+    damaged = _copy_export(exported, tmp_path / "a")
+    (damaged / "model.onnx").write_bytes((damaged / "model.onnx").read_bytes()[:5000])
+    assert "SHA-256" in predict(damaged)
+    # damaged and described: ONNX Runtime cannot load it
+    from maskctl.export import file_sha256
+
+    _rewrite(damaged / "export.json", sha256=file_sha256(damaged / "model.onnx"))
+    assert "cannot load" in predict(damaged)
+    # a foreign ONNX file, nothing beside it
+    (tmp_path / "b").mkdir()
+    foreign = tmp_path / "b" / "other.onnx"
+    foreign.write_bytes((exported / "model.onnx").read_bytes())
+    assert "not a maskctl export" in predict(foreign)
+    # a description that does not fit the model or itself
+    for field, value, said in (("size", [56, 40], "[batch, 56, 40, 3]"), ("size", "64x48", "'size'"), ("num_classes", 5, "class_names"),
+                               ("num_classes", 10**12, "'num_classes'"), ("decode_size", [32, 32], "'decode_size'"), ("format", "x", "format")):
+        mismatched = _copy_export(exported, tmp_path / f"c-{field}-{value}")
+        _rewrite(mismatched / "export.json", **{field: value})
+        if field == "num_classes" and value == 5:
+            _rewrite(mismatched / "export.json", class_names=[str(c) for c in range(5)])
+            said = "5 class probabilities"
+        assert said in predict(mismatched), (field, value)
+    # not JSON at all
+    binary = _copy_export(exported, tmp_path / "d")
+    (binary / "export.json").write_bytes(b"\x00\xff" * 40)
+    assert "not readable JSON" in predict(binary)
+
+
+def test_export_options_that_do_not_apply(exported, synth_data):
+    result = invoke("predict", exported, "--data", synth_data / "eval", "--fold", "0")
+    assert result.exit_code == 2

@@ -20,7 +20,7 @@ import numpy as np
 from maskctl.console import track, warn
 from maskctl.data.images import load_resized
 
-CACHE_VERSION = 2  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule
+CACHE_VERSION = 3  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule; 3: wide grey scaled, not clipped
 
 
 def cache_dir() -> Path:

@@ -18,6 +18,7 @@ from maskctl import io
 from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
+from maskctl.data.layout import problem_summary
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
@@ -109,7 +110,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             raise MaskctlError(f"dataset {config.dataset} trains three heads: use --model multihead (with --backbone NAME)")
         samples = kind.read(config)
         if samples.problems and dist.is_main:
-            warn(f"{len(samples.problems)} problem(s) in the data, affected images skipped (see `maskctl eda {config.data}`)")
+            warn(f"{problem_summary(samples.problems)}; affected images skipped (see `maskctl eda {config.data}`)")
         folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
         images = image_source(config, samples, dist)  # decode errors surface before a folder is made

@@ -46,9 +46,11 @@ def skip_unreadable(samples, images, unreadable: dict[int, str], strict: bool, s
     from maskctl.console import warn
 
     rows = sorted(unreadable)
+    table = samples.table
     if rows and strict:
         raise ImageDecodeError(f"{unreadable[rows[0]]} ({len(rows)} training image(s) cannot be decoded; without --strict they are skipped)")
-    table = samples.table
+    if rows and len(rows) == len(table):
+        raise ImageDecodeError(f"none of the {len(rows)} training images can be decoded; the first: {unreadable[rows[0]]}")
     skipped = pd.DataFrame({"image": table["image"].to_numpy()[rows], "path": table["path"].to_numpy()[rows],
                             "reason": [unreadable[row] for row in rows]}, columns=SKIPPED_COLUMNS)
     if not rows:

@@ -219,3 +219,6 @@ def test_a_damaged_image_is_recorded_not_fatal(tmp_path):
     np.testing.assert_array_equal(images.get(1), load_resized(paths[2], SIZE))
     with pytest.raises(ImageDecodeError, match="img1.png.*--strict"):
         skip_unreadable(samples, cache, cache.unreadable, strict=True, show=False)
+    everything = {row: f"cannot decode image {path}: damaged" for row, path in enumerate(paths)}
+    with pytest.raises(ImageDecodeError, match="none of the 4 training images can be decoded; the first: cannot decode image .*img0.jpg"):
+        skip_unreadable(samples, cache, everything, strict=False, show=False)

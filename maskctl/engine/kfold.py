@@ -20,7 +20,7 @@ from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.data.layout import problem_summary
-from maskctl.data.unreadable import SKIPPED_FILE
+from maskctl.data.unreadable import SKIPPED_FILE, decode_errors, skip_unreadable
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
@@ -126,7 +126,6 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             io.write_csv(run_dir / SKIPPED_FILE, skipped)
             if len(skipped):
                 warn(f"{len(skipped)} training image(s) that cannot be decoded left out; listed in {run_dir / SKIPPED_FILE}")
-        if dist.is_main:
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers{ddp}")
         try:
@@ -181,7 +180,6 @@ def usable_samples(config: TrainConfig, samples, dist=None):
     image is decoded once here: by the cache build, or without the cache by one checking pass."""
     from maskctl.data.cache import open_cache
     from maskctl.data.transforms import decode_size_for
-    from maskctl.data.unreadable import decode_errors, skip_unreadable
 
     # At the augmentation's decode size: a cropping augmentation needs its margin kept.
     decode_hw = decode_size_for(config.augmentation, config.image_hw())

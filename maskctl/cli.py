@@ -214,6 +214,7 @@ def train(
     amp: Annotated[Optional[bool], _opt("Mixed precision on CUDA.", "--amp/--no-amp")] = None,
     channels_last: Annotated[Optional[bool], _opt("channels_last memory format.", "--channels-last/--no-channels-last")] = None,
     cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
+    strict: Annotated[Optional[bool], _opt("Stop at a training image that cannot be decoded \\[skip it, listed in RUN/skipped.csv].", "--strict/--no-strict")] = None,
     patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.", min=1)] = None,
     age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
     label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,

@@ -72,6 +72,7 @@ class TrainConfig:
     amp: bool = True  # on CUDA only
     channels_last: bool = True
     cache: bool = True  # decoded-image cache shared by epochs, folds and runs
+    strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
     name: str = "exp"
     runs_dir: str = "runs"
 

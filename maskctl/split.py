@@ -107,7 +107,7 @@ def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: in
     """`maskctl split`: read, assign, write folds.csv atomically, print the per-fold shares."""
     from maskctl import io
     from maskctl.console import console, warn
-    from maskctl.data.layout import read_train
+    from maskctl.data.layout import problem_summary, read_train
     from maskctl.reporting import fold_share_table
 
     out = Path(out)
@@ -115,7 +115,7 @@ def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: in
         raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
     dataset = read_train(data, age_edges, label_fixes)
     if dataset.problems:
-        warn(f"{len(dataset.problems)} problem(s) in the data (run `maskctl eda {data}` to see them)")
+        warn(f"{problem_summary(dataset.problems)} (run `maskctl eda {data}` to see them)")
     fold_table = assign_folds(dataset.table, folds=folds, seed=seed, val_ratio=val_ratio)
     io.write_csv(out, fold_table[["person", "fold"]])
     console.print(fold_share_table(attach_folds(dataset.table, fold_table), dataset.age_edges))

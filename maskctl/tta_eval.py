@@ -51,7 +51,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     from maskctl.data.datasets import get_dataset_kind
     from maskctl.data.transforms import checkpoint_decode_size, decode_size_for
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
-    from maskctl.engine.kfold import CONFIG_FILE, folds_for, image_source, require_run_folder
+    from maskctl.engine.kfold import CONFIG_FILE, folds_for, require_run_folder, usable_samples
     from maskctl.engine.report import fold_dirs
     from maskctl.predict import TTA_FILE, load_models
     from maskctl.registry import TTA_POLICIES, load_plugins
@@ -61,9 +61,9 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     require_run_folder(run)
     config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
     kind = get_dataset_kind(config.dataset)
-    samples = kind.read(config)
+    # The images training used: without those it left out, and from its cache when that is on
+    samples, cached, _ = usable_samples(config, kind.read(config))
     image_folds = folds_for(config, kind, samples, run)
-    cached = image_source(config, samples)  # training's decoded images, when the cache is on
     cached_hw = decode_size_for(config.augmentation, config.image_hw())
     folds = [int(d.name[4:]) for d in fold_dirs(run) if (d / "best.pt").is_file()]
     if not folds:

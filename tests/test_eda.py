@@ -121,6 +121,20 @@ def test_train_numbers(train_dir):
     assert "cannot decode" in corrupt[0]["message"]  # the header read; the pixels did not
 
 
+def test_wide_bit_depths_decode_or_are_a_named_problem(train_dir):
+    """A 16-bit grey PNG decodes (scaled, counted under its mode); a float image outside 0..1,
+    which has no 8-bit meaning, is a problem naming the file and the mode, not a white image."""
+    person = train_dir / "images" / "000002_male_Asian_20"
+    (person / "mask5.jpg").unlink()
+    Image.fromarray(np.full((SIZE[1], SIZE[0]), 32896, np.uint16)).save(person / "mask5.png")
+    (person / "mask3.jpg").unlink()
+    Image.fromarray(np.full((SIZE[1], SIZE[0]), 7.5, np.float32)).save(person / "mask3.png", format="TIFF")
+    report = eda.analyse(train_dir, show_progress=False)
+    assert report["modes"]["I;16"] == 1
+    wide = [p for p in report["problems"]["items"] if p["where"] == "images/000002_male_Asian_20/mask3.png"]
+    assert len(wide) == 1 and wide[0]["kind"] == "corrupt-image" and "mode F" in wide[0]["message"]
+
+
 def test_age_edges_rename_classes_and_fixes_are_reported(train_dir, tmp_path):
     fixes = tmp_path / "fixes.csv"
     fixes.write_text("id,gender\n000002,female\n")

@@ -3,7 +3,9 @@ uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the s
 size. Its name is a hash of the file list, sizes, modification times and the target size, so a
 changed source file gives a new cache rather than stale pixels. A file lock makes a second
 process wait for the first one's build and then reuse it. A cache superseded by a rebuild of the
-same files (one of them changed) is deleted once no process reads it.
+same files (one of them changed) is deleted once no process reads it. An image that cannot be
+decoded leaves its row black and is recorded with the reason (`ImageCache.unreadable`), so the
+build never stops on one damaged file and training can skip it.
 
 Location: $MASKCTL_CACHE_DIR, else ~/.cache/maskctl.
 """
@@ -18,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from maskctl.console import track, warn
-from maskctl.data.images import load_resized
+from maskctl.data.images import ImageDecodeError, load_resized
 
-CACHE_VERSION = 2  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule
+CACHE_VERSION = 3  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule; 3: wide grey scaled, not clipped
 
 
 def cache_dir() -> Path:
@@ -50,10 +52,13 @@ def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
 
 
 class ImageCache:
-    """Read access to a built cache; `get(i)` returns image i as (H, W, 3) uint8."""
+    """Read access to a built cache; `get(i)` returns image i as (H, W, 3) uint8. `unreadable`:
+    row -> reason for the images of a whole cache that could not be decoded (black rows)."""
 
-    def __init__(self, array_path: Path, count: int, size_hw: tuple[int, int], rows: np.ndarray | None = None, readers_lock=None):
+    def __init__(self, array_path: Path, count: int, size_hw: tuple[int, int], rows: np.ndarray | None = None, readers_lock=None,
+                 unreadable: dict[int, str] | None = None):
         self.array_path = array_path
+        self.unreadable = unreadable or {}
         self.shape = (count, size_hw[0], size_hw[1], 3)
         self.rows = np.arange(count) if rows is None else rows
         self._array = None
@@ -94,12 +99,14 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
             if shutil.disk_usage(directory).free < needed * 1.2 + 2**30:
                 warn(f"the image cache needs {needed / 2**30:.1f} GiB and {directory} lacks the room: decoding from files every epoch")
                 return None
-            _build(paths, size_hw, array_path, show_progress)
+            unreadable = _build(paths, size_hw, array_path, show_progress)
             from maskctl import io
 
             source = source_key(paths, size_hw)
-            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION, "source": source})
+            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION, "source": source,
+                                      "unreadable": unreadable})
             _remove_superseded(directory, source, keep=key)
+        record = json.loads(done_path.read_text())
     # Readers hold a shared lock on a second file, so that a rebuild after a change elsewhere never
     # deletes a cache a running job still reads (DataLoader workers reopen it by path).
     readers_lock = open(directory / f"{key}.readers", "a")
@@ -107,7 +114,8 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
     if not array_path.is_file():  # superseded and removed between the build and the lock
         readers_lock.close()
         return None
-    return ImageCache(array_path, len(paths), size_hw, readers_lock=readers_lock)
+    unreadable = {int(row): reason for row, reason in record["unreadable"].items()}
+    return ImageCache(array_path, len(paths), size_hw, readers_lock=readers_lock, unreadable=unreadable)
 
 
 def _remove_superseded(directory: Path, source: str, keep: str) -> None:
@@ -134,16 +142,22 @@ def _remove_superseded(directory: Path, source: str, keep: str) -> None:
                 record.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool) -> None:
+def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool) -> dict[int, str]:
+    """Returns row -> reason for the images that could not be decoded."""
+    unreadable = {}
     tmp_path = array_path.with_suffix(f".tmp{os.getpid()}")
     array = np.memmap(tmp_path, dtype=np.uint8, mode="w+", shape=(len(paths), size_hw[0], size_hw[1], 3))
     try:
         items = track(paths, f"caching {len(paths)} images at {size_hw[0]}x{size_hw[1]}") if show_progress else paths
         for i, path in enumerate(items):
-            array[i] = load_resized(path, size_hw)
+            try:
+                array[i] = load_resized(path, size_hw)
+            except ImageDecodeError as exc:
+                unreadable[i] = str(exc)
         array.flush()
         del array
         os.replace(tmp_path, array_path)
+        return unreadable
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -14,20 +14,48 @@ class ImageDecodeError(MaskctlError):
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
-    """RGBA and palette PNGs, grey and CMYK JPEGs all come back as RGB uint8."""
+    """Any colour mode and bit depth Pillow reads comes back as RGB uint8 (see `to_rgb8`)."""
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode == "RGBA" or (image.mode == "P" and "transparency" in image.info):
-                # Composite on black rather than dropping alpha blindly: the transparent area is background.
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (0, 0, 0, 255))
-                image = Image.alpha_composite(background, image)
-            return np.asarray(image.convert("RGB"))
+            return to_rgb8(image, path)
     except FileNotFoundError:
         raise ImageDecodeError(f"image not found: {path}") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
+
+
+# Full-scale value of the grey modes wider than 8 bits: Pillow's own convert clips them at 255,
+# which turns a 16-bit photo white. 'I' is what older Pillow made of a 16-bit grey PNG; a value
+# beyond 16 bits has no known full scale, and neither has a float outside 0..1.
+_WIDE_GREY_FULL_SCALE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+_PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
+
+
+def to_rgb8(image: Image.Image, path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from any mode: wide grey scaled (not clipped) to 8 bits; alpha
+    (RGBA, LA, PA, a palette's or a colour's transparency) composited on black, the transparent
+    area being background; CMYK, YCbCr, LAB, HSV, 1-bit and palettes converted by Pillow. 16-bit
+    RGB(A) PNGs arrive here already reduced to their high byte by Pillow's decoder. A mode with
+    no 8-bit meaning raises ImageDecodeError naming the file and the mode."""
+    mode = image.mode
+    if mode in _WIDE_GREY_FULL_SCALE:
+        full_scale = _WIDE_GREY_FULL_SCALE[mode]
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high <= full_scale):
+            raise ImageDecodeError(f"cannot decode image {path}: mode {mode} values span {low:g}..{high:g}, outside 0..{full_scale:g}; save it as 8- or 16-bit")
+        grey = np.rint(values * (255 / full_scale)).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    image = image.convert(_PREMULTIPLIED[mode]) if mode in _PREMULTIPLIED else image
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Composite on black rather than dropping alpha blindly: the transparent area is background.
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError:
+        raise ImageDecodeError(f"cannot decode image {path}: colour mode {mode} cannot be converted to RGB") from None
 
 
 def image_info(path: str | Path) -> tuple[int, int, str]:
@@ -80,7 +108,7 @@ def _decode_jpeg_pillow(path: str | Path, size_hw: tuple[int, int]) -> np.ndarra
         with Image.open(path) as image:
             image.draft("RGB", (size_hw[1], size_hw[0]))  # picks the smallest 1/2, 1/4, 1/8 scale >= the target
             image.load()
-            return np.asarray(image.convert("RGB"))
+            return to_rgb8(image, path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image {path}: {exc}") from None
 

@@ -76,6 +76,15 @@ def _read_csv(path: Path, columns: Sequence[str]):
     return table
 
 
+def problem_summary(problems: Sequence[Problem]) -> str:
+    """'3 problem(s) in the data: missing-image 2, duplicate-folder 1': the kinds named, so a
+    command that does not list problems (split, train) still says which ones it met."""
+    from collections import Counter
+
+    kinds = ", ".join(f"{kind} {count}" for kind, count in Counter(p.kind for p in problems).most_common())
+    return f"{len(problems)} problem(s) in the data: {kinds}"
+
+
 def is_hidden(name: str) -> bool:
     """macOS resource forks (`._mask1.jpg`), `.DS_Store` and other dot files."""
     return name.startswith(".")
@@ -99,8 +108,18 @@ def read_train(
     people = _people_from_csv(root, images_dir, problems) if (root / "train.csv").is_file() else _people_from_folders(images_dir, problems)
 
     seen_ids: dict[str, str] = {}
+    # A person's real identity is the folder of photos: read each folder once, whatever ids
+    # train.csv gives it, or its photos could land in training and validation under two ids.
+    seen_folders: dict[Path, dict] = {}
     rows = []
     for person in people:
+        real_folder = (images_dir / person["folder"]).resolve()
+        if real_folder in seen_folders:
+            first = seen_folders[real_folder]
+            problems.append(Problem("duplicate-folder", person["where"],
+                                    f"images/{person['folder']} under id {person['id']} is the folder of id {first['id']} ({first['where']}) again; skipped: its photos count once, as {first['id']}"))
+            continue
+        seen_folders[real_folder] = person
         if person["id"] in seen_ids:
             problems.append(Problem("duplicate-id", person["id"], f"id {person['id']} is used by {seen_ids[person['id']]} and {person['folder']}"))
         else:
@@ -138,7 +157,7 @@ def _people_from_csv(root: Path, images_dir: Path, problems: list[Problem]) -> l
         if not (images_dir / folder).is_dir():
             problems.append(Problem("missing-folder", row["id"], f"folder images/{folder} listed in train.csv does not exist"))
             continue
-        person = {"id": row["id"].strip(), "gender": gender, "race": row["race"].strip(), "age": int(row["age"]), "folder": folder}
+        person = {"id": row["id"].strip(), "gender": gender, "race": row["race"].strip(), "age": int(row["age"]), "folder": folder, "where": where}
         parsed = FOLDER_NAME.match(folder)
         if parsed:
             named = (parsed["id"], parsed["gender"].lower(), int(parsed["age"]))
@@ -158,7 +177,8 @@ def _people_from_folders(images_dir: Path, problems: list[Problem]) -> list[dict
         if not parsed:
             problems.append(Problem("bad-folder-name", folder.name, f"folder name {folder.name!r} is not <id>_<gender>_<race>_<age>; skipped"))
             continue
-        people.append({"id": parsed["id"], "gender": parsed["gender"].lower(), "race": parsed["race"], "age": int(parsed["age"]), "folder": folder.name})
+        people.append({"id": parsed["id"], "gender": parsed["gender"].lower(), "race": parsed["race"], "age": int(parsed["age"]),
+                       "folder": folder.name, "where": f"images/{folder.name}"})
     return people
 
 

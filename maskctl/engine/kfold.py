@@ -2,6 +2,7 @@
 
     runs/NAME/config.yaml   the resolved recipe (`--config runs/NAME/config.yaml` reproduces it)
     runs/NAME/folds.csv     image, person, fold used
+    runs/NAME/skipped.csv   image, path, reason: training images that could not be decoded
     runs/NAME/fold{k}/      best.pt, last.pt, metrics.csv, oof.csv, result.json (fold finished)
     runs/NAME/oof.csv       every training image's out-of-fold probabilities
     runs/NAME/summary.json  per-fold best macro F1, mean, std, OOF F1
@@ -18,6 +19,8 @@ from maskctl import io
 from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
+from maskctl.data.layout import problem_summary
+from maskctl.data.unreadable import SKIPPED_FILE, decode_errors, skip_unreadable
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
@@ -109,10 +112,10 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             raise MaskctlError(f"dataset {config.dataset} trains three heads: use --model multihead (with --backbone NAME)")
         samples = kind.read(config)
         if samples.problems and dist.is_main:
-            warn(f"{len(samples.problems)} problem(s) in the data, affected images skipped (see `maskctl eda {config.data}`)")
+            warn(f"{problem_summary(samples.problems)}; affected images skipped (see `maskctl eda {config.data}`)")
+        samples, images, skipped = usable_samples(config, samples, dist)  # decode errors surface before a folder is made
         folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
-        images = image_source(config, samples, dist)  # decode errors surface before a folder is made
         new_run = run_dir is None
         if new_run:
             run_dir = Path(broadcast_object(str(new_run_dir(config.runs_dir, config.name)) if dist.is_main else None, dist))
@@ -120,6 +123,9 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
                 save_config(config, run_dir / CONFIG_FILE)
                 io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
         if dist.is_main:
+            io.write_csv(run_dir / SKIPPED_FILE, skipped)
+            if len(skipped):
+                warn(f"{len(skipped)} training image(s) that cannot be decoded left out; listed in {run_dir / SKIPPED_FILE}")
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
         try:
@@ -168,13 +174,17 @@ def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.nd
     return merged["fold"].astype(int).to_numpy()
 
 
-def image_source(config: TrainConfig, samples, dist=None):
-    """The decoded-image cache when on; None decodes from the files every time."""
-    if not config.cache:
-        return None
+def usable_samples(config: TrainConfig, samples, dist=None):
+    """(samples, images, skipped): the samples whose images decode, the decoded-image cache of
+    them (None: decode from the files every time) and the table of the images left out. Every
+    image is decoded once here: by the cache build, or without the cache by one checking pass."""
     from maskctl.data.cache import open_cache
     from maskctl.data.transforms import decode_size_for
 
     # At the augmentation's decode size: a cropping augmentation needs its margin kept.
     decode_hw = decode_size_for(config.augmentation, config.image_hw())
-    return open_cache(samples.table["path"].tolist(), decode_hw, show_progress=dist is None or dist.is_main)
+    paths = samples.table["path"].tolist()
+    show = dist is None or dist.is_main
+    images = open_cache(paths, decode_hw, show_progress=show) if config.cache else None
+    unreadable = images.unreadable if images is not None else decode_errors(paths, decode_hw, show)
+    return skip_unreadable(samples, images, unreadable, config.strict, show)

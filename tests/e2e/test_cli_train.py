@@ -159,7 +159,8 @@ def test_bad_training_options(synth_data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["typo.yaml"]
 
 
-def test_corrupt_image_during_training_is_one_line(synth_data, tmp_path):
+def test_corrupt_image_with_strict_is_one_line(synth_data, tmp_path):
+    """--strict keeps the old stop (without it the image is skipped: test_cli_data_problems.py)."""
     import shutil
 
     data = tmp_path / "train"
@@ -167,11 +168,12 @@ def test_corrupt_image_during_training_is_one_line(synth_data, tmp_path):
     victim = sorted((data / "images").glob("*/mask2.jpg"))[0]
     victim.write_bytes(victim.read_bytes()[:40])
     for extra in (["--cache"], ["--no-cache", "--workers", "1"]):
-        result = run_cli("train", "--data", data, "--epochs", "1", "--val-ratio", "0.5", *TINY[:-2], *extra, "--runs-dir", tmp_path / "runs")
+        result = run_cli("train", "--data", data, "--epochs", "1", "--val-ratio", "0.5", *TINY[:-2], *extra, "--strict", "--runs-dir", tmp_path / "runs")
         assert result.returncode == 1, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and victim.name in errors[0] and "cannot decode" in errors[0], result.stderr[-2000:]
+        assert not (tmp_path / "runs").exists()  # stopped before a run folder was made
 
 
 def test_torchrun_two_processes_gloo(synth_data, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from maskctl.data import cache as C
-from maskctl.data.images import load_resized
+from maskctl.data.images import ImageDecodeError, load_resized
 
 SIZE = (24, 16)
 
@@ -45,7 +45,7 @@ def test_open_cache_pixels_equal_load_resized(tmp_path):
     key = C.cache_key(paths, SIZE)
     assert f"{key}.u8" in files and f"{key}.json" in files
     assert (tmp_path / "cache" / f"{key}.u8").stat().st_size == len(paths) * SIZE[0] * SIZE[1] * 3
-    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION, "source": C.source_key(paths, SIZE)}
+    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION, "source": C.source_key(paths, SIZE), "unreadable": {}}
 
 
 def test_open_cache_uses_env_dir(tmp_path, monkeypatch):
@@ -193,3 +193,32 @@ def test_image_cache_pickles_without_pixels(tmp_path):
         np.testing.assert_array_equal(clone.get(i), cache.get(i))
     sub = pickle.loads(pickle.dumps(cache.subset([5, 2])))
     np.testing.assert_array_equal(sub.get(0), cache.get(5))
+
+
+def test_a_damaged_image_is_recorded_not_fatal(tmp_path):
+    """The build goes on past an image it cannot decode: a black row, the reason recorded and
+    found again on reuse, the same verdict as the checking pass used without the cache; the
+    samples then skip it and the cache rows follow."""
+    import pandas as pd
+
+    from maskctl.data.datasets import Samples
+    from maskctl.data.unreadable import decode_errors, skip_unreadable
+
+    paths = write_images(tmp_path / "imgs", count=4)
+    Path(paths[1]).write_bytes(Path(paths[1]).read_bytes()[:60])
+    directory = tmp_path / "cache"
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    assert list(cache.unreadable) == [1] and "img1" in cache.unreadable[1]
+    assert not cache.get(1).any()
+    assert C.open_cache(paths, SIZE, show_progress=False, directory=directory).unreadable == cache.unreadable
+    assert decode_errors(paths, SIZE, show_progress=False) == cache.unreadable
+
+    samples = Samples(pd.DataFrame({"image": [Path(p).name for p in paths], "path": paths, "person": list("abcd"), "label": 0}), 18, [])
+    kept, images, skipped = skip_unreadable(samples, cache, cache.unreadable, strict=False, show=False)
+    assert list(kept.table["image"]) == ["img0.jpg", "img2.jpeg", "img3.jpg"] and list(skipped["image"]) == ["img1.png"]
+    np.testing.assert_array_equal(images.get(1), load_resized(paths[2], SIZE))
+    with pytest.raises(ImageDecodeError, match="img1.png.*--strict"):
+        skip_unreadable(samples, cache, cache.unreadable, strict=True, show=False)
+    everything = {row: f"cannot decode image {path}: damaged" for row, path in enumerate(paths)}
+    with pytest.raises(ImageDecodeError, match="none of the 4 training images can be decoded; the first: cannot decode image .*img0.jpg"):
+        skip_unreadable(samples, cache, everything, strict=False, show=False)

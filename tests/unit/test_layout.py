@@ -290,3 +290,38 @@ def test_read_eval_errors(tmp_path):
     (tmp_path / "eval" / "images").mkdir(parents=True)
     with pytest.raises(MaskctlError, match="info.csv"):
         layout.read_eval(tmp_path / "eval")
+
+
+@pytest.mark.parametrize("second_row", [
+    "000777,male,Asian,33,000001_female_Asian_45",  # the same folder under another id (and other labels)
+    "000001,female,Asian,45,000001_female_Asian_45",  # the same folder listed twice under its own id
+], ids=["other-id", "same-id"])
+def test_a_folder_is_read_once_whatever_ids_name_it(tmp_path, second_row):
+    """The photos' identity is their folder: listed under two ids, they would land in training and
+    validation at once. The later row is a named problem and its photos count once."""
+    write_person(tmp_path / "images", "000001_female_Asian_45", [f"{k}.jpg" for k in SEVEN])
+    write_person(tmp_path / "images", "000002_male_Asian_20", [f"{k}.jpg" for k in SEVEN])
+    (tmp_path / "train.csv").write_text(CSV_HEADER + "000001,female,Asian,45,000001_female_Asian_45\n"
+                                        + "000002,male,Asian,20,000002_male_Asian_20\n" + second_row + "\n")
+    data = layout.read_train(tmp_path)
+    assert len(data.table) == 14 and not data.table["path"].duplicated().any()
+    assert set(data.table.loc[data.table["folder"] == "000001_female_Asian_45", "person"]) == {"000001"}
+    duplicate = [p for p in data.problems if p.kind == "duplicate-folder"]
+    assert len(duplicate) == 1 and duplicate[0].where == "train.csv:4"
+    assert "000001_female_Asian_45" in duplicate[0].message and "train.csv:2" in duplicate[0].message
+
+
+def test_a_linked_folder_is_the_same_identity(tmp_path):
+    """Without train.csv, a second folder name that links to the same photos is the same person."""
+    images = tmp_path / "images"
+    write_person(images, "000001_female_Asian_45", [f"{k}.jpg" for k in SEVEN])
+    (images / "000099_female_Asian_45").symlink_to(images / "000001_female_Asian_45", target_is_directory=True)
+    data = layout.read_train(tmp_path)
+    assert len(data.table) == 7 and set(data.table["person"]) == {"000001"}
+    assert kinds(data.problems) == ["duplicate-folder"]
+    assert data.problems[0].where == "images/000099_female_Asian_45"
+
+
+def test_problem_summary_names_the_kinds():
+    problems = [layout.Problem("missing-image", "1", ""), layout.Problem("duplicate-folder", "2", ""), layout.Problem("missing-image", "3", "")]
+    assert layout.problem_summary(problems) == "3 problem(s) in the data: missing-image 2, duplicate-folder 1"

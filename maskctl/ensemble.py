@@ -66,11 +66,9 @@ class Member:
 
 
 def load_members(runs: list[Path]) -> list[Member]:
-    import pandas as pd
-
     from maskctl.engine.kfold import is_run_folder
-
-    from maskctl.engine.report import prob_columns
+    from maskctl.engine.report import OOF_COLUMNS, prob_columns
+    from maskctl.schema import read_csv
 
     members = []
     for run in runs:
@@ -80,8 +78,8 @@ def load_members(runs: list[Path]) -> list[Member]:
         if not (run / "probs.csv").is_file():
             warn(f"{run} has no predictions; run `maskctl predict {run}` first; skipped")
             continue
-        table = pd.read_csv(run / "probs.csv", dtype={"ImageID": str})
-        oof = pd.read_csv(run / "oof.csv", dtype={"person": str}) if (run / "oof.csv").is_file() else None
+        table = read_csv(run / "probs.csv", {"ImageID": "text"}, what="predictions", probabilities=True)
+        oof = read_csv(run / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True) if (run / "oof.csv").is_file() else None
         members.append(Member(run, table["ImageID"].tolist(), table[prob_columns(table)].to_numpy(), oof))
     if not members:
         raise MaskctlError("no run with predictions among the arguments (each needs probs.csv from `maskctl predict`)")

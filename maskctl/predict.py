@@ -51,8 +51,6 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
     models, meta = [], None
     for path in paths:
         state = checkpoint.load(path)
-        if "meta" not in state or "model" not in state:
-            raise MaskctlError(f"{path} is not a maskctl checkpoint (no model/meta entries)")
         this = state["meta"]
         if meta is not None and _input_and_output(this) != _input_and_output(meta):
             raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']} (decoded at {checkpoint_decode_size(this)}), "
@@ -85,20 +83,12 @@ def read_prediction_data(data: Path):
 def read_answers(path: Path, ids: list[str]) -> np.ndarray:
     import pandas as pd
 
-    if not path.is_file():
-        raise MaskctlError(f"answers file not found: {path}")
-    try:
-        table = pd.read_csv(path, dtype={"ImageID": str})
-    except Exception as exc:
-        raise MaskctlError(f"cannot read answers file {path}: {exc}") from None
-    if not {"ImageID", "ans"} <= set(table.columns):
-        raise MaskctlError(f"{path} needs columns ImageID,ans")
+    from maskctl.schema import read_csv
+
+    table = read_csv(path, {"ImageID": "text", "ans": "int"}, what="answers file")
     if table["ImageID"].duplicated().any():
         raise MaskctlError(f"{path} lists ImageID {table.loc[table['ImageID'].duplicated(), 'ImageID'].iloc[0]} more than once")
-    labels = pd.to_numeric(table["ans"], errors="coerce")
-    if labels.isna().any() or (labels % 1 != 0).any():
-        raise MaskctlError(f"{path}: ans must be whole class numbers, e.g. row {int(labels.isna().idxmax()) + 2}")
-    answers = pd.Series(labels.astype(int).to_numpy(), index=table["ImageID"])
+    answers = pd.Series(table["ans"].to_numpy(), index=table["ImageID"])
     missing = [i for i in ids if i not in answers.index]
     if missing:
         raise MaskctlError(f"{path} has no answer for {len(missing)} image(s), e.g. {missing[0]}")
@@ -114,13 +104,32 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
         record = run / TTA_FILE if run.is_dir() else run.parent.parent / TTA_FILE
         if not record.is_file():
             raise MaskctlError(f"--tta auto needs {record}: run `maskctl tta-eval {run}` first, or pick --tta none|hflip")
-        chosen = json.loads(record.read_text())
+        chosen = read_tta_record(record)
         console.print(f"tta auto: {chosen['policy']} with weights {chosen['weights']} (from {record})")
         return policy_views(chosen["policy"]), chosen["weights"]
     views = policy_views(tta)
     if weights and len(views) == 1:
         raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")
     return views, parse_weights(weights, len(views))
+
+
+def read_tta_record(path: Path) -> dict:
+    """tta.json as `maskctl tta-eval` wrote it: a known policy and one weight per view."""
+    from maskctl import schema
+    from maskctl.registry import TTA_POLICIES
+    from maskctl.tta import parse_weights, policy_views
+
+    record = schema.read_json(path, "TTA record")
+    policy = schema.check_fields(record, {"policy": schema.text}, f"TTA record {path}")["policy"]
+    if policy not in TTA_POLICIES.names():
+        raise MaskctlError(f"TTA record {path}: field 'policy' names no TTA policy (found {schema.shown(policy)}; known: {', '.join(TTA_POLICIES.names())})")
+    views = len(policy_views(policy))
+    schema.check_fields(record, {"weights": schema.sequence(schema.finite, length=views)}, f"TTA record {path}")
+    try:
+        parse_weights(",".join(map(str, record["weights"])), views)
+    except MaskctlError:
+        raise MaskctlError(f"TTA record {path}: field 'weights' must be {views} non-negative numbers with a positive sum") from None
+    return record
 
 
 def sidecar_decode_size(checkpoint: Path) -> tuple[int, int] | None:

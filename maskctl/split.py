@@ -90,14 +90,9 @@ def attach_folds(images, fold_table):
 
 
 def read_folds(path: str | Path):
-    import pandas as pd
+    from maskctl.schema import read_csv
 
-    path = Path(path)
-    if not path.is_file():
-        raise MaskctlError(f"folds file not found: {path}")
-    table = pd.read_csv(path, dtype={"person": str})
-    if not {"person", "fold"} <= set(table.columns):
-        raise MaskctlError(f"{path} needs columns person,fold")
+    table = read_csv(path, {"person": "text", "fold": "int"}, what="folds file")
     check_no_leak(table)
     return table
 

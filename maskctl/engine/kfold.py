@@ -159,9 +159,9 @@ def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.nd
     """A resumed run keeps the folds it started with, image by image."""
     if run_dir is None:
         return kind.assign_folds(samples, config)["fold"].to_numpy()
-    import pandas as pd
+    from maskctl.schema import read_csv
 
-    saved = pd.read_csv(run_dir / FOLDS_FILE, dtype={"person": str})
+    saved = read_csv(run_dir / FOLDS_FILE, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
     merged = samples.table[["image"]].merge(saved[["image", "fold"]], on="image", how="left")
     if merged["fold"].isna().any():
         raise MaskctlError(f"the data in {config.data} has images that {run_dir / FOLDS_FILE} does not know; resume needs the same data")

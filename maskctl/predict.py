@@ -15,6 +15,8 @@ from maskctl.data.transforms import checkpoint_decode_size
 from maskctl.errors import MaskctlError
 
 TTA_FILE = "tta.json"
+PREDICT_SET = ("submission.csv", "probs.csv")  # written together: predict.json, written last, records both
+PREDICT_RECORD = "predict.json"
 
 
 @dataclass
@@ -150,8 +152,8 @@ def predict(
     import pandas as pd
 
     paths = checkpoint_paths(run, fold)
-    out = out or (run if run.is_dir() else run.parent)
-    if any((out / name).exists() for name in ("submission.csv", "probs.csv")) and not overwrite:
+    out = io.require_writable(out or (run if run.is_dir() else run.parent))
+    if any((out / name).exists() for name in PREDICT_SET) and not overwrite:
         raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
@@ -192,7 +194,7 @@ def predict(
     result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
     if score and labels is not None:
         result["scores"] = score_and_report(labels, final.argmax(1), out, loaded.meta)
-    io.write_json(out / "predict.json", result)
+    io.write_set_record(out / PREDICT_RECORD, result, [out / name for name in PREDICT_SET])
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
     return result
 

@@ -106,8 +106,11 @@ def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: in
     from maskctl.reporting import fold_share_table
 
     out = Path(out)
+    if out.is_dir():
+        raise MaskctlError(f"{out} is a folder; --out names the folds file to write, e.g. {out / 'folds.csv'}")
     if out.exists() and not overwrite:
         raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+    io.require_writable(out.parent)
     dataset = read_train(data, age_edges, label_fixes)
     if dataset.problems:
         warn(f"{len(dataset.problems)} problem(s) in the data (run `maskctl eda {data}` to see them)")

@@ -99,6 +99,7 @@ def check_names(config: TrainConfig) -> None:
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:
     check_names(config)
+    io.require_writable(config.runs_dir if run_dir is None else run_dir)
     dist = init_distributed("cuda" if (config.device or "cuda").startswith("cuda") and _cuda() else "cpu")
     try:
         device = resolve_device(config.device, dist.local_rank)
@@ -124,7 +125,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}, {workers} loader workers{ddp}")
         try:
             _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
-        except MaskctlError:
+        except (MaskctlError, OSError):
             if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise

@@ -98,7 +98,7 @@ class LabelFix:
 def read_label_fixes(path: str | Path) -> list[LabelFix]:
     """CSV with column `id` and any of `gender`, `age`, `swap_mask` (1/true/yes to swap the
     `normal` and `incorrect_mask` images of that person). Empty cells mean 'leave as is'."""
-    from maskctl.schema import ascii_int, read_csv
+    from maskctl.schema import ascii_int, read_csv, shown
 
     path = Path(path)
     table = read_csv(path, {"id": "text"}, what="label-fix file")
@@ -110,11 +110,11 @@ def read_label_fixes(path: str | Path) -> list[LabelFix]:
     for line, row in enumerate(table.to_dict("records"), start=2):
         gender = row.get("gender", "").strip().lower() or None
         if gender is not None and gender not in GENDER_NAMES:
-            raise MaskctlError(f"{path}: row {line}, column gender: must be male or female, got {gender[:40]!r}")
+            raise MaskctlError(f"{path}: row {line}, column gender: must be male or female, got {shown(gender)}")
         age_text = row.get("age", "").strip()
         age = ascii_int(age_text) if age_text else None
         if age_text and (age is None or age < 0):
-            raise MaskctlError(f"{path}: row {line}, column age: must be a whole number in ASCII digits, got {age_text[:40]!r}")
+            raise MaskctlError(f"{path}: row {line}, column age: must be a whole number in ASCII digits, got {shown(age_text)}")
         swap = row.get("swap_mask", "").strip().lower() in {"1", "true", "yes", "y"}
         fixes.append(LabelFix(row["id"].strip(), gender, age, swap))
     return fixes

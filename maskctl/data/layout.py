@@ -14,7 +14,7 @@ from typing import Sequence
 
 from maskctl.data import labels as L
 from maskctl.errors import MaskctlError
-from maskctl.schema import ascii_int, shown
+from maskctl.schema import ascii_int, read_csv, shown
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 TRAIN_CSV_COLUMNS = ("id", "gender", "race", "age", "path")
@@ -64,8 +64,6 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _read_csv(path: Path, columns: Sequence[str]):
     """Every cell as text: a bad value in a row is that row's problem, reported with the others."""
-    from maskctl.schema import read_csv
-
     return read_csv(path, {c: "text" for c in columns})
 
 

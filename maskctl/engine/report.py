@@ -24,9 +24,7 @@ def read_oof(run_dir: Path):
     """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
     import pandas as pd
 
-    from maskctl.schema import read_csv
-
-    parts = [read_csv(d / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
+    parts = [schema.read_csv(d / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
              for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
     return pd.concat(parts, ignore_index=True) if parts else None
 

@@ -27,17 +27,25 @@ app = typer.Typer(
 
 
 def user_errors(command):
-    """Turn MaskctlError into one red line and its exit code, never a traceback."""
+    """Turn MaskctlError and OSError into one red line and its exit code, never a traceback;
+    output folders the failed command made are removed."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from rich.markup import escape
+
         from maskctl.console import fail
+        from maskctl.io import discard_outputs_on_failure
 
         try:
-            return command(*args, **kwargs)
+            with discard_outputs_on_failure():
+                return command(*args, **kwargs)
         except MaskctlError as exc:
-            fail(one_line(str(exc)))
+            fail(escape(one_line(str(exc))))  # a message may quote the user's text: never markup
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a full, read-only or vanished place met while writing or reading
+            fail(escape(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)))
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             fail("interrupted")
             raise typer.Exit(130) from None

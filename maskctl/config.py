@@ -102,11 +102,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Defaults < YAML file < command-line overrides (options the user did not give are None)."""
     import yaml
 
+    from maskctl.schema import read_text
+
     values: dict[str, Any] = {}
     if path is not None:
         recipe = resolve_recipe(path)
         try:
-            loaded = yaml.safe_load(recipe.read_text()) or {}
+            loaded = yaml.safe_load(read_text(recipe, "recipe")) or {}
         except yaml.YAMLError as exc:
             raise MaskctlError(f"{recipe} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):

@@ -66,11 +66,11 @@ class Member:
 
 
 def load_members(runs: list[Path]) -> list[Member]:
-    import pandas as pd
-
     from maskctl.engine.kfold import is_run_folder
-
-    from maskctl.engine.report import prob_columns
+    from maskctl.engine.report import OOF_COLUMNS, prob_columns
+    from maskctl.io import check_set_record
+    from maskctl.predict import PREDICT_RECORD, PREDICT_SET
+    from maskctl.schema import read_csv
 
     members = []
     for run in runs:
@@ -80,8 +80,9 @@ def load_members(runs: list[Path]) -> list[Member]:
         if not (run / "probs.csv").is_file():
             warn(f"{run} has no predictions; run `maskctl predict {run}` first; skipped")
             continue
-        table = pd.read_csv(run / "probs.csv", dtype={"ImageID": str})
-        oof = pd.read_csv(run / "oof.csv", dtype={"person": str}) if (run / "oof.csv").is_file() else None
+        check_set_record(run / PREDICT_RECORD, list(PREDICT_SET))
+        table = read_csv(run / "probs.csv", {"ImageID": "text"}, what="predictions", probabilities=True)
+        oof = read_csv(run / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True) if (run / "oof.csv").is_file() else None
         members.append(Member(run, table["ImageID"].tolist(), table[prob_columns(table)].to_numpy(), oof))
     if not members:
         raise MaskctlError("no run with predictions among the arguments (each needs probs.csv from `maskctl predict`)")
@@ -158,6 +159,6 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     io.write_csv(out / "submission.csv", pd.DataFrame({"ImageID": ids, "ans": labels}))
     io.write_csv(out / "probs.csv", pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")
     result["weights"] = weights.tolist()
-    io.write_json(out / "ensemble.json", result)
+    io.write_set_record(out / "ensemble.json", result, [out / "submission.csv", out / "probs.csv"])
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows)")
     return result

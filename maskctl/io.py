@@ -1,9 +1,12 @@
-"""Atomic writes for every file a user keeps: write a temp file beside the target, then rename."""
+"""Atomic writes for every file a user keeps: write a temp file beside the target, then rename.
+Output places are checked before any work (`require_writable`), and output folders a failed
+command made are removed again (`discard_outputs_on_failure`, around every command)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,16 +21,20 @@ os.umask(_UMASK)
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temp path in the target's folder; on success it replaces `path` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a kept file gets the usual mode
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a kept file gets the usual mode
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        # A full disk raises from a write with no file name: the line the user sees names the target.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -60,12 +67,91 @@ def save_figure(path: str | Path, figure) -> Path:
     return Path(path)
 
 
+def write_set_record(path: str | Path, record: dict, members: list[Path]) -> Path:
+    """Written after the files of one output set (predict's submission.csv and probs.csv): it
+    holds each member's digest, so a set torn by a kill between its files is detectably torn."""
+    return write_json(path, {**record, "files": {Path(m).name: _digest(m) for m in members}})
+
+
+def check_set_record(path: str | Path, names: list[str]) -> None:
+    """The files `names` beside `path` are the set its record describes, or one line says not."""
+    from maskctl.schema import read_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskctlError(f"{path.parent} has {names[0]} but no {path.name}: its predictions were cut short; predict again")
+    record = read_json(path, "output record")
+    digests = record.get("files") if isinstance(record, dict) else None
+    for name in names:
+        member = path.parent / name
+        if not isinstance(digests, dict) or not member.is_file() or digests.get(name) != _digest(member):
+            raise MaskctlError(f"{path.parent / name} is not the file {path.name} records (an interrupted or older predict, or edited by hand); predict again")
+
+
+def _digest(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
     """An existing, non-empty output folder is refused unless the user said --overwrite."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise MaskctlError(f"output path exists and is not a folder: {path}")
+    path = require_writable(path)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise MaskctlError(f"output folder {path} already exists; pass --overwrite to replace its files")
+    made = _first_missing(path)
     path.mkdir(parents=True, exist_ok=True)
+    if made is not None and _made_by_this_command is not None:
+        _made_by_this_command.append(made)
     return path
+
+
+def require_writable(folder: str | Path) -> Path:
+    """Before any work: `folder` is a folder this process can write in, or can be made as one
+    (a file in its place, or a read-only or missing place above it, is one line now rather
+    than a traceback after the work)."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise MaskctlError(f"cannot write to {folder}: not a folder{where}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise MaskctlError(f"cannot write to {folder}: {existing}: {exc.strerror or exc}") from None
+    return folder
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder that making `path` would create; None when it exists."""
+    missing = None
+    while not path.exists() and path.parent != path:
+        missing, path = path, path.parent
+    return missing
+
+
+_made_by_this_command: list[Path] | None = None
+
+
+@contextlib.contextmanager
+def discard_outputs_on_failure() -> Iterator[None]:
+    """Output folders that `prepare_output_dir` makes inside the block are removed when the
+    block fails (or is interrupted): a failed command leaves no half-made folder behind. A
+    folder that existed before is never removed."""
+    global _made_by_this_command
+    outer, _made_by_this_command = _made_by_this_command, []
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(_made_by_this_command):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        _made_by_this_command = outer

@@ -15,6 +15,8 @@ from maskctl.data.transforms import checkpoint_decode_size
 from maskctl.errors import MaskctlError
 
 TTA_FILE = "tta.json"
+PREDICT_SET = ("submission.csv", "probs.csv")  # written together: predict.json, written last, records both
+PREDICT_RECORD = "predict.json"
 
 
 @dataclass
@@ -51,8 +53,6 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
     models, meta = [], None
     for path in paths:
         state = checkpoint.load(path)
-        if "meta" not in state or "model" not in state:
-            raise MaskctlError(f"{path} is not a maskctl checkpoint (no model/meta entries)")
         this = state["meta"]
         if meta is not None and _input_and_output(this) != _input_and_output(meta):
             raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']} (decoded at {checkpoint_decode_size(this)}), "
@@ -85,20 +85,12 @@ def read_prediction_data(data: Path):
 def read_answers(path: Path, ids: list[str]) -> np.ndarray:
     import pandas as pd
 
-    if not path.is_file():
-        raise MaskctlError(f"answers file not found: {path}")
-    try:
-        table = pd.read_csv(path, dtype={"ImageID": str})
-    except Exception as exc:
-        raise MaskctlError(f"cannot read answers file {path}: {exc}") from None
-    if not {"ImageID", "ans"} <= set(table.columns):
-        raise MaskctlError(f"{path} needs columns ImageID,ans")
+    from maskctl.schema import read_csv
+
+    table = read_csv(path, {"ImageID": "text", "ans": "int"}, what="answers file")
     if table["ImageID"].duplicated().any():
         raise MaskctlError(f"{path} lists ImageID {table.loc[table['ImageID'].duplicated(), 'ImageID'].iloc[0]} more than once")
-    labels = pd.to_numeric(table["ans"], errors="coerce")
-    if labels.isna().any() or (labels % 1 != 0).any():
-        raise MaskctlError(f"{path}: ans must be whole class numbers, e.g. row {int(labels.isna().idxmax()) + 2}")
-    answers = pd.Series(labels.astype(int).to_numpy(), index=table["ImageID"])
+    answers = pd.Series(table["ans"].to_numpy(), index=table["ImageID"])
     missing = [i for i in ids if i not in answers.index]
     if missing:
         raise MaskctlError(f"{path} has no answer for {len(missing)} image(s), e.g. {missing[0]}")
@@ -114,13 +106,32 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
         record = run / TTA_FILE if run.is_dir() else run.parent.parent / TTA_FILE
         if not record.is_file():
             raise MaskctlError(f"--tta auto needs {record}: run `maskctl tta-eval {run}` first, or pick --tta none|hflip")
-        chosen = json.loads(record.read_text())
+        chosen = read_tta_record(record)
         console.print(f"tta auto: {chosen['policy']} with weights {chosen['weights']} (from {record})")
         return policy_views(chosen["policy"]), chosen["weights"]
     views = policy_views(tta)
     if weights and len(views) == 1:
         raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")
     return views, parse_weights(weights, len(views))
+
+
+def read_tta_record(path: Path) -> dict:
+    """tta.json as `maskctl tta-eval` wrote it: a known policy and one weight per view."""
+    from maskctl import schema
+    from maskctl.registry import TTA_POLICIES
+    from maskctl.tta import parse_weights, policy_views
+
+    record = schema.read_json(path, "TTA record")
+    policy = schema.check_fields(record, {"policy": schema.text}, f"TTA record {path}")["policy"]
+    if policy not in TTA_POLICIES.names():
+        raise MaskctlError(f"TTA record {path}: field 'policy' names no TTA policy (found {schema.shown(policy)}; known: {', '.join(TTA_POLICIES.names())})")
+    views = len(policy_views(policy))
+    schema.check_fields(record, {"weights": schema.sequence(schema.finite, length=views)}, f"TTA record {path}")
+    try:
+        parse_weights(",".join(map(str, record["weights"])), views)
+    except MaskctlError:
+        raise MaskctlError(f"TTA record {path}: field 'weights' must be {views} non-negative numbers with a positive sum") from None
+    return record
 
 
 def sidecar_decode_size(checkpoint: Path) -> tuple[int, int] | None:
@@ -139,8 +150,7 @@ def predict(
     device_name: str | None = None, overwrite: bool = False, score: bool = True,
 ) -> dict:
     paths = checkpoint_paths(run, fold)
-    out = out or (run if run.is_dir() else run.parent)
-    refuse_overwrite(out, overwrite)
+    out = refuse_overwrite(out or (run if run.is_dir() else run.parent), overwrite)
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
@@ -173,9 +183,12 @@ def predict(
     return write_predictions(out, ids, final, labels, loaded.meta, result)
 
 
-def refuse_overwrite(out: Path, overwrite: bool) -> None:
-    if any((out / name).exists() for name in ("submission.csv", "probs.csv")) and not overwrite:
+def refuse_overwrite(out: Path, overwrite: bool) -> Path:
+    """The output folder, writable, holding no earlier predictions unless --overwrite."""
+    out = io.require_writable(out)
+    if any((out / name).exists() for name in PREDICT_SET) and not overwrite:
         raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+    return out
 
 
 def known_labels(data: Path, answers: Path | None, ids: list[str], labels, score: bool):
@@ -190,7 +203,8 @@ def known_labels(data: Path, answers: Path | None, ids: list[str], labels, score
 
 
 def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta: dict, result: dict) -> dict:
-    """submission.csv, probs.csv, predict.json and, where labels are known, the scores."""
+    """submission.csv and probs.csv, the scores where labels are known, and predict.json last,
+    recording both files' digests (ensemble refuses a pair a kill tore apart)."""
     import pandas as pd
 
     from maskctl.engine.report import prob_frame
@@ -200,7 +214,7 @@ def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta
     io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], prob_frame(probs)], axis=1), float_format="%.6g")
     if labels is not None:
         result["scores"] = score_and_report(labels, probs.argmax(1), out, meta)
-    io.write_json(out / "predict.json", result)
+    io.write_set_record(out / PREDICT_RECORD, result, [out / name for name in PREDICT_SET])
     console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
     return result
 

@@ -137,8 +137,7 @@ def predict_export(
     from maskctl.tta import NHWC_VIEWS, combine
 
     meta, model_path = read_export(export)
-    out = out or model_path.parent
-    refuse_overwrite(out, overwrite)
+    out = refuse_overwrite(out or model_path.parent, overwrite)
     dataset, ids, labels = read_prediction_data(data)
     if labels is not None and not meta["mask_classes"]:
         raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")

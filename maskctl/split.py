@@ -90,14 +90,9 @@ def attach_folds(images, fold_table):
 
 
 def read_folds(path: str | Path):
-    import pandas as pd
+    from maskctl.schema import read_csv
 
-    path = Path(path)
-    if not path.is_file():
-        raise MaskctlError(f"folds file not found: {path}")
-    table = pd.read_csv(path, dtype={"person": str})
-    if not {"person", "fold"} <= set(table.columns):
-        raise MaskctlError(f"{path} needs columns person,fold")
+    table = read_csv(path, {"person": "text", "fold": "int"}, what="folds file")
     check_no_leak(table)
     return table
 
@@ -111,8 +106,11 @@ def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: in
     from maskctl.reporting import fold_share_table
 
     out = Path(out)
+    if out.is_dir():
+        raise MaskctlError(f"{out} is a folder; --out names the folds file to write, e.g. {out / 'folds.csv'}")
     if out.exists() and not overwrite:
         raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+    io.require_writable(out.parent)
     dataset = read_train(data, age_edges, label_fixes)
     if dataset.problems:
         warn(f"{problem_summary(dataset.problems)} (run `maskctl eda {data}` to see them)")

@@ -58,7 +58,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     from maskctl.tta import VIEWS, view_functions
 
     load_plugins()
-    require_run_folder(run)
+    io.require_writable(require_run_folder(run))
     config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
     kind = get_dataset_kind(config.dataset)
     # The images training used: without those it left out, and from its cache when that is on

@@ -89,6 +89,7 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
 
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    remove_orphans(directory)
     key = cache_key(paths, size_hw)
     array_path = directory / f"{key}.u8"
     done_path = directory / f"{key}.json"
@@ -116,6 +117,25 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
         return None
     unreadable = {int(row): reason for row, reason in record["unreadable"].items()}
     return ImageCache(array_path, len(paths), size_hw, readers_lock=readers_lock, unreadable=unreadable)
+
+
+def remove_orphans(directory: Path) -> None:
+    """Delete half-built arrays (`<key>.tmp<pid>`) whose builder is dead: a kill -9 during a
+    build leaves one behind, as big as the cache itself. A live builder's file stays."""
+    for partial in directory.glob("*.tmp*"):
+        pid = partial.suffix[len(".tmp"):]
+        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _remove_superseded(directory: Path, source: str, keep: str) -> None:

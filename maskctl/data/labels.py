@@ -98,17 +98,10 @@ class LabelFix:
 def read_label_fixes(path: str | Path) -> list[LabelFix]:
     """CSV with column `id` and any of `gender`, `age`, `swap_mask` (1/true/yes to swap the
     `normal` and `incorrect_mask` images of that person). Empty cells mean 'leave as is'."""
-    import pandas as pd
+    from maskctl.schema import ascii_int, read_csv, shown
 
     path = Path(path)
-    if not path.is_file():
-        raise MaskctlError(f"label-fix file not found: {path}")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several parser errors
-        raise MaskctlError(f"cannot read label-fix file {path}: {exc}") from None
-    if "id" not in table.columns:
-        raise MaskctlError(f"label-fix file {path} needs an 'id' column (has: {', '.join(table.columns)})")
+    table = read_csv(path, {"id": "text"}, what="label-fix file")
     known = {"id", "gender", "age", "swap_mask"}
     extra = set(table.columns) - known
     if extra:
@@ -117,10 +110,11 @@ def read_label_fixes(path: str | Path) -> list[LabelFix]:
     for line, row in enumerate(table.to_dict("records"), start=2):
         gender = row.get("gender", "").strip().lower() or None
         if gender is not None and gender not in GENDER_NAMES:
-            raise MaskctlError(f"{path}:{line}: gender must be male or female, got {gender!r}")
+            raise MaskctlError(f"{path}: row {line}, column gender: must be male or female, got {shown(gender)}")
         age_text = row.get("age", "").strip()
-        if age_text and not age_text.isdigit():
-            raise MaskctlError(f"{path}:{line}: age must be a whole number, got {age_text!r}")
+        age = ascii_int(age_text) if age_text else None
+        if age_text and (age is None or age < 0):
+            raise MaskctlError(f"{path}: row {line}, column age: must be a whole number in ASCII digits, got {shown(age_text)}")
         swap = row.get("swap_mask", "").strip().lower() in {"1", "true", "yes", "y"}
-        fixes.append(LabelFix(row["id"].strip(), gender, int(age_text) if age_text else None, swap))
+        fixes.append(LabelFix(row["id"].strip(), gender, age, swap))
     return fixes

@@ -14,11 +14,12 @@ from typing import Sequence
 
 from maskctl.data import labels as L
 from maskctl.errors import MaskctlError
+from maskctl.schema import ascii_int, read_csv, shown
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 TRAIN_CSV_COLUMNS = ("id", "gender", "race", "age", "path")
 EVAL_CSV_COLUMNS = ("ImageID", "ans")
-FOLDER_NAME = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
+FOLDER_NAME = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>[0-9]+)$", re.IGNORECASE)
 
 TRAIN_TABLE_COLUMNS = (
     "image", "path", "person", "folder", "gender", "race", "age", "mask_kind", "ext",
@@ -62,18 +63,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _read_csv(path: Path, columns: Sequence[str]):
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise MaskctlError(f"cannot read {path}: {exc}") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise MaskctlError(
-            f"{path} lacks column(s) {', '.join(missing)}; expected {','.join(columns)} (has: {','.join(table.columns)})"
-        )
-    return table
+    """Every cell as text: a bad value in a row is that row's problem, reported with the others."""
+    return read_csv(path, {c: "text" for c in columns})
 
 
 def problem_summary(problems: Sequence[Problem]) -> str:
@@ -127,7 +118,9 @@ def read_train(
         rows.extend(_images_of_person(root, images_dir / person["folder"], person, problems, hidden))
 
     if not rows:
-        raise MaskctlError(f"no training images found under {images_dir}")
+        # Say why: a train.csv whose every row was refused points at the CSV, not the images.
+        first = f"; first problem: {problems[0].where}: {problems[0].message}" if problems else ""
+        raise MaskctlError(f"no training images found under {images_dir}{first}")
     table = pd.DataFrame(rows)
     table["age"] = table["age"].astype(int)
     fixes_applied = _apply_label_fixes(table, label_fixes) if label_fixes else []
@@ -150,14 +143,16 @@ def _people_from_csv(root: Path, images_dir: Path, problems: list[Problem]) -> l
             problems.append(Problem("path-escapes", where, f"path {folder!r} leaves the images folder; skipped"))
             continue
         gender = row["gender"].strip().lower()
-        if gender not in L.GENDER_NAMES or not row["age"].strip().isdigit():
-            problems.append(Problem("bad-row", where, f"gender {row['gender']!r} / age {row['age']!r} not understood; skipped"))
+        age = ascii_int(row["age"])
+        if gender not in L.GENDER_NAMES or age is None or age < 0:
+            problems.append(Problem("bad-row", where, f"columns gender {shown(row['gender'])} / age {shown(row['age'])} not understood "
+                                                      "(male or female; a whole number in ASCII digits); skipped"))
             continue
         listed.add(folder)
         if not (images_dir / folder).is_dir():
             problems.append(Problem("missing-folder", row["id"], f"folder images/{folder} listed in train.csv does not exist"))
             continue
-        person = {"id": row["id"].strip(), "gender": gender, "race": row["race"].strip(), "age": int(row["age"]), "folder": folder, "where": where}
+        person = {"id": row["id"].strip(), "gender": gender, "race": row["race"].strip(), "age": age, "folder": folder, "where": where}
         parsed = FOLDER_NAME.match(folder)
         if parsed:
             named = (parsed["id"], parsed["gender"].lower(), int(parsed["age"]))

@@ -15,17 +15,21 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
+    """A maskctl checkpoint, its structure checked (with `resume`, the training state too)."""
     import torch
+
+    from maskctl.schema import check_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise MaskctlError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the weights-only unpickler raises many types on a foreign or broken file
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise MaskctlError(f"cannot load checkpoint {path} (not a maskctl checkpoint, or damaged): {first_line[:200]}") from None
+    return check_checkpoint(state, path, resume)
 
 
 def load_weights(model, state_dict: dict, source: str | Path) -> None:

@@ -121,7 +121,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     start_epoch, history, best_f1, best_epoch = 0, [], -1.0, -1
     last_path = fold_dir / "last.pt"
     if last_path.exists():
-        state = checkpoint.load(last_path)
+        state = checkpoint.load(last_path, resume=True)
         checkpoint.load_weights(model, state["model"], last_path)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -102,6 +102,7 @@ def check_names(config: TrainConfig) -> None:
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:
     check_names(config)
+    io.require_writable(config.runs_dir if run_dir is None else run_dir)
     dist = init_distributed("cuda" if (config.device or "cuda").startswith("cuda") and _cuda() else "cpu")
     try:
         device = resolve_device(config.device, dist.local_rank)
@@ -130,7 +131,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
         try:
             _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
-        except MaskctlError:
+        except (MaskctlError, OSError):
             if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
@@ -165,9 +166,9 @@ def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.nd
     """A resumed run keeps the folds it started with, image by image."""
     if run_dir is None:
         return kind.assign_folds(samples, config)["fold"].to_numpy()
-    import pandas as pd
+    from maskctl.schema import read_csv
 
-    saved = pd.read_csv(run_dir / FOLDS_FILE, dtype={"person": str})
+    saved = read_csv(run_dir / FOLDS_FILE, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
     merged = samples.table[["image"]].merge(saved[["image", "fold"]], on="image", how="left")
     if merged["fold"].isna().any():
         raise MaskctlError(f"the data in {config.data} has images that {run_dir / FOLDS_FILE} does not know; resume needs the same data")

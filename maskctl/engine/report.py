@@ -1,14 +1,19 @@
 """After a run: the OOF table, summary.json, plots and the closing table per fold."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from maskctl import io
+from maskctl import io, schema
 from maskctl.console import console
 from maskctl.engine.metrics import confusion, scores
+
+
+OOF_COLUMNS = {"image": "text", "person": "text", "fold": "int", "label": "int"}
+METRICS_SCHEMA = {"epoch": "int", "lr": "number", "train_loss": "number", "val_loss": "number", "f1": "number"}
+FOLD_RESULT = {"fold": schema.whole(0, 10**6), "best_f1": schema.finite, "best_epoch": schema.whole(-1, 10**6),
+               "epochs_run": schema.whole(0, 10**6), "stopped_early": schema.flag}
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
@@ -19,8 +24,24 @@ def read_oof(run_dir: Path):
     """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
     import pandas as pd
 
-    parts = [pd.read_csv(d / "oof.csv", dtype={"person": str}) for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
+    parts = [schema.read_csv(d / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
+             for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
     return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def read_fold_result(path: Path) -> dict:
+    return schema.check_fields(schema.read_json(path, "fold result"), FOLD_RESULT, f"fold result {path}")
+
+
+def read_metrics(path: Path):
+    """A fold's metrics.csv; the columns the curves and closing table use must be numbers
+    (the per-task ones may be empty: they exist only for the 18 mask classes)."""
+    import pandas as pd
+
+    table = schema.read_csv(path, METRICS_SCHEMA, what="fold metrics")
+    for column in set(table.columns) - set(METRICS_SCHEMA):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
 
 
 def prob_columns(table) -> list[str]:
@@ -37,7 +58,7 @@ def prob_frame(probs: np.ndarray):
 def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True) -> dict:
     import pandas as pd
 
-    results = [json.loads((d / "result.json").read_text()) for d in fold_dirs(run_dir) if (d / "result.json").is_file()]
+    results = [read_fold_result(d / "result.json") for d in fold_dirs(run_dir) if (d / "result.json").is_file()]
     best = [r["best_f1"] for r in results]
     summary = {
         "folds": {str(r["fold"]): r for r in results},
@@ -51,7 +72,7 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_
         summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=mask_classes)
         summary["oof_images"] = len(oof)
         plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
-    histories = {d.name: pd.read_csv(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
+    histories = {d.name: read_metrics(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
     if histories:
         _plot_curves(run_dir / "curves.png", histories)
     io.write_json(run_dir / "summary.json", summary)
@@ -64,7 +85,7 @@ def fold_result_table(result, fold_dir: Path):
     import pandas as pd
     from rich.table import Table
 
-    best = pd.read_csv(fold_dir / "metrics.csv").set_index("epoch").loc[result.best_epoch]
+    best = read_metrics(fold_dir / "metrics.csv").set_index("epoch").loc[result.best_epoch]
     table = Table(title=f"fold {result.fold}: best epoch {result.best_epoch + 1} of {result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))
     columns = [c for c in ("f1", "acc", "f1_mask", "f1_gender", "f1_age", "val_loss") if c in best.index and best[c] == best[c]]
     for column in columns:

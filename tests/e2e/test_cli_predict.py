@@ -9,6 +9,8 @@ import pytest
 import torch
 from cli_helpers import TINY, invoke, one_line_error
 
+from maskctl import io
+
 
 @pytest.fixture(scope="module")
 def two_runs(synth_data, tmp_path_factory):
@@ -172,6 +174,8 @@ def test_ensemble_bad_inputs(two_runs, synth_data, tmp_path):
     probs = pd.read_csv(other / "probs.csv")
     probs["ImageID"] = probs["ImageID"][::-1].to_numpy()
     probs.to_csv(other / "probs.csv", index=False)
+    record = json.loads((other / "predict.json").read_text())
+    io.write_set_record(other / "predict.json", record, [other / "submission.csv", other / "probs.csv"])
     mismatch = invoke("ensemble", two_runs[0], other, "--out", tmp_path / "e2")
     assert mismatch.exit_code == 1 and "different eval set" in one_line_error(mismatch)
     refolded = tmp_path / "refolded"
@@ -199,6 +203,7 @@ def test_predict_bad_inputs(two_runs, synth_data, tmp_path):
     shutil.copytree(two_runs[0], mixed)
     state = torch.load(mixed / "fold1" / "best.pt", weights_only=True)
     state["meta"]["num_classes"] = 3
+    state["meta"]["class_names"] = state["meta"]["class_names"][:3]
     torch.save(state, mixed / "fold1" / "best.pt")
     classes = invoke("predict", mixed, "--data", synth_data / "eval", "--out", tmp_path / "p2", "--device", "cpu")
     assert classes.exit_code == 1 and "3 classes" in one_line_error(classes)
@@ -223,7 +228,7 @@ def test_predict_bad_inputs(two_runs, synth_data, tmp_path):
     answers.loc[0, "ans"] = "x"
     answers.to_csv(tmp_path / "bad_answers.csv", index=False)
     bad_answers = invoke("predict", two_runs[0], "--data", synth_data / "eval", "--answers", tmp_path / "bad_answers.csv", "--out", tmp_path / "p7", "--device", "cpu")
-    assert bad_answers.exit_code == 1 and "whole class numbers" in one_line_error(bad_answers)
+    assert bad_answers.exit_code == 1 and "row 2, column ans: 'x' is not a whole number" in one_line_error(bad_answers)
 
 
 def test_demo_runs_the_whole_loop(tmp_path):

@@ -222,3 +222,43 @@ def test_a_damaged_image_is_recorded_not_fatal(tmp_path):
     everything = {row: f"cannot decode image {path}: damaged" for row, path in enumerate(paths)}
     with pytest.raises(ImageDecodeError, match="none of the 4 training images can be decoded; the first: cannot decode image .*img0.jpg"):
         skip_unreadable(samples, cache, everything, strict=False, show=False)
+
+
+def _build_slowly(paths, directory):
+    import time
+
+    def slow_load(path, size_hw):
+        time.sleep(0.2)
+        return np.zeros((*size_hw, 3), np.uint8)
+
+    C.load_resized = slow_load
+    C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+
+
+def test_a_build_killed_by_sigkill_leaves_no_orphan_once_the_next_run_starts(tmp_path):
+    import signal
+    import time
+
+    paths = write_images(tmp_path / "img")
+    directory = tmp_path / "cache"
+    builder = multiprocessing.get_context("fork").Process(target=_build_slowly, args=(paths, directory))
+    builder.start()
+    deadline = time.monotonic() + 30
+    while not list(directory.glob("*.tmp*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(builder.pid, signal.SIGKILL)
+    builder.join()
+    assert [p.name for p in directory.glob("*.tmp*")] == [f"{C.cache_key(paths, SIZE)}.tmp{builder.pid}"]  # the orphan
+
+    cache = C.open_cache(paths, SIZE, show_progress=False, directory=directory)
+    assert cache is not None and np.array_equal(cache.get(0), load_resized(paths[0], SIZE))
+    assert not list(directory.glob("*.tmp*"))
+
+
+def test_a_live_builders_partial_array_is_kept(tmp_path):
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    live = directory / f"{'0' * 24}.tmp{os.getpid()}"
+    live.write_bytes(b"\0" * 10)
+    C.open_cache(write_images(tmp_path / "img"), SIZE, show_progress=False, directory=directory)
+    assert live.is_file()

@@ -74,11 +74,16 @@ def test_bad_recipes_fail_in_one_short_line_with_no_run(synth_data, tmp_path, re
 
 
 def test_echoed_values_are_cut_short(tmp_path):
+    from maskctl.cli import MAX_ERROR_CHARS, one_line
+
     result = invoke("train", "--name", "n" * 100_000, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2
     line = one_line_error(result)
     assert "--name" in line and len(line) < 300
     assert list(tmp_path.iterdir()) == []
+    unknown = invoke("list", "k" * 100_000)
+    assert unknown.exit_code == 1 and len(one_line_error(unknown)) < 300
+    assert len(one_line("m" * 100_000)) == MAX_ERROR_CHARS  # the last guard, for messages that quote whole
 
 
 def test_a_plain_run_name_still_works_and_stays_inside_runs_dir(synth_data, tmp_path):

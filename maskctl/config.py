@@ -63,6 +63,11 @@ def plain_name(value: str) -> str | None:
     return "must be one plain folder name: up to 100 letters, digits, '-', '_' or '.', not starting with '.'"
 
 
+def three_weights(value: list[float]) -> str | None:
+    """The multitask loss weights: mask, gender, age (zip would silently drop a missing one)."""
+    return "must be three numbers (mask, gender, age)" if len(value) != 3 else Range(0, 100)(value)
+
+
 def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
     """A field with its check; a list default is copied for each config (a dataclass rule)."""
     if isinstance(default, list):
@@ -105,7 +110,7 @@ class TrainConfig:
     focal_gamma: float = _setting(2.0, Range(0, 100))
     label_smoothing: float = _setting(0.1, Range(0, 1, high_open=True))  # used by the label-smoothing loss
     class_weights: bool = False
-    task_weights: list[float] = _setting([1.0, 1.0, 1.0], Range(0, 100))  # mask, gender, age (multitask)
+    task_weights: list[float] = _setting([1.0, 1.0, 1.0], three_weights)  # mask, gender, age (multitask)
     sampler: str = "weighted"
     augmentation: str = "seed"
     mix: str = "none"  # none, cutmix (left/right face halves) or mixup, applied per batch

@@ -39,6 +39,7 @@ BAD_RECIPE_VALUES = [
     ("t_mult: 0", "t_mult"),
     ("patience: 0", "patience"),
     ("task_weights: [1, -1, 1]", "task_weights"),
+    ("task_weights: [1, 1]", "task_weights"),
     ("name: ../../x", "name"),
     ("name: /tmp/elsewhere", "name"),
     ("name: .hidden", "name"),

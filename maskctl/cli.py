@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from maskctl.config import check_options
 from maskctl.errors import MaskctlError
 
 app = typer.Typer(
@@ -27,24 +28,24 @@ app = typer.Typer(
 
 
 def user_errors(command):
-    """Turn MaskctlError and OSError into one red line and its exit code, never a traceback;
-    output folders the failed command made are removed."""
+    """Check the options' ranges (one table, maskctl.config.CHECKS), then run the command; turn
+    MaskctlError and OSError into one red line and its exit code, never a traceback; output
+    folders the failed command made are removed."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from rich.markup import escape
-
         from maskctl.console import fail
         from maskctl.io import discard_outputs_on_failure
 
         try:
+            check_options(kwargs)
             with discard_outputs_on_failure():
                 return command(*args, **kwargs)
         except MaskctlError as exc:
-            fail(escape(one_line(str(exc))))  # a message may quote the user's text: never markup
+            fail(one_line(str(exc)))
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
-            fail(escape(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)))
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             fail("interrupted")
@@ -53,13 +54,16 @@ def user_errors(command):
     return wrapper
 
 
+MAX_ERROR_CHARS = 1000  # the last guard against echoing unbounded input: values are cut where quoted
+
+
 def one_line(message: str) -> str:
     """A DataLoader worker re-raises our error with the worker's traceback inside the message;
     its last line is the original 'module.ErrorType: message'."""
-    if "DataLoader worker" not in message:
-        return message
-    last = [line for line in message.splitlines() if line.strip()][-1]
-    return last.split(": ", 1)[1] if ": " in last else last
+    if "DataLoader worker" in message:
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = last.split(": ", 1)[1] if ": " in last else last
+    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 3] + "..."
 
 
 AgeEdges = Annotated[str, typer.Option(help="Age band edges: ages below the first are band 0, from the second on band 2.")]
@@ -74,8 +78,8 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 @user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create; gets train/ and eval/ in the competition layout.")] = Path("data"),
-    people: Annotated[int, typer.Option(min=1, help="Training people (7 images each).")] = 60,
-    eval_people: Annotated[Optional[int], typer.Option(min=0, help="Eval people \\[default: people // 3].")] = None,
+    people: Annotated[int, typer.Option(help="Training people (7 images each).")] = 60,
+    eval_people: Annotated[Optional[int], typer.Option(help="Eval people \\[default: people // 3].")] = None,
     size: Annotated[str, typer.Option(help="Image size WxH (the real data is 384x512).")] = "384x512",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
@@ -191,8 +195,8 @@ def train(
     backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
     pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's.")] = None,
     size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 \\[512x384].")] = None,
-    epochs: Annotated[Optional[int], _opt("Epochs per fold.", min=1)] = None,
-    batch_size: Annotated[Optional[int], _opt("Batch size.", min=1)] = None,
+    epochs: Annotated[Optional[int], _opt("Epochs per fold.")] = None,
+    batch_size: Annotated[Optional[int], _opt("Batch size.")] = None,
     lr: Annotated[Optional[float], _opt("Learning rate (the floor of warm-up schedulers).")] = None,
     eta_max: Annotated[Optional[float], _opt("Peak lr of cosine-warmup-restarts.")] = None,
     weight_decay: Annotated[Optional[float], _opt("Weight decay.")] = None,
@@ -205,25 +209,25 @@ def train(
     sampler: Annotated[Optional[str], _opt("none or weighted (class-balanced).")] = None,
     augmentation: Annotated[Optional[str], _opt("seed, light, crop (decoded 12.5% larger, random crop; centre crop to predict) or none.")] = None,
     mix: Annotated[Optional[str], _opt("Batch mixing: none, cutmix (left/right face halves) or mixup.")] = None,
-    mix_prob: Annotated[Optional[float], _opt("Share of batches that are mixed.", min=0.0, max=1.0)] = None,
-    drop_rate: Annotated[Optional[float], _opt("Dropout before the classifier.", min=0.0, max=1.0)] = None,
+    mix_prob: Annotated[Optional[float], _opt("Share of batches that are mixed.")] = None,
+    drop_rate: Annotated[Optional[float], _opt("Dropout before the classifier.")] = None,
     momentum: Annotated[Optional[float], _opt("SGD momentum.")] = None,
-    t0: Annotated[Optional[int], _opt("Restart period in epochs (cosine-warmup-restarts; step size of step).", min=1)] = None,
-    t_mult: Annotated[Optional[int], _opt("Period multiplier after each restart.", min=1)] = None,
-    t_up: Annotated[Optional[int], _opt("Warm-up epochs at the start of each cycle.", min=0)] = None,
+    t0: Annotated[Optional[int], _opt("Restart period in epochs (cosine-warmup-restarts; step size of step).")] = None,
+    t_mult: Annotated[Optional[int], _opt("Period multiplier after each restart.")] = None,
+    t_up: Annotated[Optional[int], _opt("Warm-up epochs at the start of each cycle.")] = None,
     gamma: Annotated[Optional[float], _opt("Peak lr factor from one restart to the next.")] = None,
-    folds: Annotated[Optional[int], _opt("Number of folds.", min=2)] = None,
-    fold: Annotated[Optional[int], _opt("Train only this fold (farm folds out to separate jobs).", min=0)] = None,
+    folds: Annotated[Optional[int], _opt("Number of folds.")] = None,
+    fold: Annotated[Optional[int], _opt("Train only this fold (farm folds out to separate jobs).")] = None,
     folds_file: Annotated[Optional[str], _opt("folds.csv from `maskctl split` (person,fold).")] = None,
     val_ratio: Annotated[Optional[float], _opt("One hold-out of this share of people instead of k folds.")] = None,
     seed: Annotated[Optional[int], _opt("Random seed (same seed, same metrics on the CPU).")] = None,
-    workers: Annotated[Optional[int], _opt("DataLoader workers \\[from the CPU count].", min=0)] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers \\[from the CPU count].")] = None,
     device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 \\[cuda when present].")] = None,
     amp: Annotated[Optional[bool], _opt("Mixed precision on CUDA.", "--amp/--no-amp")] = None,
     channels_last: Annotated[Optional[bool], _opt("channels_last memory format.", "--channels-last/--no-channels-last")] = None,
     cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
     strict: Annotated[Optional[bool], _opt("Stop at a training image that cannot be decoded \\[skip it, listed in RUN/skipped.csv].", "--strict/--no-strict")] = None,
-    patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.", min=1)] = None,
+    patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.")] = None,
     age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
     label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,
     name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken \\[exp].")] = None,
@@ -265,8 +269,8 @@ def predict(
     tta: Annotated[str, typer.Option(help="none, hflip, hflip-shift, or auto (what `maskctl tta-eval` recorded).")] = "none",
     tta_weights: Annotated[Optional[str], typer.Option(help="Weights of the TTA views, e.g. 0.7,0.3 \\[equal].", show_default=False)] = None,
     answers: Annotated[Optional[Path], typer.Option(help="ImageID,ans file to score against \\[DATA/answers.csv when present].", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
     device: Device = None,
     score: Annotated[bool, typer.Option(help="Score against known labels (a training folder, or answers.csv) when there are any.")] = True,
     overwrite: Overwrite = False,
@@ -318,10 +322,10 @@ def export(
 def tta_eval(
     run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME).")],
     data: Annotated[Optional[Path], typer.Option(help="Training folder \\[the run's own].", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch \\[32 on a CPU, 256 on CUDA].", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
     device: Device = None,
-    min_gain: Annotated[float, typer.Option(min=0.0, help="Smallest mean macro F1 gain for which TTA is recommended.")] = 0.002,
+    min_gain: Annotated[float, typer.Option(help="Smallest mean macro F1 gain for which TTA is recommended.")] = 0.002,
 ):
     """Does test-time augmentation help? Scores TTA policies and weights on each fold's own
     validation people and records the best for `predict --tta auto` (often: none).
@@ -355,7 +359,7 @@ def ensemble(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data, runs, reports and submissions.")] = Path("maskctl-demo"),
     people: Annotated[int, typer.Option(min=12, help="Synthetic training people.")] = 160,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs per fold \\[cpu-quick's].", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold \\[cpu-quick's].", show_default=False)] = None,
     overwrite: Overwrite = False,
 ):
     """The whole loop on built-in synthetic data: synth, eda, split, train two runs, tta-eval,
@@ -374,10 +378,10 @@ def bench(
     what: Annotated[str, typer.Argument(help="loader, train, predict or all.")] = "all",
     data: Annotated[Optional[Path], typer.Option(help="Your training folder (an eval folder beside it for predict) \\[a synthetic set].", show_default=False)] = None,
     out: Annotated[Path, typer.Option(help="Where bench.json (and the synthetic set) go.")] = Path("bench-results"),
-    batches: Annotated[int, typer.Option(min=2, help="Batches timed per measurement.")] = 20,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
+    batches: Annotated[int, typer.Option(help="Batches timed per measurement.")] = 20,
+    workers: Annotated[Optional[int], typer.Option(help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].", show_default=False)] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="Runs of each predict command, taken in turns (the median counts).")] = 5,
+    repeats: Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts).")] = 5,
     device: Device = None,
     overwrite: Overwrite = False,
 ):

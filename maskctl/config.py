@@ -1,27 +1,78 @@
 """The training recipe: one dataclass, loaded from YAML, overridden from the command line, saved
-in the run folder so that `--config runs/NAME/config.yaml` reproduces a run."""
+in the run folder so that `--config runs/NAME/config.yaml` reproduces a run.
+
+Every setting's sane range is declared once, on its field; `load_config` checks recipe values
+against it, and the CLI checks its options of the same name against it (`check_options`), so a
+YAML recipe, an override and a command-line option cannot disagree about what is allowed.
+"""
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from maskctl.errors import MaskctlError, UsageError
+from maskctl.errors import MaskctlError, UsageError, shown
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+MAX_SIDE = 4096  # pixels per image side: 8x the real photos, and a batch of 16 still fits in memory
+MAX_RECIPE_BYTES = 100_000  # a recipe is about 1 kB; a bigger file is not one
+MAX_TEXT = 4096  # characters of any text setting (PATH_MAX on Linux)
 
 
 def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
     """'512x384' -> (512, 384) in the order named; refuses anything else in one line."""
     try:
-        first, second = (int(v) for v in text.lower().split("x"))
+        first, second = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
-        raise UsageError(f"size must look like 512x384 ({order}), got {text!r}") from None
+        raise UsageError(f"size must look like 512x384 ({order}), got {shown(text)}") from None
     if first < 8 or second < 8:
-        raise UsageError(f"size {text!r} is too small (at least 8x8)")
+        raise UsageError(f"size {shown(text)} is too small (at least 8x8)")
+    if first > MAX_SIDE or second > MAX_SIDE:
+        raise UsageError(f"size {shown(text)} is too large (at most {MAX_SIDE} pixels a side)")
     return first, second
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number's sane range, both ends included unless marked open; NaN is never inside."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __call__(self, value: Any) -> str | None:
+        values = value if isinstance(value, list) else [value]
+        if all((v > self.low if self.low_open else v >= self.low) and (v < self.high if self.high_open else v <= self.high) for v in values):
+            return None
+        lower = f"above {self.low}" if self.low_open else f"at least {self.low}"
+        upper = f"below {self.high}" if self.high_open else f"at most {self.high}"
+        return f"must be {'each ' if isinstance(value, list) else ''}{lower} and {upper}"
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def plain_name(value: str) -> str | None:
+    """A name that becomes one folder: no separators, no '..', no leading dot, no absolute path."""
+    if PLAIN_NAME.fullmatch(value):
+        return None
+    return "must be one plain folder name: up to 100 letters, digits, '-', '_' or '.', not starting with '.'"
+
+
+def three_weights(value: list[float]) -> str | None:
+    """The multitask loss weights: mask, gender, age (zip would silently drop a missing one)."""
+    return "must be three numbers (mask, gender, age)" if len(value) != 3 else Range(0, 100)(value)
+
+
+def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
+    """A field with its check; a list default is copied for each config (a dataclass rule)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"check": check})
+    return field(default=default, metadata={"check": check})
 
 
 @dataclass
@@ -32,48 +83,48 @@ class TrainConfig:
     size: str = "512x384"  # HxW, the real photos are 512 high and 384 wide
     age_edges: str = "30,60"
     label_fixes: str | None = None
-    folds: int = 5
-    fold: int | None = None  # run only this fold (farm folds out to separate jobs)
+    folds: int = _setting(5, Range(2, 100))
+    fold: int | None = _setting(None, Range(0, 99))  # run only this fold (farm folds out to separate jobs)
     folds_file: str | None = None  # person,fold table from `maskctl split`; made from `seed` when absent
-    val_ratio: float | None = None  # one hold-out instead of k folds
+    val_ratio: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # one hold-out instead of k folds
     # model
     model: str = "efficientnet_b4"
     backbone: str = "efficientnet_b0"  # for model=multihead
     pretrained: str | None = None  # None, "hub" or a local .pth/.safetensors file
-    drop_rate: float = 0.0
+    drop_rate: float = _setting(0.0, Range(0, 1, high_open=True))
     # optimisation
-    epochs: int = 10
-    batch_size: int = 16
+    epochs: int = _setting(10, Range(1, 10_000))
+    batch_size: int = _setting(16, Range(1, 4096))
     optimizer: str = "adamp"
-    lr: float = 3e-5
-    weight_decay: float = 1e-5
-    momentum: float = 0.9
+    lr: float = _setting(3e-5, Range(0, 10, low_open=True))
+    weight_decay: float = _setting(1e-5, Range(0, 10))
+    momentum: float = _setting(0.9, Range(0, 1))
     nesterov: bool = True
     scheduler: str = "cosine-warmup-restarts"
-    eta_max: float = 3e-4  # the peak lr of warm-up schedulers
-    t0: int = 10
-    t_mult: int = 1
-    t_up: int = 3
-    gamma: float = 1.0
+    eta_max: float = _setting(3e-4, Range(0, 10, low_open=True))  # the peak lr of warm-up schedulers
+    t0: int = _setting(10, Range(1, 10_000))
+    t_mult: int = _setting(1, Range(1, 100))
+    t_up: int = _setting(3, Range(0, 10_000))
+    gamma: float = _setting(1.0, Range(0, 10, low_open=True))
     loss: str = "focal"  # a name or a weighted mix such as "focal:0.6,f1:0.4"
-    focal_gamma: float = 2.0
-    label_smoothing: float = 0.1  # used by the label-smoothing loss
+    focal_gamma: float = _setting(2.0, Range(0, 100))
+    label_smoothing: float = _setting(0.1, Range(0, 1, high_open=True))  # used by the label-smoothing loss
     class_weights: bool = False
-    task_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # mask, gender, age (multitask)
+    task_weights: list[float] = _setting([1.0, 1.0, 1.0], three_weights)  # mask, gender, age (multitask)
     sampler: str = "weighted"
     augmentation: str = "seed"
     mix: str = "none"  # none, cutmix (left/right face halves) or mixup, applied per batch
-    mix_prob: float = 0.5
-    patience: int | None = None  # early stopping: epochs without a better validation macro F1
+    mix_prob: float = _setting(0.5, Range(0, 1))
+    patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
     # machinery
-    seed: int = 0
-    workers: int | None = None  # None: chosen from the CPU count
+    seed: int = _setting(0, Range(0, 1_000_000))  # seeds are derived as seed * 1009 + fold, below numpy's 2**32
+    workers: int | None = _setting(None, Range(0, 256))  # None: chosen from the CPU count
     device: str | None = None  # None: CUDA when present
     amp: bool = True  # on CUDA only
     channels_last: bool = True
     cache: bool = True  # decoded-image cache shared by epochs, folds and runs
     strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
-    name: str = "exp"
+    name: str = _setting("exp", plain_name)  # runs/NAME: one folder inside runs_dir, never a path
     runs_dir: str = "runs"
 
     def image_hw(self) -> tuple[int, int]:
@@ -84,53 +135,128 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# The checks by option name: the recipe's settings, and the other commands' counts of the same kind.
+CHECKS: dict[str, Callable[[Any], str | None]] = {
+    **{name: f.metadata["check"] for name, f in FIELDS.items() if "check" in f.metadata},
+    "people": Range(1, 20_000),
+    "eval_people": Range(0, 20_000),
+    "batches": Range(2, 100_000),
+    "min_gain": Range(0, 1),
+    "repeats": Range(1, 100),
+}
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """A command's options against the checks of the same name, before the command does any work
+    (exit code 2: the command line is wrong)."""
+    for name, value in options.items():
+        check = CHECKS.get(name)
+        problem = check(value) if check is not None and value is not None else None
+        if problem:
+            raise UsageError(f"--{name.replace('_', '-')} {problem}, got {shown(value)}")
 
 
 def resolve_recipe(path_or_name: str | Path) -> Path:
     """A path, or the name of a shipped recipe (`seed`, `cpu-quick`)."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    shipped = RECIPES_DIR / f"{path_or_name}.yaml"
-    if shipped.is_file():
-        return shipped
+    for path in (Path(path_or_name), RECIPES_DIR / f"{path_or_name}.yaml"):
+        try:
+            if path.is_file():
+                return path
+        except OSError:  # a name too long to be a file
+            pass
     names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
-    raise MaskctlError(f"config {path_or_name} not found (a YAML file, or a shipped recipe: {names})")
+    raise MaskctlError(f"config {shown(str(path_or_name))} not found (a YAML file, or a shipped recipe: {names})")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < YAML file < command-line overrides (options the user did not give are None)."""
-    import yaml
-
-    from maskctl.schema import read_text
-
+    """Defaults < YAML file < command-line overrides (options the user did not give are None).
+    Both go through the same checks of type and range, so a bad value fails here, in one line."""
     values: dict[str, Any] = {}
     if path is not None:
         recipe = resolve_recipe(path)
-        try:
-            loaded = yaml.safe_load(read_text(recipe, "recipe")) or {}
-        except yaml.YAMLError as exc:
-            raise MaskctlError(f"{recipe} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise MaskctlError(f"{recipe} must hold a mapping of settings")
-        values.update(loaded)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if isinstance(values.get("pretrained"), str) and values["pretrained"].lower() == "none":
-        values["pretrained"] = None  # `--pretrained none` unsets a recipe's weights
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        import difflib
-
-        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, FIELDS, n=1)) else u for u in unknown]
-        raise MaskctlError(f"unknown setting(s): {', '.join(hints)}")
-    config = TrainConfig(**{name: _checked(name, value) for name, value in values.items()})
+        values.update(_settings(read_recipe(recipe), f"config {recipe}: "))
+    values.update(_settings({k: v for k, v in (overrides or {}).items() if v is not None}, ""))
+    config = TrainConfig(**values)
     config.image_hw()  # fail early on a bad size
     return config
 
 
-def _checked(name: str, value: Any) -> Any:
-    """A recipe value of the field's type (ints are fine where floats are wanted), or a one-line
-    error now rather than a TypeError deep in training."""
+def read_recipe(recipe: Path) -> dict[str, Any]:
+    """A recipe file's mapping, bounded before it is parsed: a size limit, UTF-8 text, and no
+    YAML aliases (nested aliases expand a few hundred bytes into gigabytes, a 'billion laughs')."""
+    import yaml
+
+    try:
+        with recipe.open("rb") as file:
+            raw = file.read(MAX_RECIPE_BYTES + 1)
+    except OSError as exc:
+        raise MaskctlError(f"cannot read config {recipe}: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise MaskctlError(f"config {recipe} is larger than {MAX_RECIPE_BYTES // 1000} kB, too large for a recipe")
+    try:
+        loaded = yaml.load(raw.decode("utf-8"), Loader=_recipe_loader())
+    except UnicodeDecodeError:
+        raise MaskctlError(f"config {recipe} is not a text file (not UTF-8), so not a YAML recipe") from None
+    except yaml.YAMLError as exc:
+        raise MaskctlError(f"config {recipe} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise MaskctlError(f"config {recipe} is nested too deeply to be a recipe") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise MaskctlError(f"config {recipe} must hold a mapping of settings (name: value), not a {type(loaded).__name__}")
+    return loaded
+
+
+def _recipe_loader():
+    import yaml
+
+    class RecipeLoader(yaml.SafeLoader):
+        """safe_load that refuses aliases (*name): a recipe has no use for them."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a recipe", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    return RecipeLoader
+
+
+def _yaml_problem(exc) -> str:
+    """PyYAML's four-line message as one clause: what is wrong, and where."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def _settings(given: dict[Any, Any], where: str) -> dict[str, Any]:
+    """Known names with values of the right type and range, or one line naming the culprit
+    (`where` starts the message: the recipe file, or nothing for command-line values)."""
+    unknown = [key for key in given if key not in FIELDS]
+    if unknown:
+        import difflib
+
+        hints = [f"{shown(str(u), 40)} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(str(u)[:100], FIELDS, n=1)) else shown(str(u), 40)
+                 for u in unknown[:5]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise MaskctlError(f"{where}unknown setting(s): {', '.join(hints)}{more}")
+    if isinstance(given.get("pretrained"), str) and given["pretrained"].lower() == "none":
+        given = {**given, "pretrained": None}  # `--pretrained none` unsets a recipe's weights
+    return {name: _checked(name, value, where) for name, value in given.items()}
+
+
+def _checked(name: str, value: Any, where: str = "") -> Any:
+    """A value of the field's type (ints are fine where floats are wanted) within the field's
+    check, or a one-line error now rather than a TypeError or a runaway allocation in training."""
+    value = _typed(name, value, where)
+    check = FIELDS[name].metadata.get("check")
+    problem = "is too long" if isinstance(value, str) and len(value) > MAX_TEXT else (check(value) if check and value is not None else None)
+    if problem:
+        raise MaskctlError(f"{where}setting {name} {problem}, got {shown(value)}")
+    return value
+
+
+def _typed(name: str, value: Any, where: str) -> Any:
     import typing
 
     expected = typing.get_type_hints(TrainConfig)[name]
@@ -146,7 +272,7 @@ def _checked(name: str, value: Any) -> Any:
         if origin in (int, str, bool) and type(value) is origin:
             return value
     wanted = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
-    raise MaskctlError(f"setting {name} must be {wanted}, got {value!r}")
+    raise MaskctlError(f"{where}setting {name} must be {wanted}, got {shown(value)}")
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -11,3 +11,14 @@ class UsageError(MaskctlError):
     """The command line itself is wrong (exit code 2, like Typer's own usage errors)."""
 
     exit_code = 2
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A user's value as an error message quotes it, cut to `limit` characters: the value may be
+    megabytes long (a YAML string, a pasted path) or deeply nested, and reprlib stops early."""
+    import reprlib
+
+    brief = reprlib.Repr()
+    brief.maxstring = brief.maxother = brief.maxlong = limit
+    text = brief.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

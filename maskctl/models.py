@@ -7,6 +7,7 @@ replaced by random ones.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +40,25 @@ def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop
     """The timm door of the model registry (MODELS falls back to it for timm names)."""
     import timm
 
-    try:
-        return timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate, **_timm_kwargs(name, pretrained))
-    except MaskctlError:
-        raise
-    except Exception as exc:  # hub errors come in many types (LocalEntryNotFoundError, OSError, HTTP errors)
-        if pretrained == "hub":
-            raise MaskctlError(
-                f"could not get pretrained weights for {name} from the hub (offline, or not in the local cache): "
-                f"{type(exc).__name__}. Download the weights file elsewhere and pass --pretrained PATH/TO/model.safetensors"
-            ) from None
-        if pretrained:
-            raise MaskctlError(f"cannot load pretrained weights {pretrained} into {name}: {str(exc).splitlines()[0][:300]}") from None
-        raise
+    from maskctl.engine.checkpoint import unreadable_reason
+    from maskctl.hub import offline_unless_reachable
+
+    hub = offline_unless_reachable() if pretrained == "hub" else contextlib.nullcontext()
+    with hub as unreachable:
+        try:
+            return timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate, **_timm_kwargs(name, pretrained))
+        except MaskctlError:
+            raise
+        except Exception as exc:  # hub errors come in many types (LocalEntryNotFoundError, OSError, HTTP errors)
+            if pretrained == "hub":
+                why = f"{unreachable}, and they are not in the local cache" if unreachable else f"the download failed ({type(exc).__name__})"
+                raise MaskctlError(
+                    f"could not get pretrained weights for {name} from the hub: {why}. "
+                    f"Download the weights file where there is a network and pass --pretrained PATH/TO/model.safetensors"
+                ) from None
+            if pretrained:
+                raise MaskctlError(f"cannot load pretrained weights {pretrained} into {name}: {unreadable_reason(exc)}") from None
+            raise
 
 
 class MultiHead(nn.Module):

@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 
 
 class UnknownNameError(MaskctlError):
@@ -70,9 +70,9 @@ class Registry:
     def unknown_message(self, name: str) -> str:
         valid = self.names()
         candidates = valid + (self._fallback_names() if self._fallback_names else [])
-        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(name[:100], candidates, n=1, cutoff=0.5)  # a name, not a pasted page
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Valid: {', '.join(valid)}{self._fallback_hint}"
+        return f"unknown {self.kind} {shown(name)}.{hint} Valid: {', '.join(valid)}{self._fallback_hint}"
 
     def create(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
@@ -179,7 +179,7 @@ def registry_for(kind: str) -> Registry:
     """By its plural key ('losses') or its singular kind ('loss')."""
     by_name = {**{r.kind: r for r in REGISTRIES.values()}, **REGISTRIES}
     if kind not in by_name:
-        close = difflib.get_close_matches(kind, list(REGISTRIES), n=1)
+        close = difflib.get_close_matches(kind[:100], list(REGISTRIES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UnknownNameError(f"unknown kind {kind!r}.{hint} Valid: {', '.join(REGISTRIES)}")
+        raise UnknownNameError(f"unknown kind {shown(kind)}.{hint} Valid: {', '.join(REGISTRIES)}")
     return by_name[kind]

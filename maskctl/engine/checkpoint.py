@@ -1,6 +1,7 @@
 """Checkpoints: written atomically, read with weights_only=True (a checkpoint is data, never code)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,22 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the weights-only unpickler raises many types on a foreign or broken file
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise MaskctlError(f"cannot load checkpoint {path} (not a maskctl checkpoint, or damaged): {first_line[:200]}") from None
+        raise MaskctlError(f"cannot load checkpoint {path}: {unreadable_reason(exc)}") from None
     return check_checkpoint(state, path, resume)
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """Why a weights or checkpoint file did not load, as a sentence. Never torch's or timm's
+    advice to retry with weights_only=False: that would run whatever code the file holds."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only" in text:
+        found = re.search(r"(?:GLOBAL|globals:)\s+([\w.]*\w)", text)
+        named = f" ({found.group(1)[:60]})" if found else ""
+        return f"the weights-only loader refused it: it is damaged, or it holds Python objects other than tensors and plain data{named}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not re.search(r"[A-Za-z]{3}", first):  # e.g. a KeyError whose message is a bare byte value
+        return f"it is not a PyTorch or safetensors weights file, or it is damaged ({type(exc).__name__})"
+    return f"it is not a PyTorch or safetensors weights file, or it is damaged ({first[:160]})"
 
 
 def load_weights(model, state_dict: dict, source: str | Path) -> None:

@@ -142,6 +142,57 @@ def test_pretrained_hub_offline_fails_fast_and_mentions_file_option(monkeypatch,
     assert "\n" not in message
 
 
+def test_pretrained_hub_without_network_fails_within_seconds(monkeypatch, tmp_path):
+    """No HF_HUB_OFFLINE, and the hub's address refuses connections (a closed local port, so no
+    network is touched): huggingface_hub alone would retry for many seconds."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    for proxy in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    start = time.monotonic()
+    with pytest.raises(MaskctlError) as info:
+        M.build_model("resnet18", num_classes=18, pretrained="hub")
+    assert time.monotonic() - start < 5
+    message = str(info.value)
+    assert "127.0.0.1 is out of reach" in message and "--pretrained PATH" in message and "resnet18" in message
+    assert constants.HF_HUB_OFFLINE is False  # offline mode only for the one attempt
+
+
+def _pickle_that_runs_code(path):
+    import os
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"state": Exploit()}, path)
+
+
+@pytest.mark.parametrize("filename,write,reason", [
+    ("text.pth", lambda p: p.write_text("hello\n"), "not a PyTorch or safetensors weights file"),
+    ("exploit.pth", _pickle_that_runs_code, "posix.system"),
+    ("empty.pth", lambda p: p.write_bytes(b""), "not a PyTorch or safetensors weights file"),
+    ("broken.safetensors", lambda p: p.write_bytes(b"\xff" * 64), "not a PyTorch or safetensors weights file"),
+])
+def test_unloadable_weights_and_checkpoints_are_explained_in_a_sentence(tmp_path, filename, write, reason):
+    """Never a bare number (a KeyError's byte value) and never the advice to retry with
+    weights_only=False, which would run the file's code."""
+    from maskctl.engine import checkpoint
+
+    path = tmp_path / filename
+    write(path)
+    for load in (lambda: M.build_model("test_resnet", num_classes=18, pretrained=str(path)), lambda: checkpoint.load(path)):
+        with pytest.raises(MaskctlError) as info:
+            load()
+        message = str(info.value)
+        assert reason in message and filename in message and "\n" not in message
+        assert "weights_only=False" not in message and "weights_only` set to `False" not in message
+
+
 def test_model_meta_round_trip():
     from maskctl.config import TrainConfig
 

@@ -259,7 +259,7 @@ SIDE_FILES = {
     "oof.csv label not a number": (edit_csv("oof.csv", 0, "label", "x"), "ensemble", "oof.csv: row 2, column label: 'x' is not a whole number"),
     "oof.csv without a fold": (rewrite("oof.csv", "image,person\na,b\n"), "ensemble", "oof.csv lacks column(s) fold, label"),
     "run folds.csv fold not a number": (edit_csv("folds.csv", 0, "fold", "one"), "tta-eval", "folds.csv: row 2, column fold: 'one'"),
-    "binary config.yaml": (rewrite("config.yaml", b"\x00\x01\xff\xfe yaml"), "tta-eval", "config.yaml is not UTF-8 text"),
+    "binary config.yaml": (rewrite("config.yaml", b"\x00\x01\xff\xfe yaml"), "tta-eval", "config.yaml is not a text file (not UTF-8)"),
     "fold result not JSON": (rewrite("fold0/result.json", "{"), "resume", "result.json is not valid JSON"),
     "fold result of the wrong shape": (rewrite("fold0/result.json", '{"fold": 0, "best_f1": "high"}'), "resume", "field 'best_f1' must be a finite number"),
 }

@@ -165,15 +165,14 @@ def _verify(graph, path: Path, images: np.ndarray) -> float:
 
 
 def _tta_record(run_dir: Path) -> dict | None:
-    import json
+    """What `maskctl tta-eval` recorded, for `predict EXPORT --tta auto`; None without a record."""
+    from maskctl.predict import TTA_FILE, read_tta_record
 
-    from maskctl.predict import TTA_FILE
-
-    try:
-        record = json.loads((run_dir / TTA_FILE).read_text())
-        return {"policy": record["policy"], "weights": record["weights"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    path = run_dir / TTA_FILE
+    if not path.is_file():
         return None
+    record = read_tta_record(path)
+    return {"policy": record["policy"], "weights": record["weights"]}
 
 
 def _replace_folder(staging: Path, out: Path) -> None:

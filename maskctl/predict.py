@@ -12,7 +12,7 @@ import numpy as np
 from maskctl import io
 from maskctl.console import console, progress, warn
 from maskctl.data.transforms import checkpoint_decode_size
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 
 TTA_FILE = "tta.json"
 PREDICT_SET = ("submission.csv", "probs.csv")  # written together: predict.json, written last, records both
@@ -124,7 +124,7 @@ def read_tta_record(path: Path) -> dict:
     record = schema.read_json(path, "TTA record")
     policy = schema.check_fields(record, {"policy": schema.text}, f"TTA record {path}")["policy"]
     if policy not in TTA_POLICIES.names():
-        raise MaskctlError(f"TTA record {path}: field 'policy' names no TTA policy (found {schema.shown(policy)}; known: {', '.join(TTA_POLICIES.names())})")
+        raise MaskctlError(f"TTA record {path}: field 'policy' names no TTA policy (found {shown(policy)}; known: {', '.join(TTA_POLICIES.names())})")
     views = len(policy_views(policy))
     schema.check_fields(record, {"weights": schema.sequence(schema.finite, length=views)}, f"TTA record {path}")
     try:

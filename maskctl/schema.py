@@ -17,24 +17,18 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from maskctl.errors import MaskctlError
+from maskctl.config import MAX_SIDE as MAX_IMAGE_SIDE
+from maskctl.errors import MaskctlError, shown
 
 # Digits and signs in ASCII only: Python's int() and float() accept any script's digits, pandas
 # does not, and a value should not mean something else to the next tool that reads the file.
 ASCII_INT = re.compile(r"[+-]?[0-9]+")
 ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 MAX_CLASSES = 1000  # the task has 18; a checkpoint claiming millions is damaged, not big
-MAX_IMAGE_SIDE = 8192
-SHOWN = 60  # characters of a bad value quoted in a message: an error line never echoes a whole file
 
 
 def _named(path: Path, what: str) -> str:
     return f"{what} {path}" if what else str(path)
-
-
-def shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
 def ascii_int(text: str) -> int | None:

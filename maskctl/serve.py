@@ -15,10 +15,6 @@ from maskctl.console import NO_CUDA, console, progress, warn
 from maskctl.errors import MaskctlError
 from maskctl.export import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc, file_sha256
 
-MAX_CLASSES = 10_000
-MAX_SIDE = 4096
-
-
 def is_export(path: Path) -> bool:
     return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / META_FILE).is_file())
 
@@ -45,41 +41,29 @@ def read_export(path: Path) -> tuple[dict, Path]:
 
 
 def _check_meta(meta, meta_path: Path) -> None:
-    def bad(field: str, wanted: str):
-        raise MaskctlError(f"{meta_path}: field {field!r} must be {wanted}")
+    from maskctl.schema import IMAGE_SIZE, MAX_CLASSES, check_fields, finite, flag, mapping, sequence, text, whole
 
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise MaskctlError(f"{meta_path} is not a maskctl export description (format is not {EXPORT_FORMAT!r})")
-    if meta.get("version") != EXPORT_VERSION:
-        bad("version", f"{EXPORT_VERSION} (this maskctl reads that version; re-export with it)")
-    for field in ("size", "decode_size"):
-        value = meta.get(field)
-        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int and 8 <= v <= MAX_SIDE for v in value)):
-            bad(field, f"[height, width], whole numbers from 8 to {MAX_SIDE}")
+    check_fields(meta, {
+        "version": whole(EXPORT_VERSION, EXPORT_VERSION), "size": IMAGE_SIZE, "decode_size": IMAGE_SIZE,
+        "num_classes": whole(1, MAX_CLASSES), "class_names": sequence(text), "mean": sequence(finite, 3), "std": sequence(finite, 3),
+        "sha256": text, "model_file": text, "output": text, "input": mapping, "mask_classes": flag,
+    }, str(meta_path))
+    check_fields(meta["input"], {"name": text}, f"{meta_path} input")
+
+    def bad(field: str, wanted: str):
+        raise MaskctlError(f"{meta_path}: field {field!r} must be {wanted}")
+
     if any(d < s for d, s in zip(meta["decode_size"], meta["size"])):
         bad("decode_size", "at least size (the image is cropped down to size)")
-    classes = meta.get("num_classes")
-    if not (type(classes) is int and 1 <= classes <= MAX_CLASSES):
-        bad("num_classes", f"a whole number from 1 to {MAX_CLASSES}")
-    names = meta.get("class_names")
-    if not (isinstance(names, list) and len(names) == classes and all(isinstance(n, str) for n in names)):
-        bad("class_names", f"a list of {classes} names")
-    for field in ("mean", "std"):
-        value = meta.get(field)
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
-            bad(field, "three numbers")
-    for field in ("sha256", "model_file", "output"):
-        if not isinstance(meta.get(field), str):
-            bad(field, "a string")
+    if len(meta["class_names"]) != meta["num_classes"]:
+        bad("class_names", f"a list of {meta['num_classes']} names (num_classes)")
     if Path(meta["model_file"]).name != meta["model_file"]:
         bad("model_file", "a file name beside export.json")
-    if not (isinstance(meta.get("input"), dict) and isinstance(meta["input"].get("name"), str)):
-        bad("input", "{name, dtype, layout}")
-    if not isinstance(meta.get("mask_classes"), bool):
-        bad("mask_classes", "true or false")
     tta = meta.get("tta")
-    if tta is not None and not (isinstance(tta, dict) and isinstance(tta.get("policy"), str) and isinstance(tta.get("weights"), list)):
-        bad("tta", "null or {policy, weights}")
+    if tta is not None:
+        check_fields(tta, {"policy": text, "weights": sequence(finite)}, f"{meta_path} tta")
 
 
 def providers_for(device_name: str | None) -> tuple[list, str]:

@@ -6,7 +6,9 @@
 - the seed recipe itself (`maskctl train --config seed`, no pretrained weights), fold 0 for
   --recipe-epochs epochs at batch 16 and 32: images/s and peak GPU memory;
 - predict as whole processes, `maskctl predict` against the baseline-style loop on the same
-  checkpoint (target: at least 3x).
+  checkpoint (target: at least 3x), and predict's phases in one process (model loading with and
+  without BatchNorm folding, the first batch, the rest, with the default and with no loader
+  workers), to see where a slow predict spends its time.
 
     python bench/gpu_check.py                       # synthesises 300 + 143 eval people at 384x512 first
     python bench/gpu_check.py --data data/train     # your data
@@ -37,7 +39,7 @@ def main() -> int:
     parser.add_argument("--recipe-batch-sizes", default="16,32")
     parser.add_argument("--recipe-optimizer", default=None, help="instead of the recipe's adamp, e.g. adamw")
     parser.add_argument("--predict-repeats", type=int, default=2)
-    parser.add_argument("--parts", default="optimizer,loading,steps,loader,recipe,predict", help="which checks to run (predict needs recipe)")
+    parser.add_argument("--parts", default="optimizer,loading,steps,loader,recipe,predict,phases", help="which checks to run (predict and phases need recipe)")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = parser.parse_args()
 
@@ -85,7 +87,10 @@ def main() -> int:
             from maskctl.bench import bench_predict
 
             report["predict"] = bench_predict(Path(report["recipe"][0]["run"]), eval_dir, str(device), repeats=args.predict_repeats)
-            print(json.dumps(report["predict"], indent=1), flush=True)
+            print(json.dumps({k: v for k, v in report["predict"].items() if k != "rows"}, indent=1), flush=True)
+        if "phases" in parts and (eval_dir / "info.csv").is_file():
+            report["phases"] = predict_phases(Path(report["recipe"][0]["run"]), eval_dir, device, workers)
+            print(json.dumps(report["phases"], indent=1), flush=True)
     report["seconds"] = time.perf_counter() - started
     args.out.write_text(json.dumps(report, indent=1))
     if "loading" not in parts:
@@ -131,6 +136,33 @@ def bench_optimizer_step(model_name: str, size_hw, device, steps: int = 20) -> d
         _synchronize(device)
         row[f"{name}_ms"] = (time.perf_counter() - started) / steps * 1000
     row["max_abs_diff_one_step"] = max((a - b).abs().max().item() for a, b in zip(after_one["timm_adamp"], after_one["maskctl_adamp"]))
+    return row
+
+
+def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
+    """Seconds of each step of `maskctl predict`, in this process (imports already paid)."""
+    import numpy as np
+
+    from maskctl.data.transforms import checkpoint_decode_size
+    from maskctl.engine.inference import inference_loader, predict_views
+    from maskctl.predict import checkpoint_paths, load_models, read_prediction_data
+    from maskctl.tta import no_tta
+
+    paths = checkpoint_paths(run)
+    dataset, ids, _ = read_prediction_data(eval_dir)
+    row = {"checkpoints": len(paths), "images": len(ids)}
+    for fused in (True, False):
+        started = time.perf_counter()
+        loaded = load_models(paths, device, channels_last=True, fuse=fused)
+        _synchronize(device)
+        row[f"load_models_{'fused' if fused else 'unfused'}_s"] = time.perf_counter() - started
+        decode_hw = checkpoint_decode_size(loaded.meta)
+        for loader_workers in sorted({workers, 0}):
+            loader = inference_loader(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), decode_hw, device, loader_workers)
+            started = time.perf_counter()
+            predict_views(loaded.models, loader, device, no_tta(), crop_hw=tuple(loaded.meta["size"]))
+            _synchronize(device)
+            row[f"predict_{'fused' if fused else 'unfused'}_{loader_workers}_workers_s"] = time.perf_counter() - started
     return row
 
 

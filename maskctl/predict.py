@@ -43,7 +43,7 @@ def checkpoint_paths(run: Path, fold: int | None = None) -> list[Path]:
     return paths
 
 
-def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
+def load_models(paths: list[Path], device, channels_last: bool, fuse: bool = True) -> LoadedModels:
     import torch
 
     from maskctl.engine import checkpoint
@@ -60,7 +60,8 @@ def load_models(paths: list[Path], device, channels_last: bool) -> LoadedModels:
         meta = meta or this
         model = model_from_meta(this)
         checkpoint.load_weights(model, state["model"], path)
-        model = fuse_for_inference(model)
+        if fuse:
+            model = fuse_for_inference(model)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         models.append(model.to(device, memory_format=memory_format).eval())
     return LoadedModels(models, meta)

@@ -341,7 +341,7 @@ def tta_eval(
 @user_errors
 def explain(
     run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME) with out-of-fold predictions.")],
-    images: Annotated[Optional[list[str]], typer.Option("--images", help="An image to explain, as oof.csv names it (person/mask1.jpg) or by path; repeat for more \\[the most confidently wrong of the most confused pairs].", show_default=False)] = None,
+    images: Annotated[Optional[list[str]], typer.Option("--images", help="An image to explain, as oof.csv names it (images/PERSON/mask1.jpg) or by path; repeat for more \\[the most confidently wrong of the most confused pairs].", show_default=False)] = None,
     pairs: Annotated[int, typer.Option(help="Most confused (true, predicted) class pairs to explain.")] = 3,
     per_pair: Annotated[int, typer.Option(help="Most confidently wrong images per pair.")] = 4,
     out: Annotated[Optional[Path], typer.Option(help="Output folder \\[RUN/explain].", show_default=False)] = None,
@@ -354,7 +354,7 @@ def explain(
     (pair_<true>_<pred>.png) and explain.json. Works for timm CNNs and multihead; a model
     without a spatial feature map (a ViT) is refused in one line.
 
-    Examples: maskctl explain runs/exp --pairs 5; maskctl explain runs/exp --images 000001_female_Asian_45/mask1.jpg
+    Examples: maskctl explain runs/exp --pairs 5; maskctl explain runs/exp --images images/000001_female_Asian_45/mask1.jpg
     """
     from maskctl.explain import explain as run_explain
 

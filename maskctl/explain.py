@@ -311,7 +311,7 @@ def _write_grid(path: Path, panels: list, title: str) -> None:
 
     height, width = panels[0][0].shape[:2]
     row_inches = 2.4
-    fig = Figure(figsize=(2 * row_inches * width / height + 0.4, row_inches * len(panels) + 0.6))
+    fig = Figure(figsize=(2 * row_inches * width / height + 0.4, row_inches * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (image, blended, caption), (left, right) in zip(panels, axes):
         left.imshow(image)

@@ -47,6 +47,7 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
     if out.exists() and not out.is_dir():
         raise MaskctlError(f"{out} is a file, not a folder")
     staging = out.parent / f".{out.name}.tmp{os.getpid()}"
+    made = _first_missing(out.parent)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -58,6 +59,10 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, out)
+    except BaseException:
+        if made is not None:  # the folders above `out` that staging made go too
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -174,3 +174,6 @@ def test_a_failure_while_writing_leaves_the_old_explanations_whole(run, tmp_path
     assert result.exit_code == 1 and "No space left on device" in one_line_error(result)
     assert [p.name for p in tmp_path.iterdir()] == ["explain"] and [p.name for p in out.iterdir()] == ["kept.txt"]
     assert (out / "kept.txt").read_text() == "earlier"
+    deep = invoke("explain", run, "--out", tmp_path / "new" / "place" / "explain", "--pairs", "1", "--per-pair", "1", "--device", "cpu")
+    assert deep.exit_code == 1 and "No space left on device" in one_line_error(deep)
+    assert [p.name for p in tmp_path.iterdir()] == ["explain"]  # the folders made on the way are gone too

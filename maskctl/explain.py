@@ -134,7 +134,9 @@ def confused_images(oof, pairs: int, per_pair: int):
     for row in top.itertuples():
         members = wrong[(wrong["label"] == row.label) & (wrong["pred"] == row.pred)]
         chosen.append(members.sort_values("prob_pred", ascending=False).head(per_pair).assign(count=row.count))
-    return _concat(chosen)
+    import pandas as pd
+
+    return pd.concat(chosen, ignore_index=True)
 
 
 def named_images(oof, names: list[str]):
@@ -154,12 +156,6 @@ def named_images(oof, names: list[str]):
     chosen = oof.iloc[list(dict.fromkeys(rows))].reset_index(drop=True)
     pair_sizes = oof.groupby(["label", "pred"]).size()
     return chosen.assign(count=[int(pair_sizes[pair]) for pair in zip(chosen["label"], chosen["pred"])])
-
-
-def _concat(frames):
-    import pandas as pd
-
-    return pd.concat(frames, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------- the command
@@ -197,20 +193,24 @@ def explain(run: Path, images: list[str] | None = None, pairs: int = DEFAULT_PAI
 
 
 def attach_paths(oof, run: Path, data: Path | None):
-    """oof.csv + each image's path in the run's data (or `data`): every image must be there,
-    or the run was trained on other data."""
+    """oof.csv + each image's path in the run's data (or `data`): every image must be there with
+    the label it was trained on, or the run was trained on other data."""
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
     from maskctl.engine.kfold import CONFIG_FILE
 
     config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
     samples = get_dataset_kind(config.dataset).read(config)
-    paths = oof[["image"]].merge(samples.table[["image", "path"]].drop_duplicates("image"), on="image", how="left")["path"]
-    missing = oof["image"][paths.isna().to_numpy()]
+    found = oof[["image"]].merge(samples.table[["image", "path", "label"]].drop_duplicates("image"), on="image", how="left")
+    missing = oof["image"][found["path"].isna().to_numpy()]
     if len(missing):
         raise MaskctlError(f"{len(missing)} of the run's {len(oof)} validation images are not in {config.data} (e.g. {shown(missing.iloc[0])}): "
                            f"the run was trained on other data; pass that folder with --data")
-    return oof.assign(path=paths.to_numpy())
+    relabelled = oof["image"][found["label"].to_numpy() != oof["label"].to_numpy()]
+    if len(relabelled):
+        raise MaskctlError(f"{len(relabelled)} of the run's {len(oof)} validation images have other labels in {config.data} than in its oof.csv "
+                           f"(e.g. {shown(relabelled.iloc[0])}): the run was trained on other data or other label fixes")
+    return oof.assign(path=found["path"].to_numpy())
 
 
 def explain_folds(run: Path, chosen, device):

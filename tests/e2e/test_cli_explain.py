@@ -129,6 +129,17 @@ def other_data(run, tmp_path):
     return [run, "--data", tmp_path / "other" / "train"], "the run was trained on other data"
 
 
+def relabelled_data(run, tmp_path):
+    """The same images, one person's gender changed in train.csv."""
+    import yaml
+
+    shutil.copytree(yaml.safe_load((run / "config.yaml").read_text())["data"], tmp_path / "relabelled")
+    table = pd.read_csv(tmp_path / "relabelled" / "train.csv", dtype=str)
+    table.loc[0, "gender"] = "female" if table.loc[0, "gender"] == "male" else "male"
+    table.to_csv(tmp_path / "relabelled" / "train.csv", index=False)
+    return [run, "--data", tmp_path / "relabelled"], "have other labels in"
+
+
 def missing_data(run, tmp_path):
     return [run, "--data", tmp_path / "nowhere"], "nowhere"
 
@@ -150,7 +161,7 @@ def out_is_a_file(run, tmp_path):
     return [run, "--overwrite"], "not a folder"
 
 
-@pytest.mark.parametrize("bad", [not_a_run, without_oof, other_data, missing_data, unknown_image, zero_pairs, too_many_per_pair, out_is_a_file])
+@pytest.mark.parametrize("bad", [not_a_run, without_oof, other_data, relabelled_data, missing_data, unknown_image, zero_pairs, too_many_per_pair, out_is_a_file])
 def test_bad_input_is_one_line_and_writes_nothing(bad, run, tmp_path):
     (tmp_path / "plain").mkdir()
     args, culprit = bad(run, tmp_path)

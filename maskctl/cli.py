@@ -339,6 +339,30 @@ def tta_eval(
 
 @app.command()
 @user_errors
+def explain(
+    run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME) with out-of-fold predictions.")],
+    images: Annotated[Optional[list[str]], typer.Option("--images", help="An image to explain, as oof.csv names it (images/PERSON/mask1.jpg) or by path; repeat for more \\[the most confidently wrong of the most confused pairs].", show_default=False)] = None,
+    pairs: Annotated[int, typer.Option(help="Most confused (true, predicted) class pairs to explain.")] = 3,
+    per_pair: Annotated[int, typer.Option(help="Most confidently wrong images per pair.")] = 4,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder \\[RUN/explain].", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Training folder \\[the run's own].", show_default=False)] = None,
+    device: Device = None,
+    overwrite: Overwrite = False,
+):
+    """Where does the model look? Grad-CAM heat maps of validation images, each from the fold
+    model that never trained on it: one overlay PNG per image, one grid per class pair
+    (pair_<true>_<pred>.png) and explain.json. Works for timm CNNs and multihead; a model
+    without a spatial feature map (a ViT) is refused in one line.
+
+    Examples: maskctl explain runs/exp --pairs 5; maskctl explain runs/exp --images images/000001_female_Asian_45/mask1.jpg
+    """
+    from maskctl.explain import explain as run_explain
+
+    run_explain(run, images, pairs, per_pair, out, data, device, overwrite)
+
+
+@app.command()
+@user_errors
 def ensemble(
     runs: Annotated[list[Path], typer.Argument(help="Run folders with predictions (probs.csv from `maskctl predict`), e.g. runs/*.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("ensemble"),

@@ -143,6 +143,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batches": Range(2, 100_000),
     "min_gain": Range(0, 1),
     "repeats": Range(1, 100),
+    "pairs": Range(1, 1000),
+    "per_pair": Range(1, 100),
 }
 
 

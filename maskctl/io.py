@@ -38,6 +38,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def staged_folder(out: str | Path) -> Iterator[Path]:
+    """Yields an empty staging folder beside `out`; when the block succeeds the finished folder
+    takes `out`'s place in one rename (an old one is moved aside first), and when it fails
+    `out` is as it was: a folder of outputs is never left half-written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MaskctlError(f"{out} is a file, not a folder")
+    staging = out.parent / f".{out.name}.tmp{os.getpid()}"
+    made = _first_missing(out.parent)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / f".{out.name}.old{os.getpid()}"
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        if made is not None:  # the folders above `out` that staging made go too
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

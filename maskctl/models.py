@@ -84,6 +84,14 @@ class MultiHead(nn.Module):
         task_logits = tuple(head(features) for head in self.heads)
         return task_logits if tasks else compose_task_logits(*task_logits)
 
+    # timm's split of forward, so Grad-CAM (maskctl/explain.py) reaches the backbone's feature map
+    def forward_features(self, x):
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, feature_map):
+        pooled = self.backbone.forward_head(feature_map)
+        return compose_task_logits(*(head(pooled) for head in self.heads))
+
 
 def compose_task_logits(mask_logits, gender_logits, age_logits):
     """(N,3), (N,2), (N,3) -> (N,18) log-probabilities in class order mask*6 + gender*3 + age."""

@@ -98,6 +98,21 @@ def _digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def replace_folder(staging: Path, out: Path) -> None:
+    """A finished output folder, built in `staging` beside `out`, takes the place of `out` in one
+    rename (an old one is moved aside first): a reader never sees it half-written."""
+    if out.exists():
+        if not out.is_dir():
+            raise MaskctlError(f"{out} is a file, not a folder")
+        old = out.parent / f".{out.name}.old{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, out)
+
+
 def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
     """An existing, non-empty output folder is refused unless the user said --overwrite."""
     path = require_writable(path)

@@ -74,7 +74,7 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_
         plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
     histories = {d.name: read_metrics(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
     if histories:
-        _plot_curves(run_dir / "curves.png", histories)
+        plot_curves(run_dir / "curves.png", histories)
     io.write_json(run_dir / "summary.json", summary)
     console.print(fold_table(summary, run_dir.name))
     return summary
@@ -109,7 +109,7 @@ def fold_table(summary: dict, title: str):
     return table
 
 
-def _plot_curves(path: Path, histories: dict) -> None:
+def plot_curves(path: Path, histories: dict) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(14, 4))

@@ -400,7 +400,9 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     out = out or default_out(stems)
     if out.exists() and not overwrite:
         raise MaskctlError(f"{out} exists; pass --overwrite or choose --out")
-    io.require_writable(out.parent)
+    # The folder that holds the report (and its staging folder beside it): checked for writing
+    # now, and removed again if this command made it and then fails.
+    io.prepare_output_dir(out.parent, overwrite=True)
 
     run_scores = [oof_scores(r) for r in runs]
     names = class_names(runs[0], len(run_scores[0]["per_class"]))
@@ -408,7 +410,6 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     meta = (f"{len(runs)} run(s): " + "; ".join(f"{r.label} = {r.path}" for r in runs)
             + f". Made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by maskctl {__version__}.")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

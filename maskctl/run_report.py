@@ -52,6 +52,7 @@ class Figures:
     """Images shown side by side (one per run): (file name in the report folder, caption)."""
 
     images: list[tuple[str, str]]
+    per_row: int = 3  # wide figures (the three-panel curves) read only one to a row
 
 
 @dataclass
@@ -153,15 +154,23 @@ def _f(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _best_cells(rows: list[list[str]], columns: range) -> set[tuple[int, int]]:
-    """The highest number of each column, where the runs differ in it."""
-    cells = set()
-    for c in columns:
-        values = [(float(r[c].split()[0]), i) for i, r in enumerate(rows) if r[c] != "-"]
-        if len({v for v, _ in values}) > 1:
-            top = max(v for v, _ in values)
-            cells |= {(i, c) for v, i in values if v == top}
-    return cells
+def _best_in_columns(rows: list[list[str]], columns: range) -> set[tuple[int, int]]:
+    """Tables with a row per run: the best run of each column."""
+    return set().union(*(_top([(i, c) for i in range(len(rows))], rows) for c in columns))
+
+
+def _best_in_rows(rows: list[list[str]], columns: range) -> set[tuple[int, int]]:
+    """Tables with a column per run: the best run of each row."""
+    return set().union(*(_top([(i, c) for c in columns], rows) for i in range(len(rows))))
+
+
+def _top(cells: list[tuple[int, int]], rows: list[list[str]]) -> set[tuple[int, int]]:
+    """The cells holding the highest number, where the runs differ at all."""
+    values = {(i, c): float(rows[i][c]) for i, c in cells if rows[i][c] != "-"}
+    if len(set(values.values())) < 2:
+        return set()
+    top = max(values.values())
+    return {cell for cell, value in values.items() if value == top}
 
 
 # ------------------------------------------------------------------------------- sections
@@ -190,7 +199,7 @@ def scores_section(runs: list[Run], run_scores: list[dict]) -> Section:
     tasks = [t for t in ("f1_mask", "f1_gender", "f1_age") if t in run_scores[0]]
     header = ["run", "OOF macro F1", "OOF accuracy", *(t.replace("f1_", "") + " F1" for t in tasks), "images"]
     rows = [[r.label, _f(s["f1"]), _f(s["acc"]), *(_f(s.get(t)) for t in tasks), str(len(r.oof))] for r, s in zip(runs, run_scores)]
-    overall = Table(header, rows, _best_cells(rows, range(1, len(header) - 1)))
+    overall = Table(header, rows, _best_in_columns(rows, range(1, len(header) - 1)))
 
     fold_ids = sorted({res["fold"] for r in runs for res in r.fold_results})
     fold_rows = []
@@ -199,7 +208,7 @@ def scores_section(runs: list[Run], run_scores: list[dict]) -> Section:
         best = [res["best_f1"] for res in run.fold_results]
         fold_rows.append([run.label, *(_f(by_fold[f]["best_f1"]) if f in by_fold else "-" for f in fold_ids),
                           f"{np.mean(best):.4f} ± {np.std(best):.4f}" if best else "-"])
-    per_fold = Table(["run", *(f"fold {f}" for f in fold_ids), "mean ± std"], fold_rows, _best_cells(fold_rows, range(1, len(fold_ids) + 1)))
+    per_fold = Table(["run", *(f"fold {f}" for f in fold_ids), "mean ± std"], fold_rows, _best_in_columns(fold_rows, range(1, len(fold_ids) + 1)))
     return Section("Scores", [
         "Out-of-fold (OOF) scores: every validation image scored by the fold model that did not train on it. "
         "Per-task F1 is the macro F1 of the mask, gender and age parts of the 18-class prediction.",
@@ -211,9 +220,14 @@ def scores_section(runs: list[Run], run_scores: list[dict]) -> Section:
 
 def per_class_section(runs: list[Run], run_scores: list[dict], names: list[str]) -> Section:
     support = np.bincount(runs[0].oof["label"].to_numpy(), minlength=len(names))
-    rows = [[name, str(support[c]), *(_f(s["per_class"][c]) for s in run_scores)] for c, name in enumerate(names)]
+
+    def f1(result: dict, c: int) -> str:  # a class neither present nor predicted has no F1, not 0
+        present = (runs[0].oof["label"].to_numpy() == c).any() or (result["pred"] == c).any()
+        return _f(result["per_class"][c]) if present else "-"
+
+    rows = [[name, str(support[c]), *(f1(s, c) for s in run_scores)] for c, name in enumerate(names)]
     header = ["class", "images" if len(runs) == 1 else f"images ({runs[0].label})", *(r.label for r in runs)]
-    return Section("Per-class F1 (OOF)", [Table(header, rows, _best_cells(rows, range(2, len(header))))])
+    return Section("Per-class F1 (OOF)", [Table(header, rows, _best_in_rows(rows, range(2, len(header))))])
 
 
 def plots_sections(runs: list[Run], run_scores: list[dict], names: list[str], folder: Path) -> list[Section]:
@@ -229,7 +243,7 @@ def plots_sections(runs: list[Run], run_scores: list[dict], names: list[str], fo
         matrices.append((f"{run.stem}-confusion.png", f"{run.label}: OOF confusion matrix (rows: true class)"))
     sections = []
     if curves:
-        sections.append(Section("Learning curves", [Figures(curves)]))
+        sections.append(Section("Learning curves", [Figures(curves, per_row=1)]))
     sections.append(Section("Confusion matrices", [Figures(matrices)]))
     return sections
 
@@ -339,7 +353,7 @@ def to_html(title: str, meta: str, sections: list[Section], folder: Path) -> str
             elif isinstance(block, Table):
                 parts.append(_html_table(block))
             else:
-                parts.append(f'<div class="figures" style="grid-template-columns: repeat({min(len(block.images), 3)}, 1fr)">')
+                parts.append(f'<div class="figures" style="grid-template-columns: repeat({min(len(block.images), block.per_row)}, 1fr)">')
                 for name, caption in block.images:
                     data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
                     parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'

@@ -116,10 +116,11 @@ def plot_curves(path: Path, histories: dict) -> None:
     axes = fig.subplots(1, 3)
     for name, history in histories.items():
         epochs = history["epoch"] + 1
-        axes[0].plot(epochs, history["train_loss"], label=f"{name} train")
-        axes[0].plot(epochs, history["val_loss"], "--", label=f"{name} val")
-        axes[1].plot(epochs, history["f1"], label=name)
-        axes[2].plot(epochs, history["lr"], label=name)
+        # Markers: a fold of one epoch is a point, which a line alone does not draw.
+        axes[0].plot(epochs, history["train_loss"], marker="o", markersize=3, label=f"{name} train")
+        axes[0].plot(epochs, history["val_loss"], "--", marker="o", markersize=3, label=f"{name} val")
+        axes[1].plot(epochs, history["f1"], marker="o", markersize=3, label=name)
+        axes[2].plot(epochs, history["lr"], marker="o", markersize=3, label=name)
     for ax, title in zip(axes, ("loss", "validation macro F1", "learning rate")):
         ax.set_title(title)
         ax.set_xlabel("epoch")

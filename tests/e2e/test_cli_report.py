@@ -213,3 +213,19 @@ def test_a_missing_folder_is_one_line(tmp_path):
     result = invoke("report", tmp_path / "nowhere", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "nowhere is not a run folder" in one_line_error(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_best_run_is_stressed_per_score_and_per_class(page, two_runs):
+    markdown = (page / "report.md").read_text()
+    scores = {run.name: oof_f1(run) for run in two_runs}
+    best = max(scores, key=scores.get)
+    assert f"| {best} | **{scores[best]:.4f}** |" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| wear/", "| incorrect/", "| not_wear/"))]
+    compared = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")][2:]
+        numbers = [float(c.strip("*")) for c in cells]
+        bold = [c.startswith("**") for c in cells]
+        assert bold == ([n == max(numbers) for n in numbers] if len(set(numbers)) > 1 else [False, False]), row
+        compared += len(set(numbers)) > 1
+    assert len(rows) == CLASSES and compared

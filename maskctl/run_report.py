@@ -265,7 +265,7 @@ def audit_section(runs: list[Run], folder: Path) -> Section | None:
     return Section("Label audit: top suspects", blocks) if blocks else None
 
 
-def explain_section(runs: list[Run], folder: Path) -> Section | None:
+def explain_section(runs: list[Run], folder: Path, names: list[str]) -> Section | None:
     blocks: list[str | Table | Figures] = []
     for run in runs:
         record = run.path / "explain" / "explain.json"
@@ -275,12 +275,23 @@ def explain_section(runs: list[Run], folder: Path) -> Section | None:
         for grid in pair_grids(record):
             name = f"{run.stem}-{grid.name}"
             copy_png(grid, folder / name)
-            pair = grid.stem.removeprefix("pair_").replace("_", " predicted as ", 1)
-            grids.append((name, f"{run.label}: true {pair}"))
+            grids.append((name, f"{run.label}: {pair_caption(grid.stem, names)}"))
         blocks.append(f"{run.label}: Grad-CAM of the most confidently wrong validation images per confused class pair ({len(grids)} pair(s)).")
         if grids:
             blocks.append(Figures(grids))
     return Section("Explain: where the model looks", blocks) if blocks else None
+
+
+def pair_caption(stem: str, names: list[str]) -> str:
+    """pair_3_9 -> 'true 3 (wear/female/<30) predicted as 9 (...)'; other spellings as they are."""
+    parts = stem.removeprefix("pair_").split("_", 1)
+    named = [f"{p} ({names[int(p)]})" if p.isdigit() and int(p) < len(names) else p for p in parts]
+    return "true " + " predicted as ".join(named)
+
+
+def _natural(name: str) -> list:
+    """pair_3_9 before pair_10_4."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"([0-9]+)", name)]
 
 
 def pair_grids(record: Path) -> list[Path]:
@@ -302,7 +313,7 @@ def pair_grids(record: Path) -> list[Path]:
                 names.add(name)
 
     walk(schema.read_json(record, "explain record"))
-    grids = [record.parent / n for n in sorted(names)]
+    grids = [record.parent / n for n in sorted(names, key=_natural)]
     missing = [g for g in grids if not g.is_file()]
     if missing:
         raise MaskctlError(f"explain record {record} lists {missing[0].name}, which is not in {record.parent}; run `maskctl explain` again")
@@ -331,7 +342,7 @@ p.meta { color: #5b6477; margin-top: 0; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border: 1px solid #d6dae3; padding: 3px 9px; text-align: right; white-space: nowrap; }
 th { background: #eef1f6; } td:first-child, th:first-child { text-align: left; }
-td.stress { font-weight: 700; background: #fff6d6; }
+td.stress { font-weight: 700; background: #fff6d6; } td.word { text-align: left; }
 .figures { display: grid; gap: 16px; align-items: start; }
 figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #e3e6ee; }
 figcaption { color: #5b6477; font-size: 12px; }
@@ -367,9 +378,15 @@ def to_html(title: str, meta: str, sections: list[Section], folder: Path) -> str
 def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=stress" if (i, j) in table.bold else ""}>{html.escape(v)}</td>' for j, v in enumerate(row)) + "</tr>"
+        "<tr>" + "".join(f"<td{_cell_class(v, (i, j) in table.bold)}>{html.escape(v)}</td>" for j, v in enumerate(row)) + "</tr>"
         for i, row in enumerate(table.rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell_class(value: str, stressed: bool) -> str:
+    """Numbers align right (the default), words left; the best run's cell is stressed."""
+    classes = (["stress"] if stressed else []) + ([] if schema.ascii_number(value.split(" ")[0]) is not None or value == "-" else ["word"])
+    return f' class="{" ".join(classes)}"' if classes else ""
 
 
 def to_markdown(title: str, meta: str, sections: list[Section]) -> str:
@@ -430,7 +447,7 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     try:
         sections = [recipe_section(runs), scores_section(runs, run_scores), per_class_section(runs, run_scores, names),
                     *plots_sections(runs, run_scores, names, staging)]
-        sections += [s for s in (audit_section(runs, staging), explain_section(runs, staging)) if s is not None]
+        sections += [s for s in (audit_section(runs, staging), explain_section(runs, staging, names)) if s is not None]
         io.write_text(staging / MARKDOWN_FILE, to_markdown(title, meta, sections))
         io.write_text(staging / HTML_FILE, to_html(title, meta, sections, staging))
         io.replace_folder(staging, out)

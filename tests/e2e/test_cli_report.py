@@ -118,7 +118,7 @@ def test_report_shows_audit_and_explain_when_present(tmp_path):
     html, markdown = (out / "report.html").read_text(), (out / "report.md").read_text()
     for text in (html, markdown):
         assert "Label audit: top suspects" in text and "000004" in text and "mask-swap" in text
-        assert "Explain: where the model looks" in text and "true 3 predicted as 9" in text
+        assert "Explain: where the model looks" in text and "true 3 (wear/female/" in text and "predicted as 9 (incorrect/female/" in text
         assert "exp-contact_sheet.png" in markdown and "exp-pair_3_9.png" in markdown
     assert html.count('src="data:image/png;base64,') == 4  # curves, confusion, contact sheet, one pair grid
     assert (out / "exp-pair_3_9.png").read_bytes() == (run / "explain" / "pair_3_9.png").read_bytes()

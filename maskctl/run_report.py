@@ -108,8 +108,9 @@ def file_stem(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "run"
 
 
-def check_same_data(runs: list[Run], allow_different: bool) -> None:
-    """Scores compare only on the same validation images; the class count must always agree."""
+def check_same_data(runs: list[Run], allow_different: bool) -> str | None:
+    """Scores compare only on the same validation images; the class count must always agree.
+    With `allow_different`, a warning for the page when the images differ."""
     from maskctl.engine.report import prob_columns
 
     first = runs[0]
@@ -121,6 +122,10 @@ def check_same_data(runs: list[Run], allow_different: bool) -> None:
         if other != images and not allow_different:
             raise MaskctlError(f"{run.path} was validated on other images than {first.path} ({len(other)} vs {len(images)} images, "
                                f"{len(other & images)} in common); pass --allow-different-data to compare them anyway")
+    differing = [r.label for r in runs[1:] if set(r.oof["image"]) != images]
+    if differing:
+        return f"Warning: {', '.join(differing)} validated on other images than {first.label}; their scores do not compare directly."
+    return None
 
 
 # ------------------------------------------------------------------------------- scores
@@ -195,7 +200,7 @@ def _setting_text(value) -> str:
     return str(value)
 
 
-def scores_section(runs: list[Run], run_scores: list[dict]) -> Section:
+def scores_section(runs: list[Run], run_scores: list[dict], data_warning: str | None = None) -> Section:
     tasks = [t for t in ("f1_mask", "f1_gender", "f1_age") if t in run_scores[0]]
     header = ["run", "OOF macro F1", "OOF accuracy", *(t.replace("f1_", "") + " F1" for t in tasks), "images"]
     rows = [[r.label, _f(s["f1"]), _f(s["acc"]), *(_f(s.get(t)) for t in tasks), str(len(r.oof))] for r, s in zip(runs, run_scores)]
@@ -209,7 +214,7 @@ def scores_section(runs: list[Run], run_scores: list[dict]) -> Section:
         fold_rows.append([run.label, *(_f(by_fold[f]["best_f1"]) if f in by_fold else "-" for f in fold_ids),
                           f"{np.mean(best):.4f} ± {np.std(best):.4f}" if best else "-"])
     per_fold = Table(["run", *(f"fold {f}" for f in fold_ids), "mean ± std"], fold_rows, _best_in_columns(fold_rows, range(1, len(fold_ids) + 1)))
-    return Section("Scores", [
+    return Section("Scores", [*([data_warning] if data_warning else []),
         "Out-of-fold (OOF) scores: every validation image scored by the fold model that did not train on it. "
         "Per-task F1 is the macro F1 of the mask, gender and age parts of the 18-class prediction.",
         overall,
@@ -427,7 +432,7 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     stems = [file_stem(label) for label in labels]
     stems = [s if stems.count(s) == 1 else f"{i + 1}-{s}" for i, s in enumerate(stems)]
     runs = [load_run(path, label, stem) for path, label, stem in zip(paths, labels, stems)]
-    check_same_data(runs, allow_different_data)
+    data_warning = check_same_data(runs, allow_different_data)
     out = out or default_out(stems)
     if out.exists() and not overwrite:
         raise MaskctlError(f"{out} exists; pass --overwrite or choose --out")
@@ -445,7 +450,7 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        sections = [recipe_section(runs), scores_section(runs, run_scores), per_class_section(runs, run_scores, names),
+        sections = [recipe_section(runs), scores_section(runs, run_scores, data_warning), per_class_section(runs, run_scores, names),
                     *plots_sections(runs, run_scores, names, staging)]
         sections += [s for s in (audit_section(runs, staging), explain_section(runs, staging, names)) if s is not None]
         io.write_text(staging / MARKDOWN_FILE, to_markdown(title, meta, sections))

@@ -428,6 +428,8 @@ def default_out(stems: list[str]) -> Path:
 
 
 def report(paths: list[Path], out: Path | None = None, allow_different_data: bool = False, overwrite: bool = False) -> Path:
+    """Read and check every run first, then build report.html, report.md and their images in a
+    staging folder beside `out` and rename it into place."""
     labels = run_labels(paths)
     stems = [file_stem(label) for label in labels]
     stems = [s if stems.count(s) == 1 else f"{i + 1}-{s}" for i, s in enumerate(stems)]

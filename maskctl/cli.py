@@ -380,6 +380,26 @@ def ensemble(
 
 @app.command()
 @user_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare (runs/NAME), trained on the same data.")],
+    out: Annotated[Optional[Path], typer.Option(help="Report folder \\[reports/<run names>].", show_default=False)] = None,
+    allow_different_data: Annotated[bool, typer.Option("--allow-different-data", help="Compare runs validated on different images (their scores are then not comparable).")] = False,
+    overwrite: Overwrite = False,
+):
+    """Compare runs side by side: recipe differences, per-fold and OOF macro F1, per-task and
+    per-class F1, learning curves, confusion matrices, and the audit's suspects and explain's
+    Grad-CAM grids when present. Writes report.html (self-contained: open it offline, mail it)
+    and report.md with its images beside it.
+
+    Example: maskctl report runs/exp runs/exp2 (writes reports/exp-exp2/report.html and report.md)
+    """
+    from maskctl.run_report import report as run_report
+
+    run_report(runs, out, allow_different_data, overwrite)
+
+
+@app.command()
+@user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data, runs, reports and submissions.")] = Path("maskctl-demo"),
     people: Annotated[int, typer.Option(min=12, help="Synthetic training people.")] = 160,

@@ -74,7 +74,7 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_
         plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
     histories = {d.name: read_metrics(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
     if histories:
-        _plot_curves(run_dir / "curves.png", histories)
+        plot_curves(run_dir / "curves.png", histories)
     io.write_json(run_dir / "summary.json", summary)
     console.print(fold_table(summary, run_dir.name))
     return summary
@@ -109,17 +109,18 @@ def fold_table(summary: dict, title: str):
     return table
 
 
-def _plot_curves(path: Path, histories: dict) -> None:
+def plot_curves(path: Path, histories: dict) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(14, 4))
     axes = fig.subplots(1, 3)
     for name, history in histories.items():
         epochs = history["epoch"] + 1
-        axes[0].plot(epochs, history["train_loss"], label=f"{name} train")
-        axes[0].plot(epochs, history["val_loss"], "--", label=f"{name} val")
-        axes[1].plot(epochs, history["f1"], label=name)
-        axes[2].plot(epochs, history["lr"], label=name)
+        # Markers: a fold of one epoch is a point, which a line alone does not draw.
+        axes[0].plot(epochs, history["train_loss"], marker="o", markersize=3, label=f"{name} train")
+        axes[0].plot(epochs, history["val_loss"], "--", marker="o", markersize=3, label=f"{name} val")
+        axes[1].plot(epochs, history["f1"], marker="o", markersize=3, label=name)
+        axes[2].plot(epochs, history["lr"], marker="o", markersize=3, label=name)
     for ax, title in zip(axes, ("loss", "validation macro F1", "learning rate")):
         ax.set_title(title)
         ax.set_xlabel("epoch")

@@ -143,6 +143,10 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batches": Range(2, 100_000),
     "min_gain": Range(0, 1),
     "repeats": Range(1, 100),
+    "label_noise": Range(0, 0.5),
+    "min_evidence": Range(0, 1),
+    "sheet": Range(1, 200),
+    "top": Range(1, 10_000),
 }
 
 

@@ -80,7 +80,7 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
             "verified": {"images": len(images), "max_abs_diff": max_diff, "tolerance": TOLERANCE},
         }
         io.write_json(staging / META_FILE, record)
-        _replace_folder(staging, out)
+        io.replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     console.print(f"[green]exported[/] {len(paths)} fold model(s) of {run} to {out / MODEL_FILE} "
@@ -173,17 +173,3 @@ def _tta_record(run_dir: Path) -> dict | None:
         return None
     record = read_tta_record(path)
     return {"policy": record["policy"], "weights": record["weights"]}
-
-
-def _replace_folder(staging: Path, out: Path) -> None:
-    """The finished export takes the place of `out` in one rename (an old one is moved aside first)."""
-    if out.exists():
-        if not out.is_dir():
-            raise MaskctlError(f"{out} is a file, not a folder")
-        old = out.parent / f".{out.name}.old{os.getpid()}"
-        os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, out)

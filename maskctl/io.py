@@ -110,6 +110,21 @@ def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def replace_folder(staging: Path, out: Path) -> None:
+    """A finished folder takes the place of `out` in one rename (an old one is moved aside first),
+    so a reader never sees half of it."""
+    if out.exists():
+        if not out.is_dir():
+            raise MaskctlError(f"{out} is a file, not a folder")
+        old = out.parent / f".{out.name}.old{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, out)
+
+
 def require_writable(folder: str | Path) -> Path:
     """Before any work: `folder` is a folder this process can write in, or can be made as one
     (a file in its place, or a read-only or missing place above it, is one line now rather

@@ -227,7 +227,7 @@ def _short(label: int) -> str:
 
 
 def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = None, min_evidence: float = 0.5,
-              sheet: int = 12, top: int = 15, overwrite: bool = False) -> tuple[Audit, Path]:
+              sheet: int = 12, top: int = 15, injected: Path | None = None, overwrite: bool = False) -> tuple[Audit, Path]:
     """Audit `runs`, write the four files into `out` together and show the top suspects. The
     files are made in a staging folder beside `out` that takes its place in one rename, so a
     failure leaves no half audit."""
@@ -241,6 +241,7 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
     io.require_writable(out.parent)
     result = audit(runs, min_evidence)
     first = result.runs[0]
+    scores = score_against_injected(result.suspects, injected) if injected is not None else None
     staging = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -257,15 +258,52 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
             "suspects": {kind: int(counts.get(kind, 0)) for kind in KINDS},
             "draft_people": int(result.suspects.loc[result.suspects["kind"].isin(PERSON_KINDS), "person"].nunique()),
             "age_edges": list(first.age_edges),
+            **({"against_injected": {"file": str(injected), **scores}} if scores else {}),
         })
         io.replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     console.print(suspects_table(result.suspects, top))
+    if scores:
+        k = scores["injected"]
+        console.print(f"against {injected}: {k} injected; recall at {k} {scores[f'recall_at_{k}']:.2f}, at {2 * k} "
+                      f"{scores[f'recall_at_{2 * k}']:.2f}, of all {scores['suspected_people']} suspected people {scores['recall']:.2f}; "
+                      f"precision {_share(scores['precision'])}; kind right for {_share(scores['kind_right'])} of those found")
     console.print(f"[green]wrote[/] {out / SUSPECTS_FILE}, {SHEET_FILE}, {DRAFT_FILE} (review it, then pass it to "
                   f"--label-fixes), {RECORD_FILE}")
     return result, out
+
+
+def score_against_injected(suspects, path: Path) -> dict:
+    """How well the person-level suspects find the label errors `maskctl synth --label-noise`
+    wrote (its injected_noise.csv): with k injected people, the share of them among the first k
+    and 2k suspected people, the share of suspected people who were injected (precision), and
+    the share of found ones whose kind is right."""
+    from maskctl.schema import read_csv
+
+    injected = read_csv(path, {"id": "text", "kind": "text"}, what="injected-noise file")
+    truth = dict(zip(injected["id"], injected["kind"]))
+    if not truth:
+        raise MaskctlError(f"injected-noise file {path} lists nobody")
+    people = suspects[suspects["kind"].isin(PERSON_KINDS)]
+    ranked = list(dict.fromkeys(people["person"]))
+    k = len(truth)
+    found = [p for p in ranked if p in truth]
+    right_kind = [p for p in found if truth[p] in set(people.loc[people["person"] == p, "kind"])]
+    return {
+        "injected": k,
+        "suspected_people": len(ranked),
+        f"recall_at_{k}": len(set(ranked[:k]) & set(truth)) / k,
+        f"recall_at_{2 * k}": len(set(ranked[: 2 * k]) & set(truth)) / k,
+        "recall": len(found) / k,
+        "precision": len(found) / len(ranked) if ranked else None,
+        "kind_right": len(right_kind) / len(found) if found else None,
+    }
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def suspects_table(suspects, top: int):

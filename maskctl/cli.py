@@ -369,6 +369,8 @@ def audit(
     min_evidence: Annotated[float, typer.Option(help="List a suspect when the runs' mean probability of the alternative is at least this.")] = 0.5,
     sheet: Annotated[int, typer.Option(help="People on the contact sheet.")] = 12,
     top: Annotated[int, typer.Option(help="Suspects shown in the terminal.")] = 15,
+    injected: Annotated[Optional[Path], typer.Option(help="injected_noise.csv from `maskctl synth --label-noise`: also report "
+                                                     "recall and precision against it.", show_default=False)] = None,
     overwrite: Overwrite = False,
 ):
     """Suspected label errors from the runs' out-of-fold probabilities, ranked by evidence across
@@ -381,7 +383,7 @@ def audit(
     """
     from maskctl.audit import run_audit
 
-    run_audit(runs, out, data, min_evidence, sheet, top, overwrite)
+    run_audit(runs, out, data, min_evidence, sheet, top, injected, overwrite)
 
 
 @app.command()

@@ -26,9 +26,10 @@ def noisy_run(tmp_path_factory):
 def audited(noisy_run):
     """Every candidate listed (--min-evidence 0): a one-epoch model is too weak to trust, but the
     files' format is what is checked here (tests/unit/test_audit.py checks the ranking)."""
-    result = invoke("audit", noisy_run, "--min-evidence", "0")
+    injected = noisy_run.parent.parent / "data" / "train" / NOISE_FILE
+    result = invoke("audit", noisy_run, "--min-evidence", "0", "--injected", injected)
     assert result.exit_code == 0, result.output
-    assert "suspected label errors" in result.output
+    assert "suspected label errors" in result.output and "3 injected; recall at 3" in result.output
     return noisy_run / "audit"
 
 
@@ -42,6 +43,7 @@ def test_audit_writes_suspects_sheet_draft_and_record(audited, noisy_run):
     assert set(injected["id"]) <= set(suspects["person"])  # with --min-evidence 0 everyone is a candidate
     record = json.loads((audited / RECORD_FILE).read_text())
     assert record["images"] == 24 * 7 and record["people"] == 24 and sum(record["suspects"].values()) == len(suspects)
+    assert record["against_injected"]["recall"] == 1.0  # everyone is a candidate
     assert (audited / SHEET_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(noisy_run.glob(".audit*"))  # no staging folder left
 

@@ -112,3 +112,16 @@ def test_runs_on_different_data_are_refused(tmp_path):
     b = fake_run(tmp_path, {}, seed=2, label_shift=1)
     with pytest.raises(MaskctlError, match="different data"):
         audit([a, b])
+
+
+def test_scores_against_the_injected_file(tmp_path):
+    from maskctl.audit import score_against_injected
+
+    suspects = audit([fake_run(tmp_path, {**ERRORS, "000008": "gender"})]).suspects
+    injected = tmp_path / "injected_noise.csv"
+    pd.DataFrame({"id": ["000002", "000003", "000005", "000006"], "kind": ["gender", "age-band", "age-band", "gender"],
+                  "written": "", "true": ""}).to_csv(injected, index=False)
+    scores = score_against_injected(suspects, injected)
+    # Suspected people (single images aside): 000002, 000003, 000005, 000008; 000006 was missed.
+    assert scores == {"injected": 4, "suspected_people": 4, "recall_at_4": 0.75, "recall_at_8": 0.75, "recall": 0.75,
+                      "precision": 0.75, "kind_right": pytest.approx(2 / 3)}

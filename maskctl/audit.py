@@ -193,6 +193,7 @@ def contact_sheet(path: Path, result: Audit, data: Path, count: int) -> None:
 
     from maskctl.data.images import load_rgb
 
+    edges = result.runs[0].age_edges
     top = result.suspects.drop_duplicates("person").head(count)
     by_person = result.images.groupby("person")
     rows = max(1, len(top))
@@ -211,7 +212,7 @@ def contact_sheet(path: Path, result: Audit, data: Path, count: int) -> None:
             except (OSError, MaskctlError):
                 pass
             wrong = image.label != image.predicted
-            ax.text(0.5, -0.02, f"{_short(image.label)}\n-> {_short(image.predicted)}", transform=ax.transAxes, ha="center", va="top",
+            ax.text(0.5, -0.02, f"{L.class_name(image.label, edges)}\n-> {L.class_name(image.predicted, edges)}", transform=ax.transAxes, ha="center", va="top",
                     fontsize=5.5, color="red" if wrong else "black")
     fig.subplots_adjust(hspace=0.7, wspace=0.05, left=0.02, right=0.98, top=0.96, bottom=0.04)
     io.save_figure(path, fig)
@@ -220,10 +221,6 @@ def contact_sheet(path: Path, result: Audit, data: Path, count: int) -> None:
 def _mask_kind_order(image: str) -> int:
     stem = Path(image).stem.lower()
     return L.MASK_KINDS.index(stem) if stem in L.MASK_KINDS else len(L.MASK_KINDS)
-
-
-def _short(label: int) -> str:
-    return L.class_name(int(label))
 
 
 def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = None, min_evidence: float = 0.5,
@@ -241,7 +238,7 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
     io.require_writable(out.parent)
     result = audit(runs, min_evidence)
     first = result.runs[0]
-    scores = score_against_injected(result.suspects, injected) if injected is not None else None
+    scores = score_against_injected(result.suspects, set(result.images["person"]), injected) if injected is not None else None
     staging = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -275,17 +272,18 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
     return result, out
 
 
-def score_against_injected(suspects, path: Path) -> dict:
+def score_against_injected(suspects, audited_people: set[str], path: Path) -> dict:
     """How well the person-level suspects find the label errors `maskctl synth --label-noise`
-    wrote (its injected_noise.csv): with k injected people, the share of them among the first k
+    wrote (its injected_noise.csv): with k injected people among those audited (a run with
+    unfinished folds has OOF predictions for only some), the share of them among the first k
     and 2k suspected people, the share of suspected people who were injected (precision), and
     the share of found ones whose kind is right."""
     from maskctl.schema import read_csv
 
     injected = read_csv(path, {"id": "text", "kind": "text"}, what="injected-noise file")
-    truth = dict(zip(injected["id"], injected["kind"]))
+    truth = {person: kind for person, kind in zip(injected["id"], injected["kind"]) if person in audited_people}
     if not truth:
-        raise MaskctlError(f"injected-noise file {path} lists nobody")
+        raise MaskctlError(f"injected-noise file {path} lists none of the audited people")
     people = suspects[suspects["kind"].isin(PERSON_KINDS)]
     ranked = list(dict.fromkeys(people["person"]))
     k = len(truth)
@@ -293,6 +291,7 @@ def score_against_injected(suspects, path: Path) -> dict:
     right_kind = [p for p in found if truth[p] in set(people.loc[people["person"] == p, "kind"])]
     return {
         "injected": k,
+        "injected_not_audited": len(injected) - k,
         "suspected_people": len(ranked),
         f"recall_at_{k}": len(set(ranked[:k]) & set(truth)) / k,
         f"recall_at_{2 * k}": len(set(ranked[: 2 * k]) & set(truth)) / k,

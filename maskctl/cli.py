@@ -83,11 +83,14 @@ def synth(
     size: Annotated[str, typer.Option(help="Image size WxH (the real data is 384x512).")] = "384x512",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
+    label_noise: Annotated[float, typer.Option(help="Share of people given a known label error (gender flip, age-band move, "
+                                               "normal/incorrect_mask swap), listed in train/injected_noise.csv.")] = 0.0,
     overwrite: Overwrite = False,
 ):
     """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv).
 
-    Example: maskctl synth data --people 300 --seed 1 (images are WxH 384x512, like the real ones)
+    Example: maskctl synth data --people 300 --seed 1 (images are WxH 384x512, like the real ones);
+    maskctl synth noisy --label-noise 0.05, then train and check `maskctl audit` against train/injected_noise.csv
     """
     from maskctl.console import console
     from maskctl.data.synth import synthesize
@@ -95,11 +98,14 @@ def synth(
     from maskctl.config import parse_size
 
     width, height = parse_size(size, order="WxH")
-    summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks, overwrite=overwrite)
+    summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks,
+                         overwrite=overwrite, label_noise=label_noise)
     console.print(
         f"[green]wrote[/] {summary.train_images} training images ({summary.train_people} people) and "
         f"{summary.eval_images} eval images to {summary.out} in {summary.seconds:.1f}s"
     )
+    if summary.injected:
+        console.print(f"{summary.injected} people have a label error on purpose: see {summary.out / 'train' / 'injected_noise.csv'}")
 
 
 @app.command()
@@ -396,6 +402,32 @@ def report(
     from maskctl.run_report import report as run_report
 
     run_report(runs, out, allow_different_data, overwrite)
+
+
+@app.command()
+@user_errors
+def audit(
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders on the same data (their oof.csv is read), e.g. runs/a runs/b.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder \\[first RUN/audit].", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Training folder for the contact sheet's images \\[the first run's own].", show_default=False)] = None,
+    min_evidence: Annotated[float, typer.Option(help="List a suspect when the runs' mean probability of the alternative is at least this.")] = 0.5,
+    sheet: Annotated[int, typer.Option(help="People on the contact sheet.")] = 12,
+    top: Annotated[int, typer.Option(help="Suspects shown in the terminal.")] = 15,
+    injected: Annotated[Optional[Path], typer.Option(help="injected_noise.csv from `maskctl synth --label-noise`: also report "
+                                                     "recall and precision against it.", show_default=False)] = None,
+    overwrite: Overwrite = False,
+):
+    """Suspected label errors from the runs' out-of-fold probabilities, ranked by evidence across
+    runs: people predicted as the other gender or another age band, people whose normal and
+    incorrect_mask images look swapped, single images far from their mask label. Writes
+    suspects.csv, contact_sheet.png, label_fixes_draft.csv (review it; audit never applies it)
+    and audit.json.
+
+    Example: maskctl audit runs/exp runs/exp2, then maskctl train --label-fixes runs/exp/audit/label_fixes_draft.csv
+    """
+    from maskctl.audit import run_audit
+
+    run_audit(runs, out, data, min_evidence, sheet, top, injected, overwrite)
 
 
 @app.command()

@@ -145,6 +145,10 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "repeats": Range(1, 100),
     "pairs": Range(1, 1000),
     "per_pair": Range(1, 100),
+    "label_noise": Range(0, 0.5),
+    "min_evidence": Range(0, 1),
+    "sheet": Range(1, 200),
+    "top": Range(1, 10_000),
 }
 
 

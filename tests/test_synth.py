@@ -280,7 +280,52 @@ def test_overwrite_never_deletes_a_folder_synth_did_not_write(tmp_path):
     assert (out / "train" / "train.csv").exists()
 
 
-@pytest.mark.parametrize("arguments", [dict(people=0), dict(eval_people=-1), dict(width=8), dict(height=10)])
+@pytest.mark.parametrize("arguments", [dict(people=0), dict(eval_people=-1), dict(width=8), dict(height=10),
+                                       dict(label_noise=-0.1), dict(label_noise=0.6)])
 def test_bad_arguments_are_refused(tmp_path, arguments):
     with pytest.raises(MaskctlError):
         synth.synthesize(tmp_path / "out", **{**SMALL, **arguments})
+
+
+# ---------------------------------------------------------------------------------------------
+# Label noise on purpose
+
+def test_label_noise_writes_wrong_labels_over_the_true_pictures(tmp_path):
+    """Each injected person's pictures are the clean set's pictures of the true person; only the
+    labels (folder name, train.csv, or which file is which) are wrong, and injected_noise.csv
+    says how. Everybody else is byte for byte the clean set."""
+    args = dict(people=30, eval_people=0, seed=2, quirks=False, **SMALL)
+    clean = synth.synthesize(tmp_path / "clean", **args).out / "train"
+    summary = synth.synthesize(tmp_path / "noisy", label_noise=0.1, **args)
+    noisy = summary.out / "train"
+    injected = pd.read_csv(noisy / synth.NOISE_FILE, dtype=str)
+    assert summary.injected == len(injected) == 3
+    assert sorted(injected["kind"]) == sorted(synth.NOISE_KINDS)
+
+    clean_rows = pd.read_csv(clean / "train.csv", dtype=str).set_index("id")
+    noisy_rows = pd.read_csv(noisy / "train.csv", dtype=str).set_index("id")
+    for error in injected.itertuples():
+        true, written = clean_rows.loc[error.id], noisy_rows.loc[error.id]
+        assert error.folder == written["path"]
+        before, after = clean / "images" / true["path"], noisy / "images" / written["path"]
+        if error.kind == "gender":
+            assert (error.true, error.written) == (true["gender"], written["gender"]) and true["gender"] != written["gender"]
+        elif error.kind == "age-band":
+            assert (error.true, error.written) == (true["age"], written["age"])
+            assert L.age_band(int(true["age"])) != L.age_band(int(written["age"]))
+        else:
+            assert written.equals(true)
+            assert (after / "normal.jpg").read_bytes() == (before / "incorrect_mask.jpg").read_bytes()
+            assert (after / "incorrect_mask.jpg").read_bytes() == (before / "normal.jpg").read_bytes()
+        assert (after / "mask1.jpg").read_bytes() == (before / "mask1.jpg").read_bytes()
+    untouched = clean_rows.index.difference(injected["id"])
+    assert noisy_rows.loc[untouched].equals(clean_rows.loc[untouched])
+    for person in untouched:
+        folder = clean_rows.loc[person, "path"]
+        assert files_of(noisy / "images" / folder) == files_of(clean / "images" / folder)
+
+
+def test_no_label_noise_writes_no_noise_file(tmp_path):
+    out = synth.synthesize(tmp_path / "out", people=6, eval_people=0, label_noise=0.0, **SMALL).out
+    assert not (out / "train" / synth.NOISE_FILE).exists()
+    assert "label_noise" not in (out / synth.MARKER).read_text()

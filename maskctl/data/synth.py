@@ -6,6 +6,12 @@
     OUT/eval/images/<sha1>.jpg                         flat, hashed names
     OUT/eval/answers.csv                               ImageID,ans with the true label
     OUT/synth.json                                     the parameters; marks OUT as synthetic
+    OUT/train/injected_noise.csv                       with label_noise > 0: the label errors written on purpose
+
+With `label_noise`, that share of training people get the label errors the real data has: a
+whole person's gender flipped, a whole person's age moved to another band (in train.csv and the
+folder name), or their `normal` and `incorrect_mask` files swapped. The pictures show the truth;
+injected_noise.csv says what was written and what is true, to check `maskctl audit` against.
 
 The pictures are cartoon faces, learnable the way the real task is: each person keeps one
 identity across their 7 pictures (so a per-image split leaks it), the gender cue is noisy and
@@ -56,7 +62,11 @@ MIN_SIDE = 16
 MARKER = "synth.json"
 
 # Independent random streams, so that e.g. the eval people do not change the train people.
-TRAIN_ROSTER, EVAL_ROSTER, PERSON_STREAM, QUIRK_STREAM = 1, 2, 3, 4
+TRAIN_ROSTER, EVAL_ROSTER, PERSON_STREAM, QUIRK_STREAM, NOISE_STREAM = 1, 2, 3, 4, 5
+
+NOISE_KINDS = ("gender", "age-band", "mask-swap")  # the kinds `maskctl audit` reports, by the same names
+NOISE_FILE = "injected_noise.csv"
+MAX_LABEL_NOISE = 0.5  # beyond half the people the "errors" are the labels
 
 GREY_HAIR = (205.0, 203.0, 198.0)
 LIGHT_SKIN, DARK_SKIN = (240.0, 208.0, 184.0), (182.0, 138.0, 108.0)
@@ -73,6 +83,7 @@ class SynthSummary:
     eval_images: int
     class_counts: list[int]  # 18 counts over the train images
     seconds: float
+    injected: int = 0  # people given a label error on purpose (label_noise)
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,33 @@ class Person:
 
     def label(self, mask_kind: str) -> int:
         return int(L.encode(L.MASK_KIND_TO_STATUS[mask_kind], self.gender, L.age_band(self.age)))
+
+
+@dataclass(frozen=True)
+class InjectedError:
+    """A label error written on purpose: the pictures show `true`, the files say `written`."""
+
+    true: Person
+    kind: str  # one of NOISE_KINDS
+    written: Person  # train.csv and the folder name; the same person for a mask swap
+
+    def file_kind(self, mask_kind: str) -> str:
+        """The file a picture of `mask_kind` is saved as."""
+        if self.kind == "mask-swap" and mask_kind in SWAPPED:
+            return SWAPPED[mask_kind]
+        return mask_kind
+
+    def record(self) -> dict:
+        if self.kind == "gender":
+            written, true = L.GENDER_NAMES[self.written.gender], L.GENDER_NAMES[self.true.gender]
+        elif self.kind == "age-band":
+            written, true = str(self.written.age), str(self.true.age)
+        else:
+            written, true = "normal<->incorrect_mask", "normal,incorrect_mask"
+        return {"id": self.true.id, "folder": self.written.folder, "kind": self.kind, "written": written, "true": true}
+
+
+SWAPPED = {"normal": "incorrect_mask", "incorrect_mask": "normal"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +231,26 @@ def file_styles(people: int, seed: int, quirks: bool) -> list[FileStyle]:
     for i in rng.permutation(people)[:n_fork]:
         styles[i] = FileStyle(styles[i].ext, styles[i].png_mode, resource_forks=True)
     return styles
+
+
+def inject_noise(people: list[Person], share: float, seed: int) -> dict[int, InjectedError]:
+    """Label errors for round(share * people) people (at least one when share > 0), the kinds
+    taken in turn; keyed by person number. Its own random stream: the clean people stay as they were."""
+    if share <= 0:
+        return {}
+    rng = np.random.default_rng([seed, NOISE_STREAM])
+    chosen = rng.choice(len(people), size=min(len(people), max(1, round(share * len(people)))), replace=False)
+    errors = {}
+    for k, i in enumerate(chosen):
+        true, kind = people[i], NOISE_KINDS[k % len(NOISE_KINDS)]
+        if kind == "gender":
+            written = Person(true.number, 1 - true.gender, true.age)
+        elif kind == "age-band":  # young people written as middle-aged (mostly 50-59), the others as young
+            written = Person(true.number, true.gender, _draw_age(1 if L.age_band(true.age) == 0 else 0, rng))
+        else:
+            written = true
+        errors[true.number] = InjectedError(true, kind, written)
+    return errors
 
 
 def person_rng(seed: int, person: Person) -> np.random.Generator:
@@ -408,18 +466,22 @@ def synthesize(
     quirks: bool = True,
     show_progress: bool = True,
     overwrite: bool = False,
+    label_noise: float = 0.0,
 ) -> SynthSummary:
     """Write a synthetic train and eval set under `out` (see the module docstring)."""
     started = time.perf_counter()
     eval_people = max(1, people // 3) if eval_people is None else eval_people
-    _check_arguments(people, eval_people, width, height)
+    _check_arguments(people, eval_people, width, height, label_noise)
     out = _prepare(Path(out), overwrite)
     # The marker goes first, so an interrupted run can be replaced with overwrite=True.
     parameters = dict(people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks)
+    if label_noise:  # only then: a clean set's synth.json keeps today's bytes
+        parameters["label_noise"] = label_noise
     write_text(out / MARKER, json.dumps({"maskctl_synth": 1, **parameters}, indent=2) + "\n")
 
     train = roster(people, seed, TRAIN_ROSTER, first_number=1)
-    class_counts = _write_train(out / "train", train, file_styles(people, seed, quirks), seed, (width, height), show_progress)
+    noise = inject_noise(train, label_noise, seed)
+    class_counts = _write_train(out / "train", train, file_styles(people, seed, quirks), noise, seed, (width, height), show_progress)
     if eval_people:
         evaluation = roster(eval_people, seed, EVAL_ROSTER, first_number=people + 1)
         _write_eval(out / "eval", evaluation, seed, (width, height), show_progress)
@@ -431,16 +493,19 @@ def synthesize(
         eval_images=eval_people * len(L.MASK_KINDS),
         class_counts=class_counts,
         seconds=time.perf_counter() - started,
+        injected=len(noise),
     )
 
 
-def _check_arguments(people: int, eval_people: int, width: int, height: int) -> None:
+def _check_arguments(people: int, eval_people: int, width: int, height: int, label_noise: float) -> None:
     if people < 1:
         raise MaskctlError(f"--people must be at least 1, got {people}")
     if eval_people < 0:
         raise MaskctlError(f"--eval-people must be 0 or more, got {eval_people}")
     if width < MIN_SIDE or height < MIN_SIDE:
         raise MaskctlError(f"image size must be at least {MIN_SIDE}x{MIN_SIDE}, got {width}x{height}")
+    if not 0 <= label_noise <= MAX_LABEL_NOISE:
+        raise MaskctlError(f"--label-noise must be between 0 and {MAX_LABEL_NOISE}, got {label_noise}")
 
 
 def _prepare(out: Path, overwrite: bool) -> Path:
@@ -458,28 +523,36 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def _write_train(root: Path, people: list[Person], styles: list[FileStyle], seed: int, size, show_progress: bool) -> list[int]:
+def _write_train(root: Path, people: list[Person], styles: list[FileStyle], noise: dict[int, InjectedError], seed: int, size,
+                 show_progress: bool) -> list[int]:
+    """The pictures show each true person; the folder names and train.csv say what is written
+    (the truth, but for the people in `noise`). Class counts are of the written labels."""
     import pandas as pd
 
+    written = [noise[p.number].written if p.number in noise else p for p in people]
     class_counts = [0] * L.NUM_CLASSES
-    for person, style in _progress(list(zip(people, styles)), "synthesizing train people", show_progress):
-        folder = root / "images" / person.folder
+    for person, label_person, style in _progress(list(zip(people, written, styles)), "synthesizing train people", show_progress):
+        folder = root / "images" / label_person.folder
         folder.mkdir(parents=True)
         look, rng = _look_of(person, seed)
+        error = noise.get(person.number)
         for kind in L.MASK_KINDS:
-            path = folder / f"{kind}{style.ext}"
+            file_kind = error.file_kind(kind) if error else kind
+            path = folder / f"{file_kind}{style.ext}"
             _save(render(look, kind, rng, *size), path, style)
             if style.resource_forks:
                 path.with_name("._" + path.name).write_bytes(RESOURCE_FORK_BYTES)
-            class_counts[person.label(kind)] += 1
+            class_counts[label_person.label(file_kind)] += 1
     table = pd.DataFrame({
-        "id": [p.id for p in people],
-        "gender": [L.GENDER_NAMES[p.gender] for p in people],
+        "id": [p.id for p in written],
+        "gender": [L.GENDER_NAMES[p.gender] for p in written],
         "race": "Asian",
-        "age": [p.age for p in people],
-        "path": [p.folder for p in people],
+        "age": [p.age for p in written],
+        "path": [p.folder for p in written],
     })
     write_csv(root / "train.csv", table)
+    if noise:
+        write_csv(root / NOISE_FILE, pd.DataFrame([e.record() for e in noise.values()]).sort_values("id"))
     return class_counts
 
 

@@ -1,0 +1,309 @@
+"""`maskctl audit`: suspected label errors, from the out-of-fold probabilities of finished runs.
+
+Every training image's OOF probabilities come from a model that never saw it, so where a model
+keeps disagreeing with a label, the label is worth a look. The 18 probabilities are summed into
+the three tasks (mask, gender, age band) and read by the kinds of error the real data has:
+
+    gender     a person whose images are predicted as the other gender
+    age-band   a person whose images are predicted in another age band
+    mask-swap  a person whose `normal` image looks like `incorrect_mask` and the other way round
+    image      one image whose mask status is predicted as another
+
+A suspect's evidence is the probability of the suggested alternative, averaged over the
+person's images and over the runs; suspects are ranked by it. Outputs, written together into
+OUT (default RUN/audit/): suspects.csv, contact_sheet.png, label_fixes_draft.csv (the format
+`--label-fixes` reads, to review, never applied by audit) and audit.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.data import labels as L
+from maskctl.errors import MaskctlError
+
+KINDS = ("gender", "age-band", "mask-swap", "image")
+PERSON_KINDS = KINDS[:3]  # the kinds a label-fix file can correct
+SUSPECTS_FILE, SHEET_FILE, DRAFT_FILE, RECORD_FILE = "suspects.csv", "contact_sheet.png", "label_fixes_draft.csv", "audit.json"
+SUSPECT_COLUMNS = ("rank", "person", "kind", "evidence", "runs_agreeing", "label", "predicted", "p_label", "p_predicted", "images")
+NORMAL, INCORRECT = L.MASK_KIND_TO_STATUS["normal"], L.MASK_KIND_TO_STATUS["incorrect_mask"]
+SHEET_TILE_INCHES = 1.3
+
+
+@dataclass
+class RunOOF:
+    run: Path
+    table: "pandas.DataFrame"  # noqa: F821  image, person, fold, label, p0..p17; sorted by image
+    data: Path  # the training folder the run read
+    age_edges: tuple[int, int]
+
+
+@dataclass
+class Audit:
+    suspects: "pandas.DataFrame"  # noqa: F821  SUSPECT_COLUMNS, best first
+    images: "pandas.DataFrame"  # noqa: F821  image, person, label, predicted (over the runs' mean probabilities)
+    runs: list[RunOOF]
+
+
+def load_runs(runs: list[Path]) -> list[RunOOF]:
+    """Each run's OOF table; every run must be a finished run of the 18 mask classes on the
+    same data (the same images, people and labels), or the evidence would not add up."""
+    from maskctl.config import load_config
+    from maskctl.engine.kfold import CONFIG_FILE, require_run_folder
+    from maskctl.engine.report import prob_columns, read_oof
+
+    loaded = []
+    for run in runs:
+        require_run_folder(run)
+        oof = read_oof(run)
+        if oof is None:
+            raise MaskctlError(f"{run} has no out-of-fold predictions (no finished fold with oof.csv); "
+                               f"finish it with `maskctl train --resume {run}`")
+        classes = len(prob_columns(oof))
+        if classes != L.NUM_CLASSES:
+            raise MaskctlError(f"{run} predicts {classes} classes; audit reads the {L.NUM_CLASSES} mask classes")
+        config = load_config(run / CONFIG_FILE)
+        loaded.append(RunOOF(run, oof.sort_values("image", ignore_index=True), Path(config.data), L.parse_age_edges(config.age_edges)))
+    first = loaded[0]
+    for other in loaded[1:]:
+        same = len(other.table) == len(first.table) and all(
+            (other.table[c].to_numpy() == first.table[c].to_numpy()).all() for c in ("image", "person", "label"))
+        if not same:
+            raise MaskctlError(f"{other.run} and {first.run} were trained on different data (their images, people or labels "
+                               "differ); audit runs of one data set together")
+    return loaded
+
+
+def task_probs(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, 18) class probabilities -> per task (N, 3 | 2 | 3) marginals."""
+    mask, gender, age = L.decode(np.arange(L.NUM_CLASSES))
+    return {name: np.stack([probs[:, index == value].sum(1) for value in range(count)], axis=1)
+            for name, index, count in (("mask", mask, 3), ("gender", gender, 2), ("age", age, 3))}
+
+
+def _alternative(p: np.ndarray, label: int) -> int:
+    """The most probable value other than the label."""
+    others = np.array(p, dtype=float)
+    others[label] = -1.0
+    return int(others.argmax())
+
+
+def candidates_of_run(table, probs: np.ndarray) -> list[dict]:
+    """One run's candidates, in the same order for every run of the same data: per person and
+    kind, the task's probabilities averaged over the person's images (mask-swap: [as named,
+    swapped], each the mean of the two images read that way); per image, its mask status."""
+    mask_label, gender_label, age_label = L.decode(table["label"].to_numpy())
+    tasks = task_probs(probs)
+    mask = tasks["mask"]
+    candidates = []
+    for person, rows in table.groupby("person", sort=True).indices.items():
+        for kind, task, labels in (("gender", "gender", gender_label), ("age-band", "age", age_label)):
+            candidates.append(dict(person=person, kind=kind, label=int(labels[rows[0]]), probs=tasks[task][rows].mean(0), rows=tuple(rows)))
+        normal = [r for r in rows if mask_label[r] == NORMAL]
+        incorrect = [r for r in rows if mask_label[r] == INCORRECT]
+        if len(normal) == 1 and len(incorrect) == 1:
+            n, i = normal[0], incorrect[0]
+            readings = np.array([mask[n, NORMAL] + mask[i, INCORRECT], mask[n, INCORRECT] + mask[i, NORMAL]]) / 2
+            candidates.append(dict(person=person, kind="mask-swap", label=0, probs=readings, rows=(n, i)))
+    for row, label in enumerate(mask_label):
+        candidates.append(dict(person=table["person"].iat[row], kind="image", label=int(label), probs=mask[row], rows=(row,)))
+    return candidates
+
+
+def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: float):
+    """Candidates of all runs -> suspects whose evidence (the alternative's probability,
+    averaged over the runs) is at least `min_evidence`, best first. A mask-swap suspect's two
+    images are not listed again as images."""
+    import pandas as pd
+
+    rows = []
+    for candidates in zip(*per_run):
+        first = candidates[0]
+        mean = np.mean([c["probs"] for c in candidates], axis=0)
+        label, alternative = first["label"], _alternative(mean, first["label"])
+        agreeing = sum(int(c["probs"][alternative] > c["probs"][label]) for c in candidates)
+        rows.append(dict(person=first["person"], kind=first["kind"], evidence=round(float(mean[alternative]), 4), runs_agreeing=agreeing,
+                         label=_value_name(first["kind"], label, age_edges), predicted=_value_name(first["kind"], alternative, age_edges),
+                         p_label=round(float(mean[label]), 4), p_predicted=round(float(mean[alternative]), 4),
+                         images=";".join(table["image"].iloc[list(first["rows"])]), predicted_value=alternative))
+    frame = pd.DataFrame(rows, columns=[*SUSPECT_COLUMNS[1:], "predicted_value"])
+    frame = frame[frame["evidence"] >= min_evidence]
+    swapped = set(frame.loc[frame["kind"] == "mask-swap", "images"].str.split(";").explode())
+    frame = frame[~((frame["kind"] == "image") & frame["images"].isin(swapped))]
+    frame = frame.assign(kind_order=frame["kind"].map(KINDS.index))
+    frame = frame.sort_values(["evidence", "runs_agreeing", "kind_order", "person"], ascending=[False, False, True, True], kind="stable")
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame.drop(columns="kind_order").reset_index(drop=True)
+
+
+def _value_name(kind: str, value, age_edges) -> str:
+    if kind == "gender":
+        return L.GENDER_NAMES[value]
+    if kind == "age-band":
+        return L.age_band_names(age_edges)[value]
+    if kind == "image":
+        return L.MASK_NAMES[value]
+    return ("as named", "swapped")[value]
+
+
+def audit(runs: list[Path], min_evidence: float = 0.5) -> Audit:
+    """Suspects over `runs` (see the module docstring); writes nothing."""
+    from maskctl.engine.report import prob_columns
+
+    loaded = load_runs(runs)
+    table = loaded[0].table
+    probs = [r.table[prob_columns(r.table)].to_numpy() for r in loaded]
+    per_run = [candidates_of_run(table, p) for p in probs]
+    suspects = rank_suspects(per_run, table, loaded[0].age_edges, min_evidence)
+    images = table[["image", "person", "label"]].assign(predicted=np.mean(probs, axis=0).argmax(1))
+    return Audit(suspects, images, loaded)
+
+
+def representative_age(band: int, edges) -> int:
+    """An age inside `band` for the draft: the user reviews it (the band is what the model saw)."""
+    young, old = edges
+    return (young - 5, (young + old) // 2, old)[band]
+
+
+def draft_fixes(suspects, age_edges):
+    """The person-level suspects as a label-fix table (id, gender, age, swap_mask), one row per person."""
+    import pandas as pd
+
+    fixes: dict[str, dict] = {}
+    for row in suspects[suspects["kind"].isin(PERSON_KINDS)].itertuples():
+        fix = fixes.setdefault(row.person, {"id": row.person, "gender": "", "age": "", "swap_mask": ""})
+        if row.kind == "gender":
+            fix["gender"] = L.GENDER_NAMES[row.predicted_value]
+        elif row.kind == "age-band":
+            fix["age"] = str(representative_age(row.predicted_value, age_edges))
+        else:
+            fix["swap_mask"] = "1"
+    return pd.DataFrame(list(fixes.values()), columns=["id", "gender", "age", "swap_mask"])
+
+
+def contact_sheet(path: Path, result: Audit, data: Path, count: int) -> None:
+    """The top `count` person suspects, one row each: the person's images, titled label ->
+    prediction, the disagreeing ones in red. An image no longer on disk is an empty tile."""
+    from matplotlib.figure import Figure
+
+    from maskctl.data.images import load_rgb
+
+    edges = result.runs[0].age_edges
+    top = result.suspects.drop_duplicates("person").head(count)
+    by_person = result.images.groupby("person")
+    rows = max(1, len(top))
+    fig = Figure(figsize=(len(L.MASK_KINDS) * SHEET_TILE_INCHES + 1.5, rows * SHEET_TILE_INCHES * 1.35))
+    axes = fig.subplots(rows, len(L.MASK_KINDS), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if top.empty:
+        axes[0, 0].text(0, 0.5, "no suspects", fontsize=12)
+    for line, suspect in enumerate(top.itertuples()):
+        images = by_person.get_group(suspect.person).sort_values("image", key=lambda s: s.map(_mask_kind_order))
+        axes[line, 0].set_title(f"#{suspect.rank} {suspect.person} {suspect.kind} ({suspect.evidence:.2f})", loc="left", fontsize=7, pad=12)
+        for ax, image in zip(axes[line], images.itertuples()):
+            try:
+                ax.imshow(load_rgb(data / image.image))
+            except (OSError, MaskctlError):
+                pass
+            wrong = image.label != image.predicted
+            ax.text(0.5, -0.02, f"{L.class_name(image.label, edges)}\n-> {L.class_name(image.predicted, edges)}", transform=ax.transAxes, ha="center", va="top",
+                    fontsize=5.5, color="red" if wrong else "black")
+    fig.subplots_adjust(hspace=0.7, wspace=0.05, left=0.02, right=0.98, top=0.96, bottom=0.04)
+    io.save_figure(path, fig)
+
+
+def _mask_kind_order(image: str) -> int:
+    stem = Path(image).stem.lower()
+    return L.MASK_KINDS.index(stem) if stem in L.MASK_KINDS else len(L.MASK_KINDS)
+
+
+def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = None, min_evidence: float = 0.5,
+              sheet: int = 12, top: int = 15, injected: Path | None = None, overwrite: bool = False) -> tuple[Audit, Path]:
+    """Audit `runs`, write the four files into `out` together and show the top suspects. The
+    files are made in a staging folder beside `out` that takes its place in one rename, so a
+    failure leaves no half audit."""
+    from maskctl.console import console
+
+    out = Path(out) if out is not None else runs[0] / "audit"
+    if out.exists() and not out.is_dir():
+        raise MaskctlError(f"{out} is a file, not a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise MaskctlError(f"output folder {out} already exists; pass --overwrite to replace it")
+    io.require_writable(out.parent)
+    result = audit(runs, min_evidence)
+    first = result.runs[0]
+    scores = score_against_injected(result.suspects, set(result.images["person"]), injected) if injected is not None else None
+    with io.staged_folder(out) as staging:
+        io.write_csv(staging / SUSPECTS_FILE, result.suspects[list(SUSPECT_COLUMNS)])
+        io.write_csv(staging / DRAFT_FILE, draft_fixes(result.suspects, first.age_edges))
+        contact_sheet(staging / SHEET_FILE, result, data or first.data, sheet)
+        counts = result.suspects["kind"].value_counts()
+        io.write_json(staging / RECORD_FILE, {
+            "runs": [str(r.run) for r in result.runs],
+            "images": len(result.images),
+            "people": int(result.images["person"].nunique()),
+            "min_evidence": min_evidence,
+            "suspects": {kind: int(counts.get(kind, 0)) for kind in KINDS},
+            "draft_people": int(result.suspects.loc[result.suspects["kind"].isin(PERSON_KINDS), "person"].nunique()),
+            "age_edges": list(first.age_edges),
+            **({"against_injected": {"file": str(injected), **scores}} if scores else {}),
+        })
+    console.print(suspects_table(result.suspects, top))
+    if scores:
+        k = scores["injected"]
+        console.print(f"against {injected}: {k} injected; recall at {k} {scores[f'recall_at_{k}']:.2f}, at {2 * k} "
+                      f"{scores[f'recall_at_{2 * k}']:.2f}, of all {scores['suspected_people']} suspected people {scores['recall']:.2f}; "
+                      f"precision {_share(scores['precision'])}; kind right for {_share(scores['kind_right'])} of those found")
+    console.print(f"[green]wrote[/] {out / SUSPECTS_FILE}, {SHEET_FILE}, {DRAFT_FILE} (review it, then pass it to "
+                  f"--label-fixes), {RECORD_FILE}")
+    return result, out
+
+
+def score_against_injected(suspects, audited_people: set[str], path: Path) -> dict:
+    """How well the person-level suspects find the label errors `maskctl synth --label-noise`
+    wrote (its injected_noise.csv): with k injected people among those audited (a run with
+    unfinished folds has OOF predictions for only some), the share of them among the first k
+    and 2k suspected people, the share of suspected people who were injected (precision), and
+    the share of found ones whose kind is right."""
+    from maskctl.schema import read_csv
+
+    injected = read_csv(path, {"id": "text", "kind": "text"}, what="injected-noise file")
+    truth = {person: kind for person, kind in zip(injected["id"], injected["kind"]) if person in audited_people}
+    if not truth:
+        raise MaskctlError(f"injected-noise file {path} lists none of the audited people")
+    people = suspects[suspects["kind"].isin(PERSON_KINDS)]
+    ranked = list(dict.fromkeys(people["person"]))
+    k = len(truth)
+    found = [p for p in ranked if p in truth]
+    right_kind = [p for p in found if truth[p] in set(people.loc[people["person"] == p, "kind"])]
+    return {
+        "injected": k,
+        "injected_not_audited": len(injected) - k,
+        "suspected_people": len(ranked),
+        f"recall_at_{k}": len(set(ranked[:k]) & set(truth)) / k,
+        f"recall_at_{2 * k}": len(set(ranked[: 2 * k]) & set(truth)) / k,
+        "recall": len(found) / k,
+        "precision": len(found) / len(ranked) if ranked else None,
+        "kind_right": len(right_kind) / len(found) if found else None,
+    }
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def suspects_table(suspects, top: int):
+    from rich.table import Table
+
+    table = Table(title=f"top {min(top, len(suspects))} of {len(suspects)} suspected label errors (evidence: mean probability of the alternative)")
+    for column in ("rank", "person", "kind", "label", "predicted", "p_label", "evidence", "runs agreeing"):
+        table.add_column(column, justify="right" if column in {"rank", "p_label", "evidence", "runs agreeing"} else "left")
+    for row in suspects.head(top).itertuples():
+        images = "" if row.kind != "image" else f" ({Path(row.images).name})"
+        table.add_row(str(row.rank), row.person, row.kind + images, row.label, row.predicted, f"{row.p_label:.3f}",
+                      f"[bold]{row.evidence:.3f}[/]", str(row.runs_agreeing))
+    return table

@@ -55,6 +55,10 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
     from maskctl.engine.kfold import CONFIG_FILE, require_run_folder
     from maskctl.engine.report import prob_columns, read_oof
 
+    resolved = [run.resolve() for run in runs]
+    twice = next((run for run, path in zip(runs, resolved) if resolved.count(path) > 1), None)
+    if twice is not None:
+        raise MaskctlError(f"{twice} is named more than once: each run's evidence would count twice")
     loaded = []
     for run in runs:
         require_run_folder(run)
@@ -165,7 +169,7 @@ def audit(runs: list[Path], min_evidence: float = 0.5) -> Audit:
 def representative_age(band: int, edges) -> int:
     """An age inside `band` for the draft: the user reviews it (the band is what the model saw)."""
     young, old = edges
-    return (young - 5, (young + old) // 2, old)[band]
+    return (young // 2, (young + old) // 2, old)[band]
 
 
 def draft_fixes(suspects, age_edges):
@@ -228,19 +232,17 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
     failure leaves no half audit."""
     from maskctl.console import console
 
-    out = Path(out) if out is not None else runs[0] / "audit"
-    if out.exists() and not out.is_dir():
-        raise MaskctlError(f"{out} is a file, not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise MaskctlError(f"output folder {out} already exists; pass --overwrite to replace it")
-    io.require_writable(out.parent)
+    out = io.check_replaceable(out if out is not None else runs[0] / "audit", "audit", overwrite)
     result = audit(runs, min_evidence)
     first = result.runs[0]
     scores = score_against_injected(result.suspects, set(result.images["person"]), injected) if injected is not None else None
-    with io.staged_folder(out) as staging:
+    images_dir = data or first.data
+    if not images_dir.is_dir():  # the contact sheet would be blank tiles
+        raise MaskctlError(f"data folder not found: {images_dir} (the run's training data; pass --data where it is now)")
+    with io.staged_folder(out, "audit") as staging:
         io.write_csv(staging / SUSPECTS_FILE, result.suspects[list(SUSPECT_COLUMNS)])
         io.write_csv(staging / DRAFT_FILE, draft_fixes(result.suspects, first.age_edges))
-        contact_sheet(staging / SHEET_FILE, result, data or first.data, sheet)
+        contact_sheet(staging / SHEET_FILE, result, images_dir, sheet)
         counts = result.suspects["kind"].value_counts()
         io.write_json(staging / RECORD_FILE, {
             "runs": [str(r.run) for r in result.runs],

@@ -407,7 +407,7 @@ def report(
 @app.command()
 @user_errors
 def audit(
-    runs: Annotated[list[Path], typer.Argument(help="Finished run folders on the same data (their oof.csv is read), e.g. runs/a runs/b.")],
+    runs: Annotated[list[Path], typer.Argument(help="Finished run folders on the same data (their folds' oof.csv are read), e.g. runs/a runs/b.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder \\[first RUN/audit].", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option(help="Training folder for the contact sheet's images \\[the first run's own].", show_default=False)] = None,
     min_evidence: Annotated[float, typer.Option(help="List a suspect when the runs' mean probability of the alternative is at least this.")] = 0.5,

@@ -169,10 +169,7 @@ def explain(run: Path, images: list[str] | None = None, pairs: int = DEFAULT_PAI
     from maskctl.engine.report import read_oof
 
     require_run_folder(run)
-    out = out or run / "explain"
-    if out.exists() and not overwrite:
-        raise MaskctlError(f"{out} exists; pass --overwrite or choose --out")
-    io.require_writable(out)
+    out = io.check_replaceable(out or run / "explain", "explain", overwrite)
     oof = read_oof(run)
     if oof is None:
         raise MaskctlError(f"{run} has no out-of-fold predictions (fold*/oof.csv): no fold of it finished, so there is nothing to explain")
@@ -185,7 +182,7 @@ def explain(run: Path, images: list[str] | None = None, pairs: int = DEFAULT_PAI
     load_plugins()
     device, _ = inference_device(device_name, 0)
     cams, layers, meta = explain_folds(run, chosen, device)
-    with io.staged_folder(out) as staging:
+    with io.staged_folder(out, "explain") as staging:
         record = write_explanations(staging, run, chosen, cams, layers, meta)
     console.print(f"[green]wrote[/] {len(record['images'])} overlay(s) and {len(record['pairs'])} pair grid(s) to {out} "
                   f"(Grad-CAM of the predicted class on {', '.join(sorted(set(layers.values())))})")

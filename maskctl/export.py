@@ -52,16 +52,14 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
 
     paths = checkpoint_paths(run, fold)
     run_dir = run if run.is_dir() else run.parent.parent
-    out = out or run_dir / "export"
-    if out.exists() and not overwrite:
-        raise MaskctlError(f"{out} exists; pass --overwrite or choose --out")
+    out = io.check_replaceable(out or run_dir / "export", "export", overwrite)
     loaded = load_models(paths, torch.device("cpu"), channels_last=False)
     meta = loaded.meta
     crop_hw, decode_hw = tuple(meta["size"]), checkpoint_decode_size(meta)
     graph = fold_average(loaded.models)
     images = verification_images(run_dir, data, decode_hw, crop_hw)
 
-    with io.staged_folder(out) as staging:
+    with io.staged_folder(out, "export") as staging:
         _write_onnx(graph, staging / MODEL_FILE, crop_hw)
         max_diff = _verify(graph, staging / MODEL_FILE, images)
         record = {

@@ -38,21 +38,53 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+OUTPUT_MARK = ".maskctl-output"  # in a folder a command wrote whole: names the command
+
+
+def check_replaceable(out: str | Path, kind: str, overwrite: bool) -> Path:
+    """Before any work: `out` can become `maskctl KIND`'s output folder. It is missing, empty, or
+    an earlier KIND output (then --overwrite replaces it). Any other folder, a run or your data,
+    is refused even with --overwrite: replacing it would delete what it holds."""
+    out = Path(out)
+    require_writable(out.parent)
+    if out.exists():
+        if not out.is_dir():
+            raise MaskctlError(f"{out} is a file, not a folder")
+        if any(out.iterdir()):
+            if _output_kind(out) != kind:
+                raise MaskctlError(f"{out} holds other files (it is not an earlier `maskctl {kind}` output): choose another --out")
+            if not overwrite:
+                raise MaskctlError(f"{out} holds an earlier `maskctl {kind}` output; pass --overwrite or choose --out")
+    return out
+
+
+def _output_kind(folder: Path) -> str | None:
+    try:
+        return (folder / OUTPUT_MARK).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 @contextlib.contextmanager
-def staged_folder(out: str | Path) -> Iterator[Path]:
+def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
     """Yields an empty staging folder beside `out`; when the block succeeds the finished folder
-    takes `out`'s place in one rename (an old one is moved aside first), and when it fails
-    `out` is as it was: a folder of outputs is never left half-written."""
+    takes `out`'s place in one rename (an old KIND output is moved aside first), and when it
+    fails `out` is as it was: a folder of outputs is never left half-written. Staging folders
+    of killed commands are removed on the way in."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MaskctlError(f"{out} is a file, not a folder")
+    _remove_dead_stagings(out)
     staging = out.parent / f".{out.name}.tmp{os.getpid()}"
     made = _first_missing(out.parent)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
+        (staging / OUTPUT_MARK).write_text(kind + "\n")
         yield staging
         if out.exists():
+            if any(out.iterdir()) and _output_kind(out) != kind:  # it changed while we worked
+                raise MaskctlError(f"{out} holds other files (it is not an earlier `maskctl {kind}` output): choose another --out")
             old = out.parent / f".{out.name}.old{os.getpid()}"
             os.replace(out, old)
             os.replace(staging, out)
@@ -65,6 +97,29 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_dead_stagings(out: Path) -> None:
+    """`.NAME.tmpPID` and `.NAME.oldPID` beside `out` whose process is gone (kill -9)."""
+    import re
+
+    if not out.parent.is_dir():
+        return
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp|old)([0-9]+)")
+    for leftover in out.parent.glob(f".{out.name}.*"):
+        found = pattern.fullmatch(leftover.name)
+        if found and not process_alive(int(found.group(1))):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_text(path: str | Path, text: str) -> Path:

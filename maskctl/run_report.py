@@ -434,10 +434,7 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     stems = [s if stems.count(s) == 1 else f"{i + 1}-{s}" for i, s in enumerate(stems)]
     runs = [load_run(path, label, stem) for path, label, stem in zip(paths, labels, stems)]
     data_warning = check_same_data(runs, allow_different_data)
-    out = out or default_out(stems)
-    if out.exists() and not overwrite:
-        raise MaskctlError(f"{out} exists; pass --overwrite or choose --out")
-    io.require_writable(out.parent)  # now, not after the work
+    out = io.check_replaceable(out or default_out(stems), "report", overwrite)
 
     run_scores = [oof_scores(r) for r in runs]
     names = class_names(runs[0], len(run_scores[0]["per_class"]))
@@ -445,7 +442,7 @@ def report(paths: list[Path], out: Path | None = None, allow_different_data: boo
     meta = (f"{len(runs)} run(s): " + "; ".join(f"{r.label} = {r.path}" for r in runs)
             + f". Made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by maskctl {__version__}.")
 
-    with io.staged_folder(out) as staging:
+    with io.staged_folder(out, "report") as staging:
         sections = [recipe_section(runs), scores_section(runs, run_scores, data_warning), per_class_section(runs, run_scores, names),
                     *plots_sections(runs, run_scores, names, staging)]
         sections += [s for s in (audit_section(runs, staging), explain_section(runs, staging, names)) if s is not None]

@@ -69,6 +69,8 @@ def read_json(path: str | Path, what: str = "") -> Any:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as exc:
         raise MaskctlError(f"{_named(path, what)} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:  # e.g. a hundred thousand nested brackets
+        raise MaskctlError(f"{_named(path, what)} is nested too deeply to be a maskctl file") from None
 
 
 # ------------------------------------------------------------------------------- CSV

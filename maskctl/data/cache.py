@@ -21,6 +21,7 @@ import numpy as np
 
 from maskctl.console import track, warn
 from maskctl.data.images import ImageDecodeError, load_resized
+from maskctl.io import process_alive
 
 CACHE_VERSION = 3  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule; 3: wide grey scaled, not clipped
 
@@ -124,18 +125,8 @@ def remove_orphans(directory: Path) -> None:
     build leaves one behind, as big as the cache itself. A live builder's file stays."""
     for partial in directory.glob("*.tmp*"):
         pid = partial.suffix[len(".tmp"):]
-        if pid.isascii() and pid.isdigit() and not _alive(int(pid)):
+        if pid.isascii() and pid.isdigit() and not process_alive(int(pid)):
             partial.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _remove_superseded(directory: Path, source: str, keep: str) -> None:

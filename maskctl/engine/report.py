@@ -8,6 +8,7 @@ import numpy as np
 from maskctl import io, schema
 from maskctl.console import console
 from maskctl.engine.metrics import confusion, scores
+from maskctl.errors import MaskctlError
 
 
 OOF_COLUMNS = {"image": "text", "person": "text", "fold": "int", "label": "int"}
@@ -24,9 +25,24 @@ def read_oof(run_dir: Path):
     """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
     import pandas as pd
 
-    parts = [schema.read_csv(d / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
-             for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
-    return pd.concat(parts, ignore_index=True) if parts else None
+    paths = [d / "oof.csv" for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
+    parts = [schema.read_csv(path, OOF_COLUMNS, what="out-of-fold table", probabilities=True) for path in paths]
+    if not parts:
+        return None
+    # Each fold's table must hold the same classes, whole, and labels among them: a damaged one
+    # would otherwise join as NaN columns or index past the classes downstream.
+    for path, part in zip(paths, parts):
+        classes = prob_columns(part)
+        if classes != [f"p{c}" for c in range(len(classes))] or classes != prob_columns(parts[0]):
+            raise MaskctlError(f"out-of-fold table {path}: probability columns must be p0..p{len(prob_columns(parts[0])) - 1} like the other folds'")
+        labels = pd.to_numeric(part["label"], errors="coerce")
+        if not labels.between(0, len(classes) - 1).all():
+            row = int((~labels.between(0, len(classes) - 1)).to_numpy().argmax())
+            raise MaskctlError(f"out-of-fold table {path}: row {row + 2}, column label: {schema.shown(part['label'].iloc[row])} is not a class 0..{len(classes) - 1}")
+    table = pd.concat(parts, ignore_index=True)
+    if table["image"].duplicated().any():
+        raise MaskctlError(f"{run_dir}: image {schema.shown(table.loc[table['image'].duplicated(), 'image'].iloc[0])} is in more than one fold's out-of-fold table")
+    return table
 
 
 def read_fold_result(path: Path) -> dict:

@@ -34,7 +34,7 @@ def audited(noisy_run):
 
 
 def test_audit_writes_suspects_sheet_draft_and_record(audited, noisy_run):
-    assert sorted(p.name for p in audited.iterdir()) == sorted([SUSPECTS_FILE, SHEET_FILE, DRAFT_FILE, RECORD_FILE])
+    assert sorted(p.name for p in audited.iterdir()) == sorted([".maskctl-output", SUSPECTS_FILE, SHEET_FILE, DRAFT_FILE, RECORD_FILE])
     suspects = pd.read_csv(audited / SUSPECTS_FILE, dtype={"person": str})
     assert tuple(suspects.columns) == SUSPECT_COLUMNS
     assert suspects["evidence"].is_monotonic_decreasing and suspects["rank"].tolist() == list(range(1, len(suspects) + 1))
@@ -133,3 +133,22 @@ def test_bad_options_are_usage_errors(noisy_run, tmp_path, option):
     result = invoke("audit", noisy_run, *option, "--out", tmp_path / "out")
     assert result.exit_code == 2 and option[0] in one_line_error(result)
     assert not (tmp_path / "out").exists()
+
+
+def test_review_findings_are_one_line(noisy_run, tmp_path):
+    """The same run twice, a fold table of another width or with a label out of range, and
+    images that are not where the run says: one line each, nothing written."""
+    twice = invoke("audit", noisy_run, noisy_run, "--out", tmp_path / "a")
+    assert twice.exit_code == 1 and "more than once" in one_line_error(twice)
+    narrow = tmp_path / "narrow"
+    shutil.copytree(noisy_run, narrow, ignore=shutil.ignore_patterns("audit"))
+    table = pd.read_csv(narrow / "fold0" / "oof.csv", dtype=str)
+    table.drop(columns=["p17"]).to_csv(narrow / "fold0" / "oof.csv", index=False)
+    result = invoke("audit", narrow, "--out", tmp_path / "b")
+    assert result.exit_code == 1 and "like the other folds" in one_line_error(result)
+    table.assign(label=["99"] + list(table["label"].iloc[1:])).to_csv(narrow / "fold0" / "oof.csv", index=False)
+    result = invoke("audit", narrow, "--out", tmp_path / "c")
+    assert result.exit_code == 1 and "is not a class 0..17" in one_line_error(result)
+    nowhere = invoke("audit", noisy_run, "--data", tmp_path / "moved", "--out", tmp_path / "d")
+    assert nowhere.exit_code == 1 and "data folder not found" in one_line_error(nowhere)
+    assert not [p for p in tmp_path.iterdir() if p.name in "abcd"]

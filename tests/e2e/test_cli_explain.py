@@ -40,7 +40,7 @@ def check_explanations(out, run, count):
         with Image.open(out / entry["overlay"]) as overlay:
             assert overlay.size == (48, 64) and overlay.mode == "RGB"  # the model's input: 64 high, 48 wide
     written = {p.name for p in out.iterdir()}
-    assert written == {"explain.json"} | grids | {e["overlay"] for e in record["images"]}
+    assert written == {".maskctl-output", "explain.json"} | grids | {e["overlay"] for e in record["images"]}
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
     return record
 
@@ -174,8 +174,9 @@ def test_bad_input_is_one_line_and_writes_nothing(bad, run, tmp_path):
 
 def test_a_failure_while_writing_leaves_the_old_explanations_whole(run, tmp_path, monkeypatch):
     out = tmp_path / "explain"
-    out.mkdir()
-    (out / "kept.txt").write_text("earlier")
+    first = invoke("explain", run, "--out", out, "--pairs", "1", "--per-pair", "1", "--device", "cpu")
+    assert first.exit_code == 0, first.output
+    (out / "kept.txt").write_text("earlier")  # the earlier explanations, marked to be recognised
 
     def disk_full(path, *_args):
         raise OSError(28, "No space left on device", str(path))
@@ -183,7 +184,7 @@ def test_a_failure_while_writing_leaves_the_old_explanations_whole(run, tmp_path
     monkeypatch.setattr(maskctl.explain, "_write_grid", disk_full)
     result = invoke("explain", run, "--out", out, "--overwrite", "--pairs", "1", "--per-pair", "1", "--device", "cpu")
     assert result.exit_code == 1 and "No space left on device" in one_line_error(result)
-    assert [p.name for p in tmp_path.iterdir()] == ["explain"] and [p.name for p in out.iterdir()] == ["kept.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["explain"] and "kept.txt" in [p.name for p in out.iterdir()]
     assert (out / "kept.txt").read_text() == "earlier"
     deep = invoke("explain", run, "--out", tmp_path / "new" / "place" / "explain", "--pairs", "1", "--per-pair", "1", "--device", "cpu")
     assert deep.exit_code == 1 and "No space left on device" in one_line_error(deep)

@@ -34,7 +34,7 @@ def exported(cropped_run):
 
 
 def test_export_writes_one_verified_model_and_its_description(exported, cropped_run):
-    assert sorted(p.name for p in exported.iterdir()) == ["export.json", "model.onnx"]
+    assert sorted(p.name for p in exported.iterdir()) == [".maskctl-output", "export.json", "model.onnx"]
     meta = json.loads((exported / "export.json").read_text())
     assert meta["size"] == [64, 48] and meta["decode_size"] == [72, 54]
     assert meta["num_classes"] == 18 and len(meta["class_names"]) == 18
@@ -156,9 +156,36 @@ def test_damaged_foreign_and_mismatched_exports_are_one_line(exported, synth_dat
     # not JSON at all
     binary = _copy_export(exported, tmp_path / "d")
     (binary / "export.json").write_bytes(b"\x00\xff" * 40)
-    assert "not readable JSON" in predict(binary)
+    assert "not UTF-8 text" in predict(binary)
+    (binary / "export.json").write_text("[" * 100_000)
+    assert "nested too deeply" in predict(binary)
+    # names of the graph's input and output that the model does not have
+    for field, value in (("input", {"name": "nope", "dtype": "uint8", "layout": "NHWC"}), ("output", "nope"), ("tta", {"policy": "zoom", "weights": [1]})):
+        renamed = _copy_export(exported, tmp_path / f"e-{field}")
+        _rewrite(renamed / "export.json", **{field: value})
+        assert "export.json" in predict(renamed), field
 
 
 def test_export_options_that_do_not_apply(exported, synth_data):
     result = invoke("predict", exported, "--data", synth_data / "eval", "--fold", "0")
     assert result.exit_code == 2
+
+
+def test_overwrite_never_replaces_a_folder_the_command_did_not_write(cropped_run, exported, tmp_path):
+    """--out naming a run (or any folder of other files) is refused even with --overwrite."""
+    before = sorted(p.relative_to(cropped_run) for p in cropped_run.rglob("*"))
+    result = invoke("export", cropped_run, "--out", cropped_run, "--overwrite")
+    assert result.exit_code == 1 and "not an earlier `maskctl export` output" in one_line_error(result)
+    assert sorted(p.relative_to(cropped_run) for p in cropped_run.rglob("*")) == before
+    again = invoke("export", cropped_run, "--overwrite")  # its own earlier export: replaced
+    assert again.exit_code == 0, again.output
+
+
+def test_a_killed_exports_staging_folder_goes_on_the_next_export(cropped_run, exported, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    leftover = tmp_path / f".out.tmp{dead}"
+    leftover.mkdir()
+    (leftover / "model.onnx").write_bytes(b"half")
+    result = invoke("export", cropped_run, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert not leftover.exists()

@@ -1,4 +1,6 @@
 """`python -m maskctl` runs the command line."""
-from maskctl.cli import app
+import sys
 
-app(prog_name="maskctl")
+from maskctl.cli import main
+
+sys.exit(main())

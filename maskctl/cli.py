@@ -314,7 +314,7 @@ def export(
 ):
     """Export a run for serving: one ONNX model (every fold inside, probabilities averaged) and
     export.json (sizes, normalisation, class names, TTA, version). Checked before it is kept:
-    ONNX Runtime must match PyTorch on the run's own images. Needs `pip install 'maskctl[onnx]'`.
+    ONNX Runtime must match PyTorch on the run's own images. Needs `pip install 'maskctl\\[onnx]'`.
 
     Example: maskctl export runs/exp, then maskctl predict runs/exp/export --data data/eval
     """
@@ -476,8 +476,27 @@ def bench(
     run_bench(what, data, out, batches, workers, device, model, overwrite, repeats)
 
 
-def main() -> None:  # pragma: no cover - the console script calls `app` directly
-    app(prog_name="maskctl")
+def main() -> int:
+    """The console script: the app, with command-line mistakes (an unknown option, a missing
+    argument) as one red line and exit code 2, like every other error, instead of click's box."""
+    from maskctl.console import fail
+
+    try:
+        return app(prog_name="maskctl", standalone_mode=False) or 0
+    except typer.Abort:
+        fail("interrupted")
+        return 130
+    except Exception as exc:
+        # Typer raises click's UsageError from its own copy of click (typer._click) or from click
+        # itself, depending on its version: known by the class name, not by one import.
+        if not any(kind.__name__ == "UsageError" for kind in type(exc).__mro__):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `maskctl` alone: the help, as always
+            exc.show()
+            return exc.exit_code
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "maskctl"
+        fail(f"{exc.format_message()} (see `{command} --help`)")
+        return exc.exit_code
 
 
 if __name__ == "__main__":

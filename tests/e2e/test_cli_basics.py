@@ -4,9 +4,10 @@ import sys
 import time
 
 import pandas as pd
-from cli_helpers import invoke, one_line_error
+import pytest
+from cli_helpers import invoke, one_line_error, run_cli
 
-COMMANDS = ("synth", "eda", "split", "list", "train", "predict", "tta-eval", "ensemble", "demo")
+COMMANDS = ("synth", "eda", "split", "list", "train", "predict", "export", "tta-eval", "audit", "explain", "report", "ensemble", "demo")
 
 
 def test_help_lists_every_command_and_is_fast():
@@ -114,3 +115,17 @@ def test_worker_errors_are_cut_to_their_original_line():
                '  File "x.py", line 1, in f\nmaskctl.data.images.ImageDecodeError: cannot decode image a/mask1.jpg: truncated\n')
     assert one_line(wrapped) == "cannot decode image a/mask1.jpg: truncated"
     assert one_line("plain message") == "plain message"
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["train", "--bogus"], "No such option: --bogus"),
+    (["audit"], "Missing argument"),
+    (["train", "--epochs", "abc"], "--epochs"),
+    (["bogus-command"], "No such command"),
+])
+def test_command_line_mistakes_are_one_line_with_exit_code_2(args, culprit):
+    """The console script turns click's usage errors into the same one red line as any error."""
+    result = run_cli(*args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert culprit in one_line_error(result) and "--help" in one_line_error(result)
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr

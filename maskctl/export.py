@@ -11,7 +11,6 @@ run's own images must match PyTorch's, or nothing is written.
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -30,14 +29,6 @@ INPUT_NAME, OUTPUT_NAME = "images", "probs"
 OPSET = 17
 TOLERANCE = 1e-4  # largest |probability difference| between ONNX Runtime and PyTorch, fp32 on a CPU
 VERIFY_IMAGES = 16
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_run(run: Path, out: Path | None = None, fold: int | None = None, data: Path | None = None, overwrite: bool = False) -> Path:
@@ -64,7 +55,7 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
         max_diff = _verify(graph, staging / MODEL_FILE, images)
         record = {
             "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "maskctl_version": __version__,
-            "model_file": MODEL_FILE, "sha256": file_sha256(staging / MODEL_FILE),
+            "model_file": MODEL_FILE, "sha256": io.file_sha256(staging / MODEL_FILE),
             "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC"}, "output": OUTPUT_NAME,
             "size": list(crop_hw), "decode_size": list(decode_hw), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             "num_classes": meta["num_classes"], "class_names": meta["class_names"], "mask_classes": meta.get("mask_classes", meta["num_classes"] == 18),

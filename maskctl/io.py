@@ -154,7 +154,7 @@ def save_figure(path: str | Path, figure) -> Path:
 def write_set_record(path: str | Path, record: dict, members: list[Path]) -> Path:
     """Written after the files of one output set (predict's submission.csv and probs.csv): it
     holds each member's digest, so a set torn by a kill between its files is detectably torn."""
-    return write_json(path, {**record, "files": {Path(m).name: _digest(m) for m in members}})
+    return write_json(path, {**record, "files": {Path(m).name: file_sha256(m) for m in members}})
 
 
 def check_set_record(path: str | Path, names: list[str]) -> None:
@@ -168,11 +168,11 @@ def check_set_record(path: str | Path, names: list[str]) -> None:
     digests = record.get("files") if isinstance(record, dict) else None
     for name in names:
         member = path.parent / name
-        if not isinstance(digests, dict) or not member.is_file() or digests.get(name) != _digest(member):
+        if not isinstance(digests, dict) or not member.is_file() or digests.get(name) != file_sha256(member):
             raise MaskctlError(f"{path.parent / name} is not the file {path.name} records (an interrupted or older predict, or edited by hand); predict again")
 
 
-def _digest(path: str | Path) -> str:
+def file_sha256(path: str | Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()

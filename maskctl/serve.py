@@ -12,7 +12,8 @@ import numpy as np
 
 from maskctl.console import NO_CUDA, console, progress, warn
 from maskctl.errors import MaskctlError
-from maskctl.export import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc, file_sha256
+from maskctl.export import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc
+from maskctl.io import file_sha256
 
 def is_export(path: Path) -> bool:
     return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / META_FILE).is_file())

@@ -135,7 +135,7 @@ def test_damaged_foreign_and_mismatched_exports_are_one_line(exported, synth_dat
     (damaged / "model.onnx").write_bytes((damaged / "model.onnx").read_bytes()[:5000])
     assert "SHA-256" in predict(damaged)
     # damaged and described: ONNX Runtime cannot load it
-    from maskctl.export import file_sha256
+    from maskctl.io import file_sha256
 
     _rewrite(damaged / "export.json", sha256=file_sha256(damaged / "model.onnx"))
     assert "cannot load" in predict(damaged)

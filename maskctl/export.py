@@ -18,7 +18,7 @@ import numpy as np
 
 from maskctl import __version__, io
 from maskctl.console import console
-from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, checkpoint_decode_size
+from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_window, checkpoint_decode_size
 from maskctl.errors import MaskctlError
 
 EXPORT_FORMAT = "maskctl-onnx"
@@ -113,9 +113,8 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw) ->
 
 def center_crop_nhwc(images: np.ndarray, size_hw) -> np.ndarray:
     """As transforms.center_crop, on (N, H, W, C) arrays."""
-    height, width = size_hw
-    top, left = (images.shape[1] - height) // 2, (images.shape[2] - width) // 2
-    return np.ascontiguousarray(images[:, top : top + height, left : left + width])
+    rows, columns = center_window(images.shape[1:3], tuple(size_hw))
+    return np.ascontiguousarray(images[:, rows, columns])
 
 
 def _write_onnx(graph, path: Path, crop_hw) -> None:

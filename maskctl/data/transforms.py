@@ -178,15 +178,22 @@ def checkpoint_decode_size(meta: dict) -> tuple[int, int]:
     return tuple(meta.get("decode_size", meta["size"]))
 
 
-def center_crop(batch, size_hw: tuple[int, int]):
-    """The centre (H, W) window of an (N, C, H', W') batch, as albumentations' CenterCrop takes it;
-    the batch itself when it is that size already."""
+def center_window(image_hw, size_hw: tuple[int, int]) -> tuple[slice, slice]:
+    """The rows and columns of the centre (H, W) window of an image of `image_hw`, as
+    albumentations' CenterCrop takes it: one rule for the torch batches and for serving."""
     height, width = size_hw
-    top = (batch.shape[-2] - height) // 2
-    left = (batch.shape[-1] - width) // 2
+    top = (image_hw[0] - height) // 2
+    left = (image_hw[1] - width) // 2
     if top < 0 or left < 0:
-        raise ValueError(f"cannot crop {tuple(batch.shape[-2:])} images to {size_hw}")
-    return batch[..., top : top + height, left : left + width]
+        raise ValueError(f"cannot crop {tuple(image_hw)} images to {size_hw}")
+    return slice(top, top + height), slice(left, left + width)
+
+
+def center_crop(batch, size_hw: tuple[int, int]):
+    """The centre (H, W) window of an (N, C, H', W') batch; the batch itself when it is that
+    size already."""
+    rows, columns = center_window(tuple(batch.shape[-2:]), size_hw)
+    return batch[..., rows, columns]
 
 
 _NORMALIZE_CONSTANTS: dict = {}

@@ -95,13 +95,13 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw) ->
     from maskctl.data.layout import detect_kind, read_eval, read_train
 
     if data is None:
-        import yaml
+        from maskctl.config import load_config
+        from maskctl.engine.kfold import CONFIG_FILE
 
-        config = run_dir / "config.yaml"
-        try:
-            data = Path(yaml.safe_load(config.read_text())["data"])
-        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-            raise MaskctlError(f"export checks the model on real images: pass --data (cannot read the run's data from {config})") from None
+        config = run_dir / CONFIG_FILE
+        if not config.is_file():
+            raise MaskctlError(f"export checks the model on real images: pass --data (no {config} names the run's data)")
+        data = Path(load_config(config).data)  # the recipe reader, with its limits and checks
         if not data.is_dir():
             raise MaskctlError(f"export checks the model on real images: pass --data (the run's data {data} is not here)")
     table = (read_eval(data) if detect_kind(data) == "eval" else read_train(data)).table

@@ -76,14 +76,13 @@ class Run:
 
 def load_run(path: Path, label: str, stem: str) -> Run:
     from maskctl.config import load_config
-    from maskctl.engine.kfold import is_run_folder
+    from maskctl.engine.kfold import CONFIG_FILE, require_run_folder
     from maskctl.engine.report import OOF_COLUMNS, fold_dirs, prob_columns, read_fold_result, read_metrics
 
-    if not path.is_dir() or not is_run_folder(path):
-        raise MaskctlError(f"{path} is not a run folder (no config.yaml / folds.csv); pass folders made by `maskctl train`, e.g. runs/exp")
+    require_run_folder(path)
     if not (path / "oof.csv").is_file():
         raise MaskctlError(f"{path} has no out-of-fold predictions (oof.csv): no fold of it finished; finish it with `maskctl train --resume {path}`")
-    recipe = load_config(path / "config.yaml").to_dict()
+    recipe = load_config(path / CONFIG_FILE).to_dict()
     oof = schema.read_csv(path / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
     if oof.empty:
         raise MaskctlError(f"out-of-fold table {path / 'oof.csv'} has no rows")

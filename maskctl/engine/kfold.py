@@ -62,7 +62,7 @@ def is_run_folder(path: Path) -> bool:
 
 def require_run_folder(path: Path) -> Path:
     if not is_run_folder(path):
-        raise MaskctlError(f"{path} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE})")
+        raise MaskctlError(f"{path} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE}); pass folders made by `maskctl train`, e.g. runs/exp")
     return path
 
 

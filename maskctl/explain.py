@@ -215,19 +215,15 @@ def explain_folds(run: Path, chosen, device):
     fold, the checkpoints' meta)."""
     import torch
 
-    from maskctl.engine import checkpoint
-    from maskctl.models import model_from_meta
+    from maskctl.predict import load_models
 
     cams: dict[int, np.ndarray] = {}
     layers: dict[int, str] = {}
     meta = None
     for fold in sorted(chosen["fold"].unique()):
-        path = run / f"fold{fold}" / "best.pt"
-        state = checkpoint.load(path)
-        meta = state["meta"]
-        model = model_from_meta(meta)
-        checkpoint.load_weights(model, state["model"], path)
-        model = model.to(device).eval()
+        # Unfused: Grad-CAM needs the model's own forward_features / forward_head split.
+        loaded = load_models([run / f"fold{fold}" / "best.pt"], device, channels_last=False, fuse=False)
+        model, meta = loaded.models[0], loaded.meta
         rows = np.flatnonzero(chosen["fold"].to_numpy() == fold)
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]

@@ -230,7 +230,7 @@ def explain_folds(run: Path, chosen, device):
             batch = model_input(chosen["path"].to_numpy()[part], meta, device)
             maps, layers[int(fold)] = grad_cam(model, batch, chosen["pred"].to_numpy()[part])
             cams.update(zip(part.tolist(), maps))
-        del model
+        del model, loaded  # both hold the model: free it before the next fold
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return cams, layers, meta

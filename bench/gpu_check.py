@@ -112,6 +112,7 @@ def bench_optimizer_step(model_name: str, size_hw, device, steps: int = 20) -> d
     from timm.optim import AdamP as TimmAdamP
 
     from maskctl.adamp import AdamP
+    from maskctl.bench import synchronize
     from maskctl.models import build_model
 
     torch.manual_seed(0)
@@ -129,11 +130,11 @@ def bench_optimizer_step(model_name: str, size_hw, device, steps: int = 20) -> d
         optimizer = make()
         optimizer.step()
         after_one[name] = [p.detach().clone() for p in params]
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
             optimizer.step()
-        _synchronize(device)
+        synchronize(device)
         row[f"{name}_ms"] = (time.perf_counter() - started) / steps * 1000
     row["max_abs_diff_one_step"] = max((a - b).abs().max().item() for a, b in zip(after_one["timm_adamp"], after_one["maskctl_adamp"]))
     return row
@@ -143,6 +144,7 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
     """Seconds of each step of `maskctl predict`, in this process (imports already paid)."""
     import numpy as np
 
+    from maskctl.bench import synchronize
     from maskctl.data.transforms import checkpoint_decode_size
     from maskctl.engine.inference import inference_loader, predict_views
     from maskctl.predict import checkpoint_paths, load_models, read_prediction_data
@@ -154,23 +156,16 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
     for fused in (True, False):
         started = time.perf_counter()
         loaded = load_models(paths, device, channels_last=True, fuse=fused)
-        _synchronize(device)
+        synchronize(device)
         row[f"load_models_{'fused' if fused else 'unfused'}_s"] = time.perf_counter() - started
         decode_hw = checkpoint_decode_size(loaded.meta)
         for loader_workers in sorted({workers, 0}):
             loader = inference_loader(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), decode_hw, device, loader_workers)
             started = time.perf_counter()
             predict_views(loaded.models, loader, device, no_tta(), crop_hw=tuple(loaded.meta["size"]))
-            _synchronize(device)
+            synchronize(device)
             row[f"predict_{'fused' if fused else 'unfused'}_{loader_workers}_workers_s"] = time.perf_counter() - started
     return row
-
-
-def _synchronize(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def train_seed_recipe(data: Path, batch_size: int, epochs: int, device, optimizer: str | None = None) -> dict:

@@ -37,7 +37,7 @@ def _time_loader(loader, batches: int, device, finish) -> float:
             batch = next(iterator)
         finish(batch)
         count += len(batch[0])
-    _synchronize(device)  # the queued device work of the last batches counts too
+    synchronize(device)  # the queued device work of the last batches counts too
     return count / (time.perf_counter() - started)
 
 
@@ -136,7 +136,7 @@ def _train_step_fn(model_name: str, device, channels_last: bool, amp: bool):
     return step
 
 
-def _synchronize(device) -> None:
+def synchronize(device) -> None:
     import torch
 
     if device.type == "cuda":
@@ -154,11 +154,11 @@ def bench_train(model_name: str, size_hw, batch_size: int, steps: int, device) -
     for channels_last, amp in modes:
         step = _train_step_fn(model_name, device, channels_last, amp)
         step(images, targets)  # warm-up
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
             step(images, targets)
-        _synchronize(device)
+        synchronize(device)
         seconds = time.perf_counter() - started
         rows.append({"channels_last": channels_last, "amp": amp, "steps_per_s": steps / seconds, "images_per_s": steps * batch_size / seconds})
     return rows
@@ -191,7 +191,7 @@ def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: 
     rates = {}
     for mode in ("synthetic", "real"):
         step(*fixed)
-        _synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
             if mode == "real":
@@ -200,7 +200,7 @@ def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: 
                 step(images, targets.to(device, non_blocking=True))
             else:
                 step(*fixed)
-        _synchronize(device)
+        synchronize(device)
         rates[mode] = steps * batch_size / (time.perf_counter() - started)
     return {"model": model_name, "size": list(size_hw), "batch_size": batch_size, "workers": workers, "amp": amp, "channels_last": True,
             "synthetic_images_per_s": rates["synthetic"], "real_images_per_s": rates["real"], "real_over_synthetic": rates["real"] / rates["synthetic"]}

@@ -99,7 +99,7 @@ def read_answers(path: Path, ids: list[str]) -> np.ndarray:
 
 
 def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], list[float]]:
-    from maskctl.tta import parse_weights, policy_views
+    from maskctl.tta import policy_views
 
     if weights and tta == "auto":
         raise MaskctlError("--tta auto takes its weights from tta.json; drop --tta-weights or name a policy")
@@ -110,6 +110,13 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
         chosen = read_tta_record(record)
         console.print(f"tta auto: {chosen['policy']} with weights {chosen['weights']} (from {record})")
         return policy_views(chosen["policy"]), chosen["weights"]
+    return named_views(tta, weights)
+
+
+def named_views(tta: str, weights: str | None) -> tuple[list[str], list[float]]:
+    """A named TTA policy's views, with --tta-weights or equal weights (predict from a run or an export)."""
+    from maskctl.tta import parse_weights, policy_views
+
     views = policy_views(tta)
     if weights and len(views) == 1:
         raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")

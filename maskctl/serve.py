@@ -176,6 +176,7 @@ def _listed_eval_images(data: Path) -> list[str] | None:
 
 
 def _views(meta: dict, tta: str, tta_weights: str | None, export: Path) -> tuple[list[str], list[float]]:
+    from maskctl.predict import named_views
     from maskctl.tta import NHWC_VIEWS, parse_weights, policy_views
 
     if tta == "auto":
@@ -186,10 +187,8 @@ def _views(meta: dict, tta: str, tta_weights: str | None, export: Path) -> tuple
         console.print(f"tta auto: {meta['tta']['policy']} with weights {meta['tta']['weights']} (recorded at export)")
         views = policy_views(meta["tta"]["policy"])
         return views, parse_weights(",".join(str(w) for w in meta["tta"]["weights"]), len(views))
-    views = policy_views(tta)
+    views, weights = named_views(tta, tta_weights)
     unknown = [view for view in views if view not in NHWC_VIEWS]
     if unknown:
         raise MaskctlError(f"--tta {tta}: view(s) {', '.join(unknown)} have no torch-free version; predict from the run instead")
-    if tta_weights and len(views) == 1:
-        raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip or hflip-shift), not --tta {tta}")
-    return views, parse_weights(tta_weights, len(views))
+    return views, weights

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from maskctl.errors import MaskctlError, UsageError, shown
+from maskctl.schema import MAX_IMAGE_SIDE
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-MAX_SIDE = 4096  # pixels per image side: 8x the real photos, and a batch of 16 still fits in memory
 MAX_RECIPE_BYTES = 100_000  # a recipe is about 1 kB; a bigger file is not one
 MAX_TEXT = 4096  # characters of any text setting (PATH_MAX on Linux)
 
@@ -30,8 +30,8 @@ def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
         raise UsageError(f"size must look like 512x384 ({order}), got {shown(text)}") from None
     if first < 8 or second < 8:
         raise UsageError(f"size {shown(text)} is too small (at least 8x8)")
-    if first > MAX_SIDE or second > MAX_SIDE:
-        raise UsageError(f"size {shown(text)} is too large (at most {MAX_SIDE} pixels a side)")
+    if first > MAX_IMAGE_SIDE or second > MAX_IMAGE_SIDE:
+        raise UsageError(f"size {shown(text)} is too large (at most {MAX_IMAGE_SIDE} pixels a side)")
     return first, second
 
 

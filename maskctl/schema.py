@@ -17,13 +17,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from maskctl.config import MAX_SIDE as MAX_IMAGE_SIDE
 from maskctl.errors import MaskctlError, shown
 
 # Digits and signs in ASCII only: Python's int() and float() accept any script's digits, pandas
 # does not, and a value should not mean something else to the next tool that reads the file.
 ASCII_INT = re.compile(r"[+-]?[0-9]+")
 ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+MAX_IMAGE_SIDE = 4096  # pixels per image side: 8x the real photos, and a batch of 16 still fits in memory
 MAX_CLASSES = 1000  # the task has 18; a checkpoint claiming millions is damaged, not big
 
 

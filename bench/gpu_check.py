@@ -175,6 +175,7 @@ def train_seed_recipe(data: Path, batch_size: int, epochs: int, device, optimize
 
     from maskctl.config import load_config
     from maskctl.engine import kfold
+    from maskctl.runfolder import RunFolder
 
     import gc
 
@@ -186,7 +187,7 @@ def train_seed_recipe(data: Path, batch_size: int, epochs: int, device, optimize
                                   "runs_dir": tempfile.mkdtemp(prefix="gpu-check-runs-"), "name": f"seed-b{batch_size}", "device": str(device),
                                   "optimizer": optimizer})
     run = kfold.train(config)
-    metrics = pd.read_csv(run / "fold0" / "metrics.csv")
+    metrics = pd.read_csv(RunFolder(run).fold(0).metrics)
     row = {"batch_size": batch_size, "epochs": epochs, "optimizer": config.optimizer, "run": str(run), "seconds": time.perf_counter() - started,
            "images_per_s": metrics["images_per_s"].tolist(), "epoch_seconds": metrics["seconds"].tolist(), "f1": metrics["f1"].tolist(),
            "peak_gpu_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30,

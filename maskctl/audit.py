@@ -52,8 +52,8 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
     """Each run's OOF table; every run must be a finished run of the 18 mask classes on the
     same data (the same images, people and labels), or the evidence would not add up."""
     from maskctl.config import load_config
-    from maskctl.engine.kfold import CONFIG_FILE, require_run_folder
     from maskctl.engine.report import prob_columns, read_oof
+    from maskctl.runfolder import RunFolder
 
     resolved = [run.resolve() for run in runs]
     twice = next((run for run, path in zip(runs, resolved) if resolved.count(path) > 1), None)
@@ -61,7 +61,7 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
         raise MaskctlError(f"{twice} is named more than once: each run's evidence would count twice")
     loaded = []
     for run in runs:
-        require_run_folder(run)
+        run_folder = RunFolder(run).require()
         oof = read_oof(run)
         if oof is None:
             raise MaskctlError(f"{run} has no out-of-fold predictions (no finished fold with oof.csv); "
@@ -69,7 +69,7 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
         classes = len(prob_columns(oof))
         if classes != L.NUM_CLASSES:
             raise MaskctlError(f"{run} predicts {classes} classes; audit reads the {L.NUM_CLASSES} mask classes")
-        config = load_config(run / CONFIG_FILE)
+        config = load_config(run_folder.config)
         loaded.append(RunOOF(run, oof.sort_values("image", ignore_index=True), Path(config.data), L.parse_age_edges(config.age_edges)))
     first = loaded[0]
     for other in loaded[1:]:

@@ -218,8 +218,9 @@ def bench_predict(run: Path, eval_dir: Path, device_name: str, repeats: int = 5)
     import statistics
 
     from maskctl.export import export_run
+    from maskctl.runfolder import RunFolder
 
-    checkpoint = run / "fold0" / "best.pt"
+    checkpoint = RunFolder(run).fold(0).best
     script = Path(__file__).resolve().parent.parent / "bench" / "baseline_inference.py"
     if not script.is_file():
         from maskctl.errors import MaskctlError

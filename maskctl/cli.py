@@ -145,9 +145,9 @@ def split(
     Example: maskctl split data/train --folds 5 --seed 0, then maskctl train --folds-file data/train/folds.csv
     """
     from maskctl.data.labels import parse_age_edges
-    from maskctl.split import write_folds_file
+    from maskctl.split import SPLIT_FILE, write_folds_file
 
-    write_folds_file(data, out or data / "folds.csv", folds, seed, val_ratio, parse_age_edges(age_edges), label_fixes, overwrite)
+    write_folds_file(data, out or data / SPLIT_FILE, folds, seed, val_ratio, parse_age_edges(age_edges), label_fixes, overwrite)
 
 
 @app.command("list")

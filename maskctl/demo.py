@@ -23,7 +23,8 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
     from maskctl.engine.metrics import scores
     from maskctl.ensemble import ensemble
     from maskctl.predict import predict
-    from maskctl.split import write_folds_file
+    from maskctl.runfolder import SUBMISSION
+    from maskctl.split import SPLIT_FILE, write_folds_file
     from maskctl.tta_eval import tta_eval
 
     started = time.perf_counter()
@@ -38,9 +39,9 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
     step("2/7 eda")
     run_eda(data / "train", out_dir=out / "reports" / "eda-train", overwrite=True)
     step("3/7 split: person-grouped, stratified folds")
-    write_folds_file(data / "train", data / "folds.csv", folds=2, seed=0, overwrite=True)
+    write_folds_file(data / "train", data / SPLIT_FILE, folds=2, seed=0, overwrite=True)
     runs = []
-    common = {"data": str(data / "train"), "folds_file": str(data / "folds.csv"), "runs_dir": str(out / "runs"), "epochs": epochs}
+    common = {"data": str(data / "train"), "folds_file": str(data / SPLIT_FILE), "runs_dir": str(out / "runs"), "epochs": epochs}
     # Two members for the ensemble: the recipe as it is, and a variant with another loss mix,
     # CutMix of face halves and another seed; both on the same folds, so weights can be fitted.
     variants = (("quick", {}), ("quick-cutmix", {"loss": "focal:0.6,f1:0.4", "mix": "cutmix", "seed": 1}))
@@ -64,10 +65,10 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
     summary.add_row("eda report", "reports/eda-train/report.md", "")
     result = {}
     for label, folder in [(r.name, r) for r in runs] + [("ensemble", out / "ensemble")]:
-        submission = pd.read_csv(folder / "submission.csv", dtype={"ImageID": str})
+        submission = pd.read_csv(folder / SUBMISSION, dtype={"ImageID": str})
         f1 = scores(answers.loc[submission["ImageID"]].to_numpy(), submission["ans"].to_numpy())["f1"]
         result[label] = f1
-        summary.add_row(f"submission: {label}", str((folder / "submission.csv").relative_to(out)), f"{f1:.4f}")
+        summary.add_row(f"submission: {label}", str((folder / SUBMISSION).relative_to(out)), f"{f1:.4f}")
     console.print(summary)
     console.print(f"everything is under {out}")
     console.print("next: the same loop on your data, e.g. [bold]maskctl eda data/train[/], then [bold]maskctl train --config cpu-quick[/] (CPU) or [bold]--config seed[/] (GPU)")

@@ -17,8 +17,10 @@ from maskctl import io
 from maskctl.console import console, warn
 from maskctl.engine.metrics import macro_f1
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import PREDICT_SET, PROBS, SUBMISSION, RunFolder
 
 METHODS = ("auto", "soft", "hard", "weighted")
+ENSEMBLE_RECORD = "ensemble.json"  # the ensemble folder's record, sealing its submission.csv and probs.csv
 
 
 # ------------------------------------------------------------------------------- pure voting
@@ -66,23 +68,22 @@ class Member:
 
 
 def load_members(runs: list[Path]) -> list[Member]:
-    from maskctl.engine.kfold import is_run_folder
-    from maskctl.engine.report import OOF_COLUMNS, prob_columns
+    from maskctl.engine.report import prob_columns, read_oof
     from maskctl.io import check_set_record
-    from maskctl.predict import PREDICT_RECORD, PREDICT_SET
     from maskctl.schema import read_csv
 
     members = []
     for run in runs:
-        if not run.is_dir() or not is_run_folder(run):
+        run_folder = RunFolder(run)
+        if not run_folder.is_run():
             warn(f"{run} is not a run folder; skipped")
             continue
-        if not (run / "probs.csv").is_file():
+        if not run_folder.probs.is_file():
             warn(f"{run} has no predictions; run `maskctl predict {run}` first; skipped")
             continue
-        check_set_record(run / PREDICT_RECORD, list(PREDICT_SET))
-        table = read_csv(run / "probs.csv", {"ImageID": "text"}, what="predictions", probabilities=True)
-        oof = read_csv(run / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True) if (run / "oof.csv").is_file() else None
+        check_set_record(run_folder.predict_record, list(PREDICT_SET))
+        table = read_csv(run_folder.probs, {"ImageID": "text"}, what="predictions", probabilities=True)
+        oof = read_oof(run)  # its finished folds' tables, as report and audit read them
         members.append(Member(run, table["ImageID"].tolist(), table[prob_columns(table)].to_numpy(), oof))
     if not members:
         raise MaskctlError("no run with predictions among the arguments (each needs probs.csv from `maskctl predict`)")
@@ -156,9 +157,9 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     final_probs = soft_vote(eval_probs, weights)
     labels = hard_vote(eval_probs) if method == "hard" else final_probs.argmax(1)
     ids = members[0].ids
-    io.write_csv(out / "submission.csv", pd.DataFrame({"ImageID": ids, "ans": labels}))
-    io.write_csv(out / "probs.csv", pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")
+    io.write_csv(out / SUBMISSION, pd.DataFrame({"ImageID": ids, "ans": labels}))
+    io.write_csv(out / PROBS, pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")
     result["weights"] = weights.tolist()
-    io.write_set_record(out / "ensemble.json", result, [out / "submission.csv", out / "probs.csv"])
-    console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows)")
+    io.write_set_record(out / ENSEMBLE_RECORD, result, [out / name for name in PREDICT_SET])
+    console.print(f"[green]wrote[/] {out / SUBMISSION} ({len(ids)} rows)")
     return result

@@ -21,6 +21,7 @@ import numpy as np
 from maskctl import io
 from maskctl.console import console
 from maskctl.errors import MaskctlError, shown
+from maskctl.runfolder import FOLD_PREFIX, OOF, RunFolder
 
 EXPLAIN_RECORD = "explain.json"
 DEFAULT_PAIRS = 3
@@ -165,14 +166,13 @@ def explain(run: Path, images: list[str] | None = None, pairs: int = DEFAULT_PAI
             out: Path | None = None, data: Path | None = None, device_name: str | None = None, overwrite: bool = False) -> dict:
     """Overlays, one grid per class pair and explain.json in `out` (default RUN/explain), all
     or nothing: they are written into a staging folder that takes `out`'s place at the end."""
-    from maskctl.engine.kfold import require_run_folder
     from maskctl.engine.report import read_oof
 
-    require_run_folder(run)
+    RunFolder(run).require()
     out = io.check_replaceable(out or run / "explain", "explain", overwrite)
     oof = read_oof(run)
     if oof is None:
-        raise MaskctlError(f"{run} has no out-of-fold predictions (fold*/oof.csv): no fold of it finished, so there is nothing to explain")
+        raise MaskctlError(f"{run} has no out-of-fold predictions ({FOLD_PREFIX}*/{OOF}): no fold of it finished, so there is nothing to explain")
     oof = with_predictions(attach_paths(oof, run, data))
     chosen = named_images(oof, images) if images else confused_images(oof, pairs, per_pair)
 
@@ -194,9 +194,8 @@ def attach_paths(oof, run: Path, data: Path | None):
     the label it was trained on, or the run was trained on other data."""
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
-    from maskctl.engine.kfold import CONFIG_FILE
 
-    config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
+    config = load_config(RunFolder(run).config, {"data": str(data) if data else None})
     samples = get_dataset_kind(config.dataset).read(config)
     found = oof[["image"]].merge(samples.table[["image", "path", "label"]].drop_duplicates("image"), on="image", how="left")
     missing = oof["image"][found["path"].isna().to_numpy()]
@@ -222,7 +221,7 @@ def explain_folds(run: Path, chosen, device):
     meta = None
     for fold in sorted(chosen["fold"].unique()):
         # Unfused: Grad-CAM needs the model's own forward_features / forward_head split.
-        loaded = load_models([run / f"fold{fold}" / "best.pt"], device, channels_last=False, fuse=False)
+        loaded = load_models([RunFolder(run).fold(int(fold)).best], device, channels_last=False, fuse=False)
         model, meta = loaded.models[0], loaded.meta
         rows = np.flatnonzero(chosen["fold"].to_numpy() == fold)
         for start in range(0, len(rows), BATCH):
@@ -272,7 +271,7 @@ def write_explanations(folder: Path, run: Path, chosen, cams: dict, layers: dict
             panels.append((image, blended, f"{row.image}\np(pred) {row.prob_pred:.2f}, p(true) {row.prob_label:.2f}"))
             images.append({
                 "image": row.image, "person": row.person, "path": row.path, "fold": int(row.fold),
-                "checkpoint": f"fold{row.fold}/best.pt", "layer": layers[int(row.fold)],
+                "checkpoint": RunFolder(run).fold(int(row.fold)).best.relative_to(run).as_posix(), "layer": layers[int(row.fold)],
                 "label": int(label), "label_name": names[label], "pred": int(pred), "pred_name": names[pred],
                 "prob_pred": round(float(row.prob_pred), 6), "prob_label": round(float(row.prob_label), 6),
                 "explained_class": int(pred), "overlay": file, "grid": grid,

@@ -20,6 +20,7 @@ from maskctl import __version__, io
 from maskctl.console import console
 from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_window, checkpoint_decode_size
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import RunFolder, run_folder_of
 
 EXPORT_FORMAT = "maskctl-onnx"
 EXPORT_VERSION = 1
@@ -42,7 +43,7 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
     from maskctl.predict import checkpoint_paths, load_models
 
     paths = checkpoint_paths(run, fold)
-    run_dir = run if run.is_dir() else run.parent.parent
+    run_dir = run_folder_of(run).path
     out = io.check_replaceable(out or run_dir / "export", "export", overwrite)
     loaded = load_models(paths, torch.device("cpu"), channels_last=False)
     meta = loaded.meta
@@ -96,9 +97,7 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw) ->
 
     if data is None:
         from maskctl.config import load_config
-        from maskctl.engine.kfold import CONFIG_FILE
-
-        config = run_dir / CONFIG_FILE
+        config = RunFolder(run_dir).config
         if not config.is_file():
             raise MaskctlError(f"export checks the model on real images: pass --data (no {config} names the run's data)")
         data = Path(load_config(config).data)  # the recipe reader, with its limits and checks
@@ -146,9 +145,9 @@ def _verify(graph, path: Path, images: np.ndarray) -> float:
 
 def _tta_record(run_dir: Path) -> dict | None:
     """What `maskctl tta-eval` recorded, for `predict EXPORT --tta auto`; None without a record."""
-    from maskctl.predict import TTA_FILE, read_tta_record
+    from maskctl.predict import read_tta_record
 
-    path = run_dir / TTA_FILE
+    path = RunFolder(run_dir).tta
     if not path.is_file():
         return None
     record = read_tta_record(path)

@@ -13,10 +13,7 @@ from maskctl import io
 from maskctl.console import console, progress, warn
 from maskctl.data.transforms import checkpoint_decode_size
 from maskctl.errors import MaskctlError, shown
-
-TTA_FILE = "tta.json"
-PREDICT_SET = ("submission.csv", "probs.csv")  # written together: predict.json, written last, records both
-PREDICT_RECORD = "predict.json"
+from maskctl.runfolder import BEST, FOLD_PREFIX, PREDICT_RECORD, PREDICT_SET, PROBS, SUBMISSION, RunFolder, run_folder_of
 
 
 @dataclass
@@ -31,15 +28,13 @@ def checkpoint_paths(run: Path, fold: int | None = None) -> list[Path]:
     if not run.is_dir():
         raise MaskctlError(f"run folder or checkpoint not found: {run}")
     if fold is not None:
-        path = run / f"fold{fold}" / "best.pt"
+        path = RunFolder(run).fold(fold).best
         if not path.is_file():
             raise MaskctlError(f"{run} has no checkpoint for fold {fold} ({path})")
         return [path]
-    from maskctl.engine.report import fold_dirs
-
-    paths = [d / "best.pt" for d in fold_dirs(run) if (d / "best.pt").is_file()]
+    paths = [f.best for f in RunFolder(run).checkpointed_folds()]
     if not paths:
-        raise MaskctlError(f"{run} has no fold*/best.pt checkpoints (is it a run folder? did a fold finish an epoch?)")
+        raise MaskctlError(f"{run} has no {FOLD_PREFIX}*/{BEST} checkpoints (is it a run folder? did a fold finish an epoch?)")
     return paths
 
 
@@ -104,7 +99,7 @@ def resolve_tta(run: Path, tta: str, weights: str | None) -> tuple[list[str], li
     if weights and tta == "auto":
         raise MaskctlError("--tta auto takes its weights from tta.json; drop --tta-weights or name a policy")
     if tta == "auto":
-        record = run / TTA_FILE if run.is_dir() else run.parent.parent / TTA_FILE
+        record = run_folder_of(run).tta
         if not record.is_file():
             raise MaskctlError(f"--tta auto needs {record}: run `maskctl tta-eval {run}` first, or pick --tta none|hflip")
         chosen = read_tta_record(record)
@@ -195,7 +190,7 @@ def refuse_overwrite(out: Path, overwrite: bool) -> Path:
     """The output folder, writable, holding no earlier predictions unless --overwrite."""
     out = io.require_writable(out)
     if any((out / name).exists() for name in PREDICT_SET) and not overwrite:
-        raise MaskctlError(f"{out} already holds submission.csv/probs.csv; pass --overwrite or choose --out")
+        raise MaskctlError(f"{out} already holds {'/'.join(PREDICT_SET)}; pass --overwrite or choose --out")
     return out
 
 
@@ -218,12 +213,12 @@ def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta
     from maskctl.engine.report import prob_frame
 
     submission = pd.DataFrame({"ImageID": ids, "ans": probs.argmax(1)})
-    io.write_csv(out / "submission.csv", submission)
-    io.write_csv(out / "probs.csv", pd.concat([submission[["ImageID"]], prob_frame(probs)], axis=1), float_format="%.6g")
+    io.write_csv(out / SUBMISSION, submission)
+    io.write_csv(out / PROBS, pd.concat([submission[["ImageID"]], prob_frame(probs)], axis=1), float_format="%.6g")
     if labels is not None:
         result["scores"] = score_and_report(labels, probs.argmax(1), out, meta)
     io.write_set_record(out / PREDICT_RECORD, result, [out / name for name in PREDICT_SET])
-    console.print(f"[green]wrote[/] {out / 'submission.csv'} ({len(ids)} rows) and {out / 'probs.csv'}")
+    console.print(f"[green]wrote[/] {out / SUBMISSION} ({len(ids)} rows) and {out / PROBS}")
     return result
 
 

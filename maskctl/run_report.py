@@ -3,7 +3,8 @@
 
 The page is built once as a list of sections (tables and figures) and written twice, so the
 HTML and the Markdown cannot say different things. Everything comes from files a run keeps:
-config.yaml (recipe differences), fold*/result.json (per-fold F1), oof.csv (OOF, per-task and
+config.yaml (recipe differences), fold*/result.json (per-fold F1), the finished folds' oof.csv
+joined as engine/report.read_oof joins them for summary.json and audit (OOF, per-task and
 per-class F1, confusion matrices), fold*/metrics.csv (curves), and when present audit/ and
 explain/ (written by `maskctl audit` and `maskctl explain`). The report folder is built beside
 its place and renamed into it, so a failed report leaves nothing half-written.
@@ -24,6 +25,7 @@ from rich.markup import escape
 from maskctl import __version__, io, schema
 from maskctl.console import console
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import FOLD_PREFIX, OOF, RunFolder
 
 # Always shown in the recipe table, differing or not: what a reader asks first about a run.
 KEY_SETTINGS = ("model", "size", "loss", "epochs", "folds", "batch_size", "lr", "optimizer", "scheduler", "augmentation", "mix", "sampler")
@@ -76,24 +78,19 @@ class Run:
 
 def load_run(path: Path, label: str, stem: str) -> Run:
     from maskctl.config import load_config
-    from maskctl.engine.kfold import CONFIG_FILE, require_run_folder
-    from maskctl.engine.report import OOF_COLUMNS, fold_dirs, prob_columns, read_fold_result, read_metrics
+    from maskctl.engine.report import fold_histories, read_fold_result, read_oof
 
-    require_run_folder(path)
-    if not (path / "oof.csv").is_file():
-        raise MaskctlError(f"{path} has no out-of-fold predictions (oof.csv): no fold of it finished; finish it with `maskctl train --resume {path}`")
-    recipe = load_config(path / CONFIG_FILE).to_dict()
-    oof = schema.read_csv(path / "oof.csv", OOF_COLUMNS, what="out-of-fold table", probabilities=True)
+    run = RunFolder(path).require()
+    # The fold tables, not the joined runs/NAME/oof.csv: the same reader as the run's summary and
+    # audit (it checks each fold's classes and labels), and current while farmed folds finish.
+    oof = read_oof(path)
+    if oof is None:
+        raise MaskctlError(f"{path} has no out-of-fold predictions ({FOLD_PREFIX}*/{OOF}): no fold of it finished; finish it with `maskctl train --resume {path}`")
     if oof.empty:
-        raise MaskctlError(f"out-of-fold table {path / 'oof.csv'} has no rows")
-    classes = len(prob_columns(oof))
-    bad = oof[(oof["label"] < 0) | (oof["label"] >= classes)]
-    if len(bad):
-        raise MaskctlError(f"out-of-fold table {path / 'oof.csv'}: label {bad['label'].iloc[0]} is not one of its {classes} classes")
-    folds = fold_dirs(path)
-    results = [read_fold_result(d / "result.json") for d in folds if (d / "result.json").is_file()]
-    histories = {d.name: read_metrics(d / "metrics.csv") for d in folds if (d / "metrics.csv").is_file()}
-    return Run(path, label, stem, recipe, oof, results, histories)
+        raise MaskctlError(f"{path}: its finished folds' out-of-fold tables have no rows")
+    recipe = load_config(run.config).to_dict()
+    results = [read_fold_result(f.result) for f in run.finished_folds()]
+    return Run(path, label, stem, recipe, oof, results, fold_histories(run))
 
 
 def run_labels(paths: list[Path]) -> list[str]:

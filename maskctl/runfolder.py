@@ -4,14 +4,18 @@
     runs/NAME/folds.csv       image, person, fold used
     runs/NAME/skipped.csv     image, path, reason: training images that could not be decoded
     runs/NAME/fold{k}/        best.pt, best.json, last.pt, metrics.csv, oof.csv, result.json
-    runs/NAME/oof.csv         every training image's out-of-fold probabilities
+    runs/NAME/oof.csv         every training image's out-of-fold probabilities, joined for users
+                              (maskctl's own readers join the finished folds' tables instead:
+                              engine/report.read_oof, current while farmed --fold jobs finish)
     runs/NAME/summary.json    per-fold best macro F1, mean, std, OOF F1
     runs/NAME/curves.png, confusion.png
     runs/NAME/tta.json        what `maskctl tta-eval` measured and recommends
     runs/NAME/submission.csv, probs.csv, predict.json   `maskctl predict`'s outputs (sealed set)
 
-A fold is finished when its result.json exists (written after its last epoch); best.pt is the
-checkpoint predict uses, last.pt the state a resume continues from.
+A fold is finished when its result.json exists (written after its last epoch): only finished
+folds count towards scores (OOF, summary, report, audit). best.pt is the checkpoint predict,
+tta-eval and export use, from every fold that has one, finished or not (see
+RunFolder.checkpointed_folds); last.pt is the state a resume continues from.
 """
 from __future__ import annotations
 
@@ -76,6 +80,9 @@ class FoldFolder:
     def is_finished(self) -> bool:
         return self.result.is_file()
 
+    def has_best(self) -> bool:
+        return self.best.is_file()
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -92,6 +99,9 @@ class RunFolder:
     curves = property(lambda self: self.path / CURVES)
     confusion = property(lambda self: self.path / CONFUSION)
     tta = property(lambda self: self.path / TTA)
+    submission = property(lambda self: self.path / SUBMISSION)
+    probs = property(lambda self: self.path / PROBS)
+    predict_record = property(lambda self: self.path / PREDICT_RECORD)
 
     def fold(self, k: int) -> FoldFolder:
         return FoldFolder(self.path / f"{FOLD_PREFIX}{k}")
@@ -104,6 +114,13 @@ class RunFolder:
     def finished_folds(self) -> list[FoldFolder]:
         return [f for f in self.fold_folders() if f.is_finished()]
 
+    def checkpointed_folds(self) -> list[FoldFolder]:
+        """The folds with a best.pt, finished or not: predict, tta-eval and export use each. A fold
+        keeps its best model from its first validated epoch on, so a run stopped part-way (or
+        farmed --fold jobs still training) predicts with what it has; scores, which must be
+        final, read finished folds only."""
+        return [f for f in self.fold_folders() if f.has_best()]
+
     def is_run(self) -> bool:
         return self.config.is_file() and self.folds.is_file()
 
@@ -111,6 +128,13 @@ class RunFolder:
         if not self.is_run():
             raise MaskctlError(f"{self.path} is not a run folder (no {CONFIG} / {FOLDS}); pass folders made by `maskctl train`, e.g. runs/exp")
         return self
+
+
+def run_folder_of(path: str | Path) -> RunFolder:
+    """The run folder `path` is, or the one a checkpoint file in it belongs to
+    (runs/NAME/fold{k}/best.pt -> runs/NAME)."""
+    path = Path(path)
+    return RunFolder(path.parent.parent if path.is_file() else path)
 
 
 def new_run_folder(runs_dir: str | Path, name: str) -> RunFolder:

@@ -7,6 +7,10 @@ import numpy as np
 
 from maskctl.errors import MaskctlError
 
+# `maskctl split`'s file in the data folder, person -> fold, that `train --folds-file` reads.
+# Not a run's folds.csv (image, person, fold: runfolder.FOLDS), which lists a person per image.
+SPLIT_FILE = "folds.csv"
+
 
 def person_table(images):
     """One row per person with the stratum the split balances: gender x age band."""
@@ -107,7 +111,7 @@ def write_folds_file(data: str | Path, out: str | Path, folds: int = 5, seed: in
 
     out = Path(out)
     if out.is_dir():
-        raise MaskctlError(f"{out} is a folder; --out names the folds file to write, e.g. {out / 'folds.csv'}")
+        raise MaskctlError(f"{out} is a folder; --out names the folds file to write, e.g. {out / SPLIT_FILE}")
     if out.exists() and not overwrite:
         raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
     io.require_writable(out.parent)

@@ -10,6 +10,7 @@ import numpy as np
 from maskctl import io
 from maskctl.console import console, progress
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import BEST, FOLD_PREFIX, RunFolder
 
 
 def evaluate_policies(fold_probs: dict[int, np.ndarray], fold_labels: dict[int, np.ndarray], view_names: list[str], policies: dict[str, list[str]]) -> list[dict]:
@@ -51,23 +52,24 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     from maskctl.data.datasets import get_dataset_kind
     from maskctl.data.transforms import checkpoint_decode_size, decode_size_for
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
-    from maskctl.engine.kfold import CONFIG_FILE, folds_for, require_run_folder, usable_samples
-    from maskctl.engine.report import fold_dirs
-    from maskctl.predict import TTA_FILE, load_models
+    from maskctl.engine.kfold import folds_for, usable_samples
+    from maskctl.predict import load_models
     from maskctl.registry import TTA_POLICIES, load_plugins
     from maskctl.tta import VIEWS, view_functions
 
     load_plugins()
-    io.require_writable(require_run_folder(run))
-    config = load_config(run / CONFIG_FILE, {"data": str(data) if data else None})
+    run_folder = RunFolder(run).require()
+    io.require_writable(run)
+    config = load_config(run_folder.config, {"data": str(data) if data else None})
     kind = get_dataset_kind(config.dataset)
     # The images training used: without those it left out, and from its cache when that is on
     samples, cached, _ = usable_samples(config, kind.read(config))
     image_folds = folds_for(config, kind, samples, run)
     cached_hw = decode_size_for(config.augmentation, config.image_hw())
-    folds = [int(d.name[4:]) for d in fold_dirs(run) if (d / "best.pt").is_file()]
+    # The folds predict would average: every fold with a best.pt
+    folds = [f.fold for f in run_folder.checkpointed_folds()]
     if not folds:
-        raise MaskctlError(f"{run} has no fold*/best.pt checkpoints to evaluate")
+        raise MaskctlError(f"{run} has no {FOLD_PREFIX}*/{BEST} checkpoints to evaluate")
 
     device, workers = inference_device(device_name, workers)
     view_names = list(VIEWS)
@@ -75,7 +77,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     with progress() as bar:
         for k in folds:
             fold_rows = np.flatnonzero(image_folds == k)
-            loaded = load_models([run / f"fold{k}" / "best.pt"], device, channels_last=True)
+            loaded = load_models([run_folder.fold(k).best], device, channels_last=True)
             paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
             decode_hw = checkpoint_decode_size(loaded.meta)
             same_size = cached is not None and decode_hw == cached_hw
@@ -89,12 +91,12 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     rows = evaluate_policies(fold_probs, fold_labels, view_names, policies)
     best = best_choice(rows, min_gain)
     record = {"policy": best["policy"], "weights": best["weights"], "mean_f1": best["mean_f1"], "delta": best["delta"], "table": rows}
-    io.write_json(run / TTA_FILE, record)
+    io.write_json(run_folder.tta, record)
     console.print(_table(rows, folds))
     if best["policy"] == "none":
         console.print(f"[yellow]No TTA helps on this run's validation people[/] (by at least {min_gain} macro F1, in most folds): `predict --tta auto` will use none.")
     else:
-        console.print(f"[green]best:[/] {best['policy']} weights {best['weights']} (+{best['delta']:.4f} macro F1); recorded in {run / TTA_FILE} for `predict --tta auto`")
+        console.print(f"[green]best:[/] {best['policy']} weights {best['weights']} (+{best['delta']:.4f} macro F1); recorded in {run_folder.tta} for `predict --tta auto`")
     return record
 
 

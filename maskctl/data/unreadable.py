@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from maskctl.data.images import ImageDecodeError, load_resized
+from maskctl.runfolder import SKIPPED as SKIPPED_FILE  # noqa: F401  engine/kfold.py's name for it, until it asks runfolder
 
-SKIPPED_FILE = "skipped.csv"
 SKIPPED_COLUMNS = ["image", "path", "reason"]
 # Files named one by one in the terminal; skipped.csv lists every one.
 NAMED_IN_WARNINGS = 5

@@ -9,6 +9,7 @@ from maskctl import io, schema
 from maskctl.console import console
 from maskctl.engine.metrics import confusion, scores
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import FoldFolder, RunFolder
 
 
 OOF_COLUMNS = {"image": "text", "person": "text", "fold": "int", "label": "int"}
@@ -17,15 +18,11 @@ FOLD_RESULT = {"fold": schema.whole(0, 10**6), "best_f1": schema.finite, "best_e
                "epochs_run": schema.whole(0, 10**6), "stopped_early": schema.flag}
 
 
-def fold_dirs(run_dir: Path) -> list[Path]:
-    return sorted((p for p in run_dir.glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
-
-
 def read_oof(run_dir: Path):
     """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
     import pandas as pd
 
-    paths = [d / "oof.csv" for d in fold_dirs(run_dir) if (d / "oof.csv").is_file() and (d / "result.json").is_file()]
+    paths = [f.oof for f in RunFolder(run_dir).finished_folds() if f.oof.is_file()]
     parts = [schema.read_csv(path, OOF_COLUMNS, what="out-of-fold table", probabilities=True) for path in paths]
     if not parts:
         return None
@@ -38,7 +35,7 @@ def read_oof(run_dir: Path):
         labels = pd.to_numeric(part["label"], errors="coerce")
         if not labels.between(0, len(classes) - 1).all():
             row = int((~labels.between(0, len(classes) - 1)).to_numpy().argmax())
-            raise MaskctlError(f"out-of-fold table {path}: row {row + 2}, column label: {schema.shown(part['label'].iloc[row])} is not a class 0..{len(classes) - 1}")
+            raise MaskctlError(f"out-of-fold table {path}: row {row + 2}, column label: {schema.shown(part['label'].tolist()[row])} is not a class 0..{len(classes) - 1}")
     table = pd.concat(parts, ignore_index=True)
     if table["image"].duplicated().any():
         raise MaskctlError(f"{run_dir}: image {schema.shown(table.loc[table['image'].duplicated(), 'image'].iloc[0])} is in more than one fold's out-of-fold table")
@@ -74,7 +71,8 @@ def prob_frame(probs: np.ndarray):
 def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True) -> dict:
     import pandas as pd
 
-    results = [read_fold_result(d / "result.json") for d in fold_dirs(run_dir) if (d / "result.json").is_file()]
+    run = RunFolder(run_dir)
+    results = [read_fold_result(f.result) for f in run.finished_folds()]
     best = [r["best_f1"] for r in results]
     summary = {
         "folds": {str(r["fold"]): r for r in results},
@@ -83,17 +81,22 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_
     }
     oof = read_oof(run_dir)
     if oof is not None:
-        io.write_csv(run_dir / "oof.csv", oof, float_format="%.6g")
+        io.write_csv(run.oof, oof, float_format="%.6g")
         pred = oof[prob_columns(oof)].to_numpy().argmax(1)
         summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=mask_classes)
         summary["oof_images"] = len(oof)
-        plot_confusion(run_dir / "confusion.png", confusion(oof["label"], pred, num_classes), class_names)
-    histories = {d.name: read_metrics(d / "metrics.csv") for d in fold_dirs(run_dir) if (d / "metrics.csv").is_file()}
+        plot_confusion(run.confusion, confusion(oof["label"], pred, num_classes), class_names)
+    histories = fold_histories(run)
     if histories:
-        plot_curves(run_dir / "curves.png", histories)
-    io.write_json(run_dir / "summary.json", summary)
+        plot_curves(run.curves, histories)
+    io.write_json(run.summary, summary)
     console.print(fold_table(summary, run_dir.name))
     return summary
+
+
+def fold_histories(run: RunFolder) -> dict:
+    """Each fold's metrics.csv by fold folder name, finished or not: curves show a fold in progress too."""
+    return {f.path.name: read_metrics(f.metrics) for f in run.fold_folders() if f.metrics.is_file()}
 
 
 def fold_result_table(result, fold_dir: Path):
@@ -101,7 +104,7 @@ def fold_result_table(result, fold_dir: Path):
     import pandas as pd
     from rich.table import Table
 
-    best = read_metrics(fold_dir / "metrics.csv").set_index("epoch").loc[result.best_epoch]
+    best = read_metrics(FoldFolder(fold_dir).metrics).set_index("epoch").loc[result.best_epoch]
     table = Table(title=f"fold {result.fold}: best epoch {result.best_epoch + 1} of {result.epochs_run}" + (" (stopped early)" if result.stopped_early else ""))
     columns = [c for c in ("f1", "acc", "f1_mask", "f1_gender", "f1_age", "val_loss") if c in best.index and best[c] == best[c]]
     for column in columns:

@@ -10,7 +10,7 @@ from cli_helpers import TINY, invoke, one_line_error
 from maskctl.audit import DRAFT_FILE, RECORD_FILE, SHEET_FILE, SUSPECT_COLUMNS, SUSPECTS_FILE
 from maskctl.data.labels import read_label_fixes
 from maskctl.data.synth import NOISE_FILE, synthesize
-from maskctl.engine.report import fold_dirs
+from maskctl.runfolder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +73,12 @@ def copy_run(run, where, oof_change=None, drop_folds=False):
     """A copy of `run` with its fold OOF tables changed (or its finished folds gone)."""
     copy = where / run.name
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.pt", "audit"))
-    for fold in fold_dirs(copy):
+    for fold in RunFolder(copy).fold_folders():
         if drop_folds:
-            shutil.rmtree(fold)
+            shutil.rmtree(fold.path)
         elif oof_change:
-            table = pd.read_csv(fold / "oof.csv", dtype={"person": str})
-            oof_change(table).to_csv(fold / "oof.csv", index=False)
+            table = pd.read_csv(fold.oof, dtype={"person": str})
+            oof_change(table).to_csv(fold.oof, index=False)
     (copy / "oof.csv").unlink(missing_ok=True)
     return copy
 

@@ -180,9 +180,10 @@ def test_ensemble_bad_inputs(two_runs, synth_data, tmp_path):
     assert mismatch.exit_code == 1 and "different eval set" in one_line_error(mismatch)
     refolded = tmp_path / "refolded"
     shutil.copytree(two_runs[1], refolded)
-    oof = pd.read_csv(refolded / "oof.csv")
-    oof["fold"] = 1 - oof["fold"]
-    oof.to_csv(refolded / "oof.csv", index=False)
+    for fold in (0, 1):  # the fold tables ensemble reads, each image now in the other fold
+        oof = pd.read_csv(refolded / f"fold{fold}" / "oof.csv")
+        oof["fold"] = 1 - oof["fold"]
+        oof.to_csv(refolded / f"fold{fold}" / "oof.csv", index=False)
     weighted = invoke("ensemble", two_runs[0], refolded, "--out", tmp_path / "e3", "--method", "weighted")
     assert weighted.exit_code == 1 and "same folds" in one_line_error(weighted)
 

@@ -154,19 +154,21 @@ def _not_a_run(run):
 
 
 def _no_oof(run):
-    (run / "oof.csv").unlink()
+    # Unfinished folds: their oof.csv tables do not count (the joined run/oof.csv is not read)
+    for fold in (0, 1):
+        (run / f"fold{fold}" / "result.json").unlink()
 
 
 def _bad_probability(run):
-    text = (run / "oof.csv").read_text().splitlines()
+    text = (run / "fold1" / "oof.csv").read_text().splitlines()
     text[3] = text[3].rsplit(",", 1)[0] + ",1.5"
-    (run / "oof.csv").write_text("\n".join(text) + "\n")
+    (run / "fold1" / "oof.csv").write_text("\n".join(text) + "\n")
 
 
 def _label_out_of_range(run):
-    oof = pd.read_csv(run / "oof.csv", dtype={"person": str})
+    oof = pd.read_csv(run / "fold0" / "oof.csv", dtype={"person": str})
     oof.loc[2, "label"] = 40
-    oof.to_csv(run / "oof.csv", index=False)
+    oof.to_csv(run / "fold0" / "oof.csv", index=False)
 
 
 def _damaged_result(run):
@@ -192,8 +194,8 @@ def _explain_lists_missing_grid(run):
 @pytest.mark.parametrize("damage, culprit", [
     (_not_a_run, "is not a run folder"),
     (_no_oof, "has no out-of-fold predictions"),
-    (_bad_probability, "oof.csv: row 4, column p17"),
-    (_label_out_of_range, "label 40 is not one of its 18 classes"),
+    (_bad_probability, "fold1/oof.csv: row 4, column p17"),
+    (_label_out_of_range, "fold0/oof.csv: row 4, column label: 40 is not a class 0..17"),
     (_damaged_result, "result.json"),
     (_suspects_without_person, "suspects.csv lacks column(s) person"),
     (_contact_sheet_not_png, "contact_sheet.png is not a PNG image"),

@@ -145,7 +145,7 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
     import numpy as np
 
     from maskctl.bench import synchronize
-    from maskctl.data.transforms import checkpoint_decode_size
+    from maskctl.data.transforms import checkpoint_crop, checkpoint_decode_size
     from maskctl.engine.inference import inference_loader, predict_views
     from maskctl.predict import checkpoint_paths, load_models, read_prediction_data
     from maskctl.tta import no_tta
@@ -160,7 +160,8 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
         row[f"load_models_{'fused' if fused else 'unfused'}_s"] = time.perf_counter() - started
         decode_hw = checkpoint_decode_size(loaded.meta)
         for loader_workers in sorted({workers, 0}):
-            loader = inference_loader(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), decode_hw, device, loader_workers)
+            loader = inference_loader(dataset.table["path"].tolist(), np.zeros(len(ids), dtype=np.int64), decode_hw, device, loader_workers,
+                                      crop=checkpoint_crop(loaded.meta))
             started = time.perf_counter()
             predict_views(loaded.models, loader, device, no_tta(), crop_hw=tuple(loaded.meta["size"]))
             synchronize(device)

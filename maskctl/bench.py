@@ -301,7 +301,7 @@ def _onnx_floor(export: Path, eval_dir: Path) -> float:
     meta, model_path = read_export(export)
     session, _ = open_session(model_path, meta, "cpu")
     paths = read_eval(eval_dir).table["path"].tolist()
-    images = center_crop_nhwc(np.stack([load_resized(p, tuple(meta["decode_size"])) for p in paths]), meta["size"])
+    images = center_crop_nhwc(np.stack([load_resized(p, tuple(meta["decode_size"]), meta.get("crop")) for p in paths]), meta["size"])
     batches = [images[start : start + 32] for start in range(0, len(images), 32)]
     session.run([meta["output"]], {meta["input"]["name"]: batches[0]})  # warm-up
     started = time.perf_counter()

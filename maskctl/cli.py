@@ -201,6 +201,8 @@ def train(
     backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
     pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's.")] = None,
     size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 \\[512x384].")] = None,
+    crop: Annotated[Optional[str], _opt("Keep this centre share of each photo, HxW, before resizing (training, predict, export alike), "
+                                         "e.g. 0.7x0.8: 70% of the height, 80% of the width \\[the whole photo].")] = None,
     epochs: Annotated[Optional[int], _opt("Epochs per fold.")] = None,
     batch_size: Annotated[Optional[int], _opt("Batch size.")] = None,
     lr: Annotated[Optional[float], _opt("Learning rate (the floor of warm-up schedulers).")] = None,

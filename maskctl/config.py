@@ -35,6 +35,26 @@ def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
     return first, second
 
 
+def parse_crop(text: str) -> tuple[float, float] | None:
+    """'0.7x0.8' -> (0.7, 0.8): the centre share of the photo's height and width kept before
+    resizing; None for '1x1' (everything kept). Refuses anything else in one line."""
+    problem = crop_shares(text)
+    if problem:
+        raise UsageError(f"crop {problem}, got {shown(text)}")
+    shares = tuple(float(v) for v in str(text).lower().split("x"))
+    return None if shares == (1.0, 1.0) else shares
+
+
+def crop_shares(text: str) -> str | None:
+    try:
+        shares = [float(v) for v in str(text).lower().split("x")] if str(text).isascii() else []
+    except ValueError:
+        shares = []
+    if len(shares) != 2 or not all(0.1 <= v <= 1 for v in shares):
+        return "must be two shares HxW from 0.1 to 1, e.g. 0.7x0.8 (keep 70% of the height, 80% of the width)"
+    return None
+
+
 @dataclass(frozen=True)
 class Range:
     """A number's sane range, both ends included unless marked open; NaN is never inside."""
@@ -81,6 +101,7 @@ class TrainConfig:
     data: str = "data/train"
     dataset: str = "mask-profile"
     size: str = "512x384"  # HxW, the real photos are 512 high and 384 wide
+    crop: str | None = _setting(None, crop_shares)  # HxW shares of the photo's centre kept before resizing, e.g. 0.7x0.8
     age_edges: str = "30,60"
     label_fixes: str | None = None
     folds: int = _setting(5, Range(2, 100))
@@ -129,6 +150,9 @@ class TrainConfig:
 
     def image_hw(self) -> tuple[int, int]:
         return parse_size(self.size, order="HxW")
+
+    def image_crop(self) -> tuple[float, float] | None:
+        return parse_crop(self.crop) if self.crop is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

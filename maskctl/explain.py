@@ -236,17 +236,18 @@ def explain_folds(run: Path, chosen, device):
 
 
 def model_input(paths, meta: dict, device, normalise: bool = True):
-    """Images as validation feeds them: decoded at the checkpoint's decode size, centre-cropped
-    to its size, normalised on the device (uint8 (N, 3, H, W) with normalise=False)."""
+    """Images as validation feeds them: decoded at the checkpoint's decode size (after its centre
+    crop of the photo, if any), centre-cropped to its size, normalised on the device (uint8
+    (N, 3, H, W) with normalise=False)."""
     import torch
 
     from maskctl.data.images import ImageDecodeError, load_resized
-    from maskctl.data.transforms import center_crop, checkpoint_decode_size, normalize_on_device
+    from maskctl.data.transforms import center_crop, checkpoint_crop, checkpoint_decode_size, normalize_on_device
 
     decoded = []
     for path in paths:
         try:
-            decoded.append(load_resized(path, checkpoint_decode_size(meta)))
+            decoded.append(load_resized(path, checkpoint_decode_size(meta), checkpoint_crop(meta)))
         except ImageDecodeError as exc:
             raise MaskctlError(f"cannot explain {path}: {exc}") from None
     batch = center_crop(torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous().to(device), tuple(meta["size"]))

@@ -5,7 +5,7 @@ One file: every fold's model inside one graph, their softmax probabilities avera
 takes uint8 images, NHWC, at the model's size (decoded at the run's decode size and centre-cropped
 first, as predict does) with a dynamic batch axis, and normalises inside; it returns (N, classes)
 probabilities. export.json beside it holds what serving needs to reproduce predict: sizes,
-normalisation, class names, age edges, the TTA record, the maskctl version and the model file's
+the centre share of the photo kept before resizing (`crop`, null for the whole photo), normalisation, class names, age edges, the TTA record, the maskctl version and the model file's
 SHA-256. The export is checked before it is kept: ONNX Runtime's probabilities on a batch of the
 run's own images must match PyTorch's, or nothing is written.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from maskctl import __version__, io
 from maskctl.console import console
-from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_window, checkpoint_decode_size
+from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_window, checkpoint_crop, checkpoint_decode_size
 from maskctl.errors import MaskctlError
 from maskctl.runfolder import RunFolder, run_folder_of
 
@@ -47,9 +47,9 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
     out = io.check_replaceable(out or run_dir / "export", "export", overwrite)
     loaded = load_models(paths, torch.device("cpu"), channels_last=False)
     meta = loaded.meta
-    crop_hw, decode_hw = tuple(meta["size"]), checkpoint_decode_size(meta)
+    crop_hw, decode_hw, photo_crop = tuple(meta["size"]), checkpoint_decode_size(meta), checkpoint_crop(meta)
     graph = fold_average(loaded.models)
-    images = verification_images(run_dir, data, decode_hw, crop_hw)
+    images = verification_images(run_dir, data, decode_hw, crop_hw, photo_crop)
 
     with io.staged_folder(out, "export") as staging:
         _write_onnx(graph, staging / MODEL_FILE, crop_hw)
@@ -58,7 +58,8 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
             "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "maskctl_version": __version__,
             "model_file": MODEL_FILE, "sha256": io.file_sha256(staging / MODEL_FILE),
             "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC"}, "output": OUTPUT_NAME,
-            "size": list(crop_hw), "decode_size": list(decode_hw), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            "size": list(crop_hw), "decode_size": list(decode_hw), "crop": list(photo_crop) if photo_crop else None,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             "num_classes": meta["num_classes"], "class_names": meta["class_names"], "mask_classes": meta.get("mask_classes", meta["num_classes"] == 18),
             "age_edges": meta.get("age_edges", "30,60"), "model": meta["model"], "folds": [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in paths],
             "tta": _tta_record(run_dir), "opset": OPSET,
@@ -89,7 +90,7 @@ def fold_average(models):
     return FoldAverage().eval()
 
 
-def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw) -> np.ndarray:
+def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw, photo_crop=None) -> np.ndarray:
     """The first VERIFY_IMAGES images of --data or of the run's own training data, decoded and
     cropped as predict does: (N, H, W, 3) uint8."""
     from maskctl.data.images import load_resized
@@ -106,7 +107,7 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw) ->
     table = (read_eval(data) if detect_kind(data) == "eval" else read_train(data)).table
     if table.empty:
         raise MaskctlError(f"{data} holds no images to check the export with")
-    decoded = np.stack([load_resized(path, decode_hw) for path in table["path"].iloc[:VERIFY_IMAGES]])
+    decoded = np.stack([load_resized(path, decode_hw, photo_crop) for path in table["path"].iloc[:VERIFY_IMAGES]])
     return center_crop_nhwc(decoded, crop_hw)
 
 

@@ -123,6 +123,7 @@ def model_meta(config, num_classes: int, class_names: list[str], mask_classes: b
         "class_names": list(class_names),
         "size": list(config.image_hw()),
         "decode_size": list(decode_size_for(config.augmentation, config.image_hw())),
+        **({"crop": list(config.image_crop())} if config.image_crop() else {}),  # absent: the whole photo
         "dataset": config.dataset,
         "mask_classes": mask_classes,
         "age_edges": config.age_edges,

@@ -11,7 +11,7 @@ import numpy as np
 
 from maskctl import io
 from maskctl.console import console, progress, warn
-from maskctl.data.transforms import checkpoint_decode_size
+from maskctl.data.transforms import checkpoint_crop, checkpoint_decode_size
 from maskctl.errors import MaskctlError, shown
 from maskctl.runfolder import BEST, FOLD_PREFIX, PREDICT_RECORD, PREDICT_SET, PROBS, SUBMISSION, RunFolder, run_folder_of
 
@@ -50,8 +50,8 @@ def load_models(paths: list[Path], device, channels_last: bool, fuse: bool = Tru
         state = checkpoint.load(path)
         this = state["meta"]
         if meta is not None and _input_and_output(this) != _input_and_output(meta):
-            raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']} (decoded at {checkpoint_decode_size(this)}), "
-                               f"unlike {paths[0]} ({meta['num_classes']} at {meta['size']}, decoded at {checkpoint_decode_size(meta)})")
+            raise MaskctlError(f"{path} predicts {this['num_classes']} classes at {this['size']} ({_decoding(this)}), "
+                               f"unlike {paths[0]} ({meta['num_classes']} at {meta['size']}, {_decoding(meta)})")
         meta = meta or this
         model = model_from_meta(this)
         checkpoint.load_weights(model, state["model"], path)
@@ -63,7 +63,12 @@ def load_models(paths: list[Path], device, channels_last: bool, fuse: bool = Tru
 
 
 def _input_and_output(meta: dict) -> tuple:
-    return meta["num_classes"], tuple(meta["size"]), checkpoint_decode_size(meta)
+    return meta["num_classes"], tuple(meta["size"]), checkpoint_decode_size(meta), checkpoint_crop(meta)
+
+
+def _decoding(meta: dict) -> str:
+    crop = checkpoint_crop(meta)
+    return f"decoded at {checkpoint_decode_size(meta)}" + (f" after a {crop[0]:g}x{crop[1]:g} centre crop" if crop else "")
 
 
 def read_prediction_data(data: Path):
@@ -137,14 +142,19 @@ def read_tta_record(path: Path) -> dict:
     return record
 
 
-def sidecar_decode_size(checkpoint: Path) -> tuple[int, int] | None:
-    """From best.json beside best.pt, readable before torch is imported; None when it is missing
-    or unreadable (it only lets decoding start early: the checkpoint itself decides)."""
+def sidecar_decoding(checkpoint: Path) -> tuple[tuple[int, int], tuple[float, float] | None] | None:
+    """(decode size, crop) from best.json beside best.pt, readable before torch is imported; None
+    when it is missing or unreadable (it only lets decoding start early: the checkpoint itself decides)."""
+    from maskctl.schema import CROP
+
     try:
-        size = checkpoint_decode_size(json.loads(checkpoint.with_suffix(".json").read_text()))
+        meta = json.loads(checkpoint.with_suffix(".json").read_text())
+        size, crop = checkpoint_decode_size(meta), checkpoint_crop(meta)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return size if len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size) else None
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size) or (crop is not None and CROP(list(crop))):
+        return None
+    return size, crop
 
 
 def predict(
@@ -157,8 +167,8 @@ def predict(
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
-    early_size = sidecar_decode_size(paths[0])
-    prefetch = _prefetcher(image_paths, early_size) if early_size else None
+    early = sidecar_decoding(paths[0])
+    prefetch = _prefetcher(image_paths, *early) if early else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.registry import load_plugins
@@ -170,12 +180,12 @@ def predict(
 
     device, workers = inference_device(device_name, workers)
     loaded = load_models(paths, device, channels_last=True)
-    decode_hw = checkpoint_decode_size(loaded.meta)
+    decode_hw, crop = checkpoint_decode_size(loaded.meta), checkpoint_crop(loaded.meta)
     if prefetch is not None:
         prefetch.stop()  # before the model runs: a decoder beside torch's threads would slow both
-        if prefetch.size_hw != decode_hw:
-            prefetch = None  # a stale sidecar: decode at the checkpoint's size
-    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), decode_hw, device, workers, batch_size, prefetch)
+        if (prefetch.size_hw, prefetch.crop) != (decode_hw, crop):
+            prefetch = None  # a stale sidecar: decode as the checkpoint says
+    loader = inference_loader(image_paths, np.zeros(len(ids), dtype=np.int64), decode_hw, device, workers, batch_size, prefetch, crop)
     with progress() as bar:
         task = bar.add_task(f"predict {len(paths)} model(s) x {len(views)} view(s)", total=len(ids), info="")
         probs = predict_views(loaded.models, loader, device, view_functions(views), amp=True, channels_last=True,
@@ -222,10 +232,10 @@ def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta
     return result
 
 
-def _prefetcher(paths: list[str], size):
+def _prefetcher(paths: list[str], size, crop=None):
     from maskctl.data.prefetch import Prefetcher
 
-    return Prefetcher(paths, tuple(size))
+    return Prefetcher(paths, tuple(size), crop=crop)
 
 
 def score_and_report(labels: np.ndarray, pred: np.ndarray, out: Path, meta: dict) -> dict:

@@ -200,12 +200,20 @@ def sequence(item: Check, length: int | None = None) -> Check:
 
 IMAGE_SIZE = sequence(whole(1, MAX_IMAGE_SIDE), length=2)
 
+
+def share(value) -> str | None:
+    return finite(value) or (None if 0 < value <= 1 else "must be above 0 and at most 1")
+
+
+CROP = sequence(share, length=2)  # the centre share (height, width) of a photo kept before resizing
+
 CHECKPOINT_META = {
     "model": text,
     "num_classes": whole(1, MAX_CLASSES),
     "class_names": sequence(text),
     "size": IMAGE_SIZE,
     "decode_size": IMAGE_SIZE,
+    "crop": CROP,
     "backbone": text,
     "mask_classes": flag,
 }
@@ -226,7 +234,7 @@ def check_checkpoint(state: Any, path: Path, resume: bool = False) -> dict:
     weights = state["model"]
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         raise MaskctlError(f"{source}: field 'model' must map parameter names to tensors")
-    meta = check_fields(state["meta"], CHECKPOINT_META, f"{source} meta", optional=("decode_size", "backbone", "mask_classes"))
+    meta = check_fields(state["meta"], CHECKPOINT_META, f"{source} meta", optional=("decode_size", "crop", "backbone", "mask_classes"))
     if len(meta["class_names"]) != meta["num_classes"]:
         raise MaskctlError(f"{source} meta: {len(meta['class_names'])} class_names for num_classes {meta['num_classes']}")
     if "decode_size" in meta and any(d < s for d, s in zip(meta["decode_size"], meta["size"])):

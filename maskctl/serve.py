@@ -1,8 +1,8 @@
 """`maskctl predict EXPORT`: predict from `maskctl export`'s ONNX model through ONNX Runtime,
 with neither torch nor timm imported in the process (they cost about 4 s of every predict on a
 2-core CPU). The same submission.csv, probs.csv, predict.json and scores as `maskctl predict RUN`:
-images decoded by the same code at the run's decode size (in a forked child while
-onnxruntime imports), centre-cropped, TTA views on the uint8 batch, views averaged by weight.
+images decoded by the same code at the run's decode size, after the run's centre crop of the
+photo if it has one (in a forked child while onnxruntime imports), centre-cropped, TTA views on the uint8 batch, views averaged by weight.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def read_export(path: Path) -> tuple[dict, Path]:
 
 
 def _check_meta(meta, meta_path: Path) -> None:
-    from maskctl.schema import IMAGE_SIZE, MAX_CLASSES, check_fields, finite, flag, mapping, sequence, text, whole
+    from maskctl.schema import CROP, IMAGE_SIZE, MAX_CLASSES, check_fields, finite, flag, mapping, sequence, text, whole
 
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise MaskctlError(f"{meta_path} is not a maskctl export description (format is not {EXPORT_FORMAT!r})")
@@ -50,6 +50,8 @@ def _check_meta(meta, meta_path: Path) -> None:
         "sha256": text, "model_file": text, "output": text, "input": mapping, "mask_classes": flag,
     }, str(meta_path))
     check_fields(meta["input"], {"name": text}, f"{meta_path} input")
+    if meta.get("crop") is not None:  # absent or null in exports of runs without a crop
+        check_fields(meta, {"crop": CROP}, str(meta_path))
 
     def bad(field: str, wanted: str):
         raise MaskctlError(f"{meta_path}: field {field!r} must be {wanted}")
@@ -130,9 +132,9 @@ def predict_export(
     out = refuse_overwrite(out or model_path.parent, overwrite)
     # Decoding starts before pandas and onnxruntime import: the child has the other core to
     # itself for that third of a second (1,001 images on 2 cores: 1.78 s -> 1.60 s a process).
-    decode_hw = tuple(meta["decode_size"])
+    decode_hw, crop = tuple(meta["decode_size"]), meta.get("crop")
     listed = _listed_eval_images(data)
-    prefetch = Prefetcher(listed, decode_hw) if listed else None
+    prefetch = Prefetcher(listed, decode_hw, crop=crop) if listed else None
     dataset, ids, labels = read_prediction_data(data)
     if labels is not None and not meta["mask_classes"]:
         raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")
@@ -140,7 +142,7 @@ def predict_export(
     if prefetch is None or prefetch.paths != paths:  # not an eval folder, or its reader kept other rows
         if prefetch is not None:
             prefetch.stop()
-        prefetch = Prefetcher(paths, decode_hw)
+        prefetch = Prefetcher(paths, decode_hw, crop=crop)
     views, weights = _views(meta, tta, tta_weights, export)
     labels = known_labels(data, answers, ids, labels, score)
     session, device = open_session(model_path, meta, device_name)

@@ -50,7 +50,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
              min_gain: float = DEFAULT_MIN_GAIN) -> dict:
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
-    from maskctl.data.transforms import checkpoint_decode_size, decode_size_for
+    from maskctl.data.transforms import checkpoint_crop, checkpoint_decode_size, decode_size_for
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.kfold import folds_for, usable_samples
     from maskctl.predict import load_models
@@ -79,9 +79,10 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
             fold_rows = np.flatnonzero(image_folds == k)
             loaded = load_models([run_folder.fold(k).best], device, channels_last=True)
             paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
-            decode_hw = checkpoint_decode_size(loaded.meta)
-            same_size = cached is not None and decode_hw == cached_hw
-            loader = inference_loader(paths, labels, decode_hw, device, workers, batch_size, cached.subset(fold_rows) if same_size else None)
+            decode_hw, crop = checkpoint_decode_size(loaded.meta), checkpoint_crop(loaded.meta)
+            # The training cache serves when it holds the pixels this checkpoint was trained on.
+            same_pixels = cached is not None and (decode_hw, crop) == (cached_hw, config.image_crop())
+            loader = inference_loader(paths, labels, decode_hw, device, workers, batch_size, cached.subset(fold_rows) if same_pixels else None, crop)
             task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(fold_rows), info="")
             fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n),
                                          crop_hw=tuple(loaded.meta["size"]))[0]

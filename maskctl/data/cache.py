@@ -1,7 +1,7 @@
 """The decoded-image cache: every image decoded and resized once to the working size into a
-uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the same data and
-size. Its name is a hash of the file list, sizes, modification times and the target size, so a
-changed source file gives a new cache rather than stale pixels. A file lock makes a second
+uint8 memory-mapped array on disk, shared by all epochs, folds and runs of the same data, size
+and centre crop. Its name is a hash of the file list, sizes, modification times, the target size
+and the crop, so a changed source file gives a new cache rather than stale pixels. A file lock makes a second
 process wait for the first one's build and then reuse it. A cache superseded by a rebuild of the
 same files (one of them changed) is deleted once no process reads it. An image that cannot be
 decoded leaves its row black and is recorded with the reason (`ImageCache.unreadable`), so the
@@ -30,26 +30,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MASKCTL_CACHE_DIR") or Path.home() / ".cache" / "maskctl")
 
 
-def _key(paths: list[str], size_hw: tuple[int, int], describe) -> str:
-    digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}\n".encode())
+def _key(paths: list[str], size_hw: tuple[int, int], describe, crop: tuple[float, float] | None) -> str:
+    # Without a crop the first line is what it was before crops existed: those caches stay valid.
+    cropped = f" crop {crop[0]!r}x{crop[1]!r}" if crop is not None else ""
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size_hw[0]}x{size_hw[1]}{cropped}\n".encode())
     for path in paths:
         digest.update(f"{describe(os.path.abspath(path))}\n".encode())
     return digest.hexdigest()[:24]
 
 
-def source_key(paths: list[str], size_hw: tuple[int, int]) -> str:
-    """The file list and size alone: caches sharing it with another key hold superseded pixels."""
-    return _key(paths, size_hw, lambda path: path)
+def source_key(paths: list[str], size_hw: tuple[int, int], crop: tuple[float, float] | None = None) -> str:
+    """The file list, size and crop alone: caches sharing it with another key hold superseded pixels."""
+    return _key(paths, size_hw, lambda path: path, crop)
 
 
-def cache_key(paths: list[str], size_hw: tuple[int, int]) -> str:
-    """The file list, each file's size and modification time, and the target size."""
+def cache_key(paths: list[str], size_hw: tuple[int, int], crop: tuple[float, float] | None = None) -> str:
+    """The file list, each file's size and modification time, the target size and the crop."""
 
     def with_stat(path: str) -> str:
         stat = os.stat(path)
         return f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}"
 
-    return _key(paths, size_hw, with_stat)
+    return _key(paths, size_hw, with_stat, crop)
 
 
 class ImageCache:
@@ -84,14 +86,16 @@ class ImageCache:
         return ImageCache(self.array_path, self.shape[0], self.shape[1:3], self.rows[np.asarray(rows)], self._readers_lock)
 
 
-def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool = True, directory: Path | None = None) -> ImageCache | None:
-    """Build the cache if needed and open it; None (decode from files) when it would not fit."""
+def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool = True, directory: Path | None = None,
+               crop: tuple[float, float] | None = None) -> ImageCache | None:
+    """Build the cache if needed and open it; None (decode from files) when it would not fit.
+    `crop` is load_resized's: the centre share of each photo kept before resizing."""
     import fcntl
 
     directory = directory or cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     remove_orphans(directory)
-    key = cache_key(paths, size_hw)
+    key = cache_key(paths, size_hw, crop)
     array_path = directory / f"{key}.u8"
     done_path = directory / f"{key}.json"
     with open(directory / f"{key}.lock", "w") as lock:
@@ -101,12 +105,12 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
             if shutil.disk_usage(directory).free < needed * 1.2 + 2**30:
                 warn(f"the image cache needs {needed / 2**30:.1f} GiB and {directory} lacks the room: decoding from files every epoch")
                 return None
-            unreadable = _build(paths, size_hw, array_path, show_progress)
+            unreadable = _build(paths, size_hw, array_path, show_progress, crop)
             from maskctl import io
 
-            source = source_key(paths, size_hw)
-            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "version": CACHE_VERSION, "source": source,
-                                      "unreadable": unreadable})
+            source = source_key(paths, size_hw, crop)
+            io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "crop": list(crop) if crop else None, "version": CACHE_VERSION,
+                                      "source": source, "unreadable": unreadable})
             _remove_superseded(directory, source, keep=key)
         record = json.loads(done_path.read_text())
     # Readers hold a shared lock on a second file, so that a rebuild after a change elsewhere never
@@ -153,16 +157,17 @@ def _remove_superseded(directory: Path, source: str, keep: str) -> None:
                 record.with_suffix(suffix).unlink(missing_ok=True)
 
 
-def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool) -> dict[int, str]:
+def _build(paths: list[str], size_hw: tuple[int, int], array_path: Path, show_progress: bool, crop: tuple[float, float] | None) -> dict[int, str]:
     """Returns row -> reason for the images that could not be decoded."""
     unreadable = {}
     tmp_path = array_path.with_suffix(f".tmp{os.getpid()}")
     array = np.memmap(tmp_path, dtype=np.uint8, mode="w+", shape=(len(paths), size_hw[0], size_hw[1], 3))
     try:
-        items = track(paths, f"caching {len(paths)} images at {size_hw[0]}x{size_hw[1]}") if show_progress else paths
+        cropped = f", centre {crop[0]:g}x{crop[1]:g} kept" if crop else ""
+        items = track(paths, f"caching {len(paths)} images at {size_hw[0]}x{size_hw[1]}{cropped}") if show_progress else paths
         for i, path in enumerate(items):
             try:
-                array[i] = load_resized(path, size_hw)
+                array[i] = load_resized(path, size_hw, crop)
             except ImageDecodeError as exc:
                 unreadable[i] = str(exc)
         array.flush()

@@ -132,12 +132,13 @@ class ImageDataset:
     and resume exactly. Returns (uint8 CHW tensor, target, index).
     """
 
-    def __init__(self, paths, targets, transform, decode_size: tuple[int, int], images=None):
+    def __init__(self, paths, targets, transform, decode_size: tuple[int, int], images=None, crop: tuple[float, float] | None = None):
         self.paths = list(paths)
         self.targets = np.asarray(targets)
         self.transform = transform
         self.decode_size = decode_size  # (H, W): decode straight to the working size (reduced JPEG decoding)
         self.images = images  # optional decoded-image source with .get(i) (the cache)
+        self.crop = crop  # the centre share of each photo kept before resizing (the cache holds images cropped alike)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -145,7 +146,7 @@ class ImageDataset:
     def load(self, index: int) -> np.ndarray:
         if self.images is not None:
             return self.images.get(index)
-        return load_resized(self.paths[index], self.decode_size)
+        return load_resized(self.paths[index], self.decode_size, self.crop)
 
     def __getitem__(self, key):
         import torch

@@ -27,9 +27,10 @@ READY = 1  # per-image status byte; 0 means not decoded (yet)
 class Prefetcher:
     """An image source with `get(i)`, like the cache."""
 
-    def __init__(self, paths: list[str], size_hw: tuple[int, int], budget_bytes: int = DEFAULT_BUDGET_BYTES):
+    def __init__(self, paths: list[str], size_hw: tuple[int, int], budget_bytes: int = DEFAULT_BUDGET_BYTES, crop: tuple[float, float] | None = None):
         self.paths = list(paths)
         self.size_hw = tuple(size_hw)
+        self.crop = tuple(crop) if crop is not None else None  # load_resized's centre share kept before resizing
         height, width = self.size_hw
         self.ahead = min(len(self.paths), max(1, budget_bytes // (height * width * 3)))
         # One anonymous shared mapping: a stop flag, a status byte per image, then the pixels.
@@ -59,7 +60,7 @@ class Prefetcher:
             if self._status[0] or os.getppid() != parent:  # the parent asked us to stop, or died
                 return
             try:
-                self._pixels[index] = load_resized(self.paths[index], self.size_hw)
+                self._pixels[index] = load_resized(self.paths[index], self.size_hw, self.crop)
             except Exception:  # noqa: BLE001 - the parent decodes it again and raises the error itself
                 continue
             self._status[1 + index] = READY
@@ -79,14 +80,14 @@ class Prefetcher:
         self.stop()  # waiting for the child also makes all it wrote visible here
         if index < self.ahead and self._status[1 + index] == READY:
             return self._pixels[index].copy()
-        return load_resized(self.paths[index], self.size_hw)
+        return load_resized(self.paths[index], self.size_hw, self.crop)
 
     def __getstate__(self) -> dict:
         # A spawned DataLoader worker cannot share the anonymous mapping: it decodes everything itself.
-        return {"paths": self.paths, "size_hw": self.size_hw}
+        return {"paths": self.paths, "size_hw": self.size_hw, "crop": self.crop}
 
     def __setstate__(self, state: dict) -> None:
-        self.paths, self.size_hw = state["paths"], state["size_hw"]
+        self.paths, self.size_hw, self.crop = state["paths"], state["size_hw"], state["crop"]
         self.ahead, self._child = 0, None
         self._status = np.zeros(1, dtype=np.uint8)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from maskctl.data.images import center_window
 from maskctl.registry import AUGMENTATIONS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -178,15 +179,11 @@ def checkpoint_decode_size(meta: dict) -> tuple[int, int]:
     return tuple(meta.get("decode_size", meta["size"]))
 
 
-def center_window(image_hw, size_hw: tuple[int, int]) -> tuple[slice, slice]:
-    """The rows and columns of the centre (H, W) window of an image of `image_hw`, as
-    albumentations' CenterCrop takes it: one rule for the torch batches and for serving."""
-    height, width = size_hw
-    top = (image_hw[0] - height) // 2
-    left = (image_hw[1] - width) // 2
-    if top < 0 or left < 0:
-        raise ValueError(f"cannot crop {tuple(image_hw)} images to {size_hw}")
-    return slice(top, top + height), slice(left, left + width)
+def checkpoint_crop(meta: dict) -> tuple[float, float] | None:
+    """The centre share (height, width) of each photo kept before resizing to the decode size;
+    None (the whole photo) for a checkpoint or export trained without a crop."""
+    crop = meta.get("crop")
+    return tuple(crop) if crop else None
 
 
 def center_crop(batch, size_hw: tuple[int, int]):

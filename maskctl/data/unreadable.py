@@ -20,13 +20,13 @@ NAMED_IN_WARNINGS = 5
 DECODE_THREADS = 4
 
 
-def decode_errors(paths: list[str], size_hw: tuple[int, int], show_progress: bool) -> dict[int, str]:
-    """row -> reason for each image that load_resized cannot decode at `size_hw`."""
+def decode_errors(paths: list[str], size_hw: tuple[int, int], show_progress: bool, crop: tuple[float, float] | None = None) -> dict[int, str]:
+    """row -> reason for each image that load_resized cannot decode at `size_hw` (and `crop`)."""
     from maskctl.console import track
 
     def error_of(path: str) -> str | None:
         try:
-            load_resized(path, size_hw)
+            load_resized(path, size_hw, crop)
         except ImageDecodeError as exc:
             return str(exc)
         return None

@@ -60,7 +60,7 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
 
     def dataset(rows, transform):
         cached = image_source.subset(rows) if image_source else None
-        return ImageDataset(paths[rows], targets[rows], transform, augmentation.decode_hw, cached)
+        return ImageDataset(paths[rows], targets[rows], transform, augmentation.decode_hw, cached, config.image_crop())
 
     # Images are decoded (or cached) at the decode size already: validation only centre-crops, on the device.
     train_set = dataset(train_rows, augmentation.transform)

@@ -62,10 +62,10 @@ def default_batch_size(device_type: str) -> int:
     return 256 if device_type == "cuda" else 32
 
 
-def inference_loader(paths, targets, size_hw, device, workers: int, batch_size: int | None = None, images=None):
-    """Images decoded straight to the model's size, in order, uint8 batches."""
+def inference_loader(paths, targets, size_hw, device, workers: int, batch_size: int | None = None, images=None, crop=None):
+    """Images decoded straight to the model's size (after the run's centre crop, if any), in order, uint8 batches."""
     from maskctl.data.datasets import ImageDataset
     from maskctl.engine.runtime import loader_kwargs
 
-    dataset = ImageDataset(paths, targets, None, tuple(size_hw), images)
+    dataset = ImageDataset(paths, targets, None, tuple(size_hw), images, crop)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size or default_batch_size(device.type), shuffle=False, **loader_kwargs(device, workers))

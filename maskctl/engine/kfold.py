@@ -186,6 +186,7 @@ def usable_samples(config: TrainConfig, samples, dist=None):
     decode_hw = decode_size_for(config.augmentation, config.image_hw())
     paths = samples.table["path"].tolist()
     show = dist is None or dist.is_main
-    images = open_cache(paths, decode_hw, show_progress=show) if config.cache else None
-    unreadable = images.unreadable if images is not None else decode_errors(paths, decode_hw, show)
+    crop = config.image_crop()
+    images = open_cache(paths, decode_hw, show_progress=show, crop=crop) if config.cache else None
+    unreadable = images.unreadable if images is not None else decode_errors(paths, decode_hw, show, crop)
     return skip_unreadable(samples, images, unreadable, config.strict, show)

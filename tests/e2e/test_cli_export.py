@@ -36,7 +36,7 @@ def exported(cropped_run):
 def test_export_writes_one_verified_model_and_its_description(exported, cropped_run):
     assert sorted(p.name for p in exported.iterdir()) == [".maskctl-output", "export.json", "model.onnx"]
     meta = json.loads((exported / "export.json").read_text())
-    assert meta["size"] == [64, 48] and meta["decode_size"] == [72, 54]
+    assert meta["size"] == [64, 48] and meta["decode_size"] == [72, 54] and meta["crop"] is None
     assert meta["num_classes"] == 18 and len(meta["class_names"]) == 18
     assert meta["folds"] == ["fold0/best.pt", "fold1/best.pt"]
     assert meta["tta"] == {"policy": "hflip", "weights": [0.7, 0.3]}
@@ -59,6 +59,26 @@ def test_predict_from_the_export_matches_predict_from_the_run(exported, cropped_
     onnx_record = json.loads((tmp_path / "onnx" / "predict.json").read_text())
     assert onnx_record["scores"] == pytest.approx(torch_scores)
     assert onnx_record["tta"] == json.loads((tmp_path / "torch" / "predict.json").read_text())["tta"]
+
+
+def test_a_centre_crop_run_predicts_alike_from_the_run_and_from_its_export(synth_data, tmp_path):
+    """The crop is in the run's config.yaml and checkpoints, so predict, tta-eval and export read it
+    from the run; serving reads it from export.json and decodes without torch the same way."""
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--val-ratio", "0.25", *TINY, "--crop", "0.7x0.8",
+                    "--runs-dir", tmp_path / "runs", "--name", "crop")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "crop"
+    assert "crop: 0.7x0.8" in (run / "config.yaml").read_text()
+    assert json.loads((run / "fold0" / "best.json").read_text())["crop"] == [0.7, 0.8]
+    assert invoke("tta-eval", run, "--device", "cpu").exit_code == 0
+    result = invoke("export", run)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "export" / "export.json").read_text())["crop"] == [0.7, 0.8]
+    for name, source in (("torch", run), ("onnx", run / "export")):
+        result = invoke("predict", source, "--data", synth_data / "eval", "--out", tmp_path / name, "--device", "cpu")
+        assert result.exit_code == 0, result.output
+    torch_probs = pd.read_csv(tmp_path / "torch" / "probs.csv")[PROBS].to_numpy()
+    assert np.abs(torch_probs - pd.read_csv(tmp_path / "onnx" / "probs.csv")[PROBS].to_numpy()).max() < 1e-4
 
 
 def test_serving_an_export_imports_neither_torch_nor_timm(exported, synth_data, tmp_path):

@@ -45,7 +45,7 @@ def test_open_cache_pixels_equal_load_resized(tmp_path):
     key = C.cache_key(paths, SIZE)
     assert f"{key}.u8" in files and f"{key}.json" in files
     assert (tmp_path / "cache" / f"{key}.u8").stat().st_size == len(paths) * SIZE[0] * SIZE[1] * 3
-    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "version": C.CACHE_VERSION, "source": C.source_key(paths, SIZE), "unreadable": {}}
+    assert json.loads((tmp_path / "cache" / f"{key}.json").read_text()) == {"images": 6, "size": list(SIZE), "crop": None, "version": C.CACHE_VERSION, "source": C.source_key(paths, SIZE), "unreadable": {}}
 
 
 def test_open_cache_uses_env_dir(tmp_path, monkeypatch):
@@ -227,7 +227,7 @@ def test_a_damaged_image_is_recorded_not_fatal(tmp_path):
 def _build_slowly(paths, directory):
     import time
 
-    def slow_load(path, size_hw):
+    def slow_load(path, size_hw, crop=None):
         time.sleep(0.2)
         return np.zeros((*size_hw, 3), np.uint8)
 

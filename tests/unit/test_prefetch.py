@@ -91,19 +91,21 @@ def test_a_pickled_copy_decodes_for_itself(tmp_path):
 
 
 @pytest.mark.parametrize("sidecar, expected", [
-    ('{"size": [64, 48], "decode_size": [72, 54]}', (72, 54)),
-    ('{"size": [64, 48]}', (64, 48)),
+    ('{"size": [64, 48], "decode_size": [72, 54]}', ((72, 54), None)),
+    ('{"size": [64, 48]}', ((64, 48), None)),
+    ('{"size": [64, 48], "crop": [0.7, 0.8]}', ((64, 48), (0.7, 0.8))),
+    ('{"size": [64, 48], "crop": [0.7, 2]}', None),
     ("{not json", None),
     ('{"size": "64x48"}', None),
     ("[1, 2]", None),
     (None, None),
 ])
 def test_the_sidecar_only_starts_decoding_early_when_it_makes_sense(tmp_path, sidecar, expected):
-    from maskctl.predict import sidecar_decode_size
+    from maskctl.predict import sidecar_decoding
 
     if sidecar is not None:
         (tmp_path / "best.json").write_text(sidecar)
-    assert sidecar_decode_size(tmp_path / "best.pt") == expected
+    assert sidecar_decoding(tmp_path / "best.pt") == expected
 
 
 def _running(pid: int) -> bool:

@@ -236,6 +236,8 @@ def train(
     cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
     strict: Annotated[Optional[bool], _opt("Stop at a training image that cannot be decoded \\[skip it, listed in RUN/skipped.csv].", "--strict/--no-strict")] = None,
     patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.")] = None,
+    time_budget_minutes: Annotated[Optional[float], _opt("Wall time for the whole run, data decoding included: each fold gets an equal share "
+                                                         "of what is left and stops before an epoch that would not fit.")] = None,
     age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
     label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,
     name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken \\[exp].")] = None,

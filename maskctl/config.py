@@ -137,6 +137,7 @@ class TrainConfig:
     mix: str = "none"  # none, cutmix (left/right face halves) or mixup, applied per batch
     mix_prob: float = _setting(0.5, Range(0, 1))
     patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
+    time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
     # machinery
     seed: int = _setting(0, Range(0, 1_000_000))  # seeds are derived as seed * 1009 + fold, below numpy's 2**32
     workers: int | None = _setting(None, Range(0, 256))  # None: chosen from the CPU count

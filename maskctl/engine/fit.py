@@ -99,10 +99,14 @@ def _soft_targets(targets, samples: Samples):
     return one_hot(targets, samples.num_classes)
 
 
-def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int, image_source=None) -> FoldResult:
+def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int, image_source=None,
+             budget=None) -> FoldResult:
     """Train fold `fold` (its images are validation, fold -1 images always train). Continues from
     fold_dir/last.pt when it exists: model, optimizer, scheduler, scaler and history restored;
-    the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
+    the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same.
+    `budget` (engine.budget.TimeBudget) ends the fold after an epoch when its time share is spent."""
+    if budget is not None:
+        budget.start_fold()
     train_rows = np.flatnonzero(folds != fold)
     val_rows = np.flatnonzero(folds == fold)
     train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
@@ -136,6 +140,8 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
 
     stopped_early = False
     for epoch in range(start_epoch, config.epochs):
+        if budget is not None:
+            budget.start_epoch()
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
@@ -157,9 +163,13 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
                 checkpoint.save(fold_dir / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": epoch, "f1": best_f1})
                 io.write_json(fold_dir / "best.json", {**meta, "epoch": epoch, "f1": best_f1})  # read without torch
                 _write_fold_oof(fold_dir / "oof.csv", samples, val_rows, fold, val_probs)
-            decision = (metrics["f1"], config.patience is not None and epoch - best_epoch >= config.patience)
+            patience_spent = config.patience is not None and epoch - best_epoch >= config.patience
+            reason = f"no better macro F1 for {config.patience} epochs" if patience_spent else None
+            if reason is None and budget is not None and epoch + 1 < config.epochs:
+                reason = budget.stop_reason()
+            decision = (metrics["f1"], reason)
         # Every rank steps its scheduler with the same validation score (plateau schedulers need it).
-        val_f1, stop = broadcast_object(decision, dist)
+        val_f1, stop_reason = broadcast_object(decision, dist)
         step_scheduler(scheduler, val_f1)
         if dist.is_main:
             checkpoint.save(last_path, {
@@ -169,10 +179,10 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
             })
             _write_metrics(fold_dir / "metrics.csv", history)
             _print_epoch(fold, row, config.epochs, improved)
-        if stop:
+        if stop_reason:
             stopped_early = True
             if dist.is_main:
-                console.print(f"fold {fold}: no better macro F1 for {config.patience} epochs, stopping early")
+                console.print(f"fold {fold}: {stop_reason}; stopping early, after epoch {epoch + 1} of {config.epochs}")
             break
     barrier(dist)
     return FoldResult(fold, best_f1, best_epoch, len(history), stopped_early)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.data.layout import problem_summary
 from maskctl.data.unreadable import SKIPPED_FILE, decode_errors, skip_unreadable
+from maskctl.engine.budget import TimeBudget
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
@@ -101,6 +103,7 @@ def check_names(config: TrainConfig) -> None:
 
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:
+    started = time.monotonic()  # a time budget counts from here: reading and decoding the data are part of the run
     check_names(config)
     io.require_writable(config.runs_dir if run_dir is None else run_dir)
     dist = init_distributed("cuda" if (config.device or "cuda").startswith("cuda") and _cuda() else "cpu")
@@ -130,7 +133,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
         try:
-            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images)
+            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images, started)
         except (MaskctlError, OSError):
             if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
@@ -142,15 +145,21 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         shutdown(dist)
 
 
-def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images) -> None:
+def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images, started: float) -> None:
+    to_train = [fold for fold in plan if not (run_dir / f"fold{fold}" / "result.json").is_file()]
+    budget = None
+    if config.time_budget_minutes is not None:
+        budget = TimeBudget(config.time_budget_minutes, len(to_train), started=started)
+        if dist.is_main:
+            console.print(f"time budget: {config.time_budget_minutes:g} min for {len(to_train)} fold(s), counted from the start of the run")
     for fold in plan:
         fold_dir = run_dir / f"fold{fold}"
-        if (fold_dir / "result.json").is_file():
+        if fold not in to_train:
             if dist.is_main:
                 console.print(f"fold {fold}: finished earlier, kept")
             continue
         fold_dir.mkdir(parents=True, exist_ok=True)
-        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images)
+        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images, budget)
         if dist.is_main:
             io.write_json(fold_dir / "result.json", result.to_dict())
             console.print(fold_result_table(result, fold_dir))

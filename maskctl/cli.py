@@ -455,29 +455,59 @@ def demo(
 @app.command()
 @user_errors
 def bench(
-    what: Annotated[str, typer.Argument(help="loader, train, predict or all.")] = "all",
+    what: Annotated[str, typer.Argument(help="loader, train, predict, all (the three), or quality (F1 against a plain PyTorch loop; minutes).")] = "all",
     data: Annotated[Optional[Path], typer.Option(help="Your training folder (an eval folder beside it for predict) \\[a synthetic set].", show_default=False)] = None,
     out: Annotated[Path, typer.Option(help="Where bench.json (and the synthetic set) go.")] = Path("bench-results"),
     batches: Annotated[int, typer.Option(help="Batches timed per measurement.")] = 20,
     workers: Annotated[Optional[int], typer.Option(help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].", show_default=False)] = None,
     repeats: Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts).")] = 5,
+    config: Annotated[Optional[str], typer.Option(help="quality: the maskctl recipe to compare \\[cpu-quick].", show_default=False)] = None,
+    minutes: Annotated[float, typer.Option(help="quality: wall time of training for each arm, decoding included.")] = 10.0,
+    seeds: Annotated[str, typer.Option(help="quality: synthetic data seeds, one comparison each.")] = "0,1",
+    people: Annotated[int, typer.Option(help="quality: training people of each synthetic set.")] = 240,
+    eval_people: Annotated[int, typer.Option(help="quality: held-out eval people of each synthetic set.")] = 80,
+    image_size: Annotated[str, typer.Option(help="quality: synthetic photo size HxW.")] = "512x384",
     device: Device = None,
     overwrite: Overwrite = False,
 ):
     """Measure images/s on your data and machine, maskctl against the baseline way, side by side:
     the input pipeline, training steps (channels_last, AMP) and predict as whole processes (from
     the run with torch, and from its ONNX export without), against the model's own compute.
+    `quality` instead trains bench/plain_loop.py and a maskctl recipe for the same wall time on
+    synthetic people and scores both on held-out eval people (quality.json).
 
-    Examples: maskctl bench all --data data/train; maskctl bench loader --workers 4
+    Examples: maskctl bench all --data data/train; maskctl bench loader --workers 4;
+    maskctl bench quality --minutes 10 --seeds 0,1
     """
+    from maskctl.errors import UsageError
+
+    if what not in ("loader", "train", "predict", "all", "quality"):
+        raise UsageError(f"bench measures loader, train, predict, all or quality, not {what!r}")
+    if what == "quality":
+        from maskctl.bench_quality import QUALITY_RECIPE, run_quality
+        from maskctl.config import parse_size
+
+        if data is not None:
+            raise UsageError("bench quality makes its own synthetic sets (it scores against their answers); drop --data")
+        if eval_people < 1:
+            raise UsageError("bench quality scores eval people: --eval-people must be at least 1")
+        run_quality(out, config or QUALITY_RECIPE, minutes, _seed_list(seeds), people, eval_people, parse_size(image_size), device, overwrite)
+        return
     from maskctl.bench import run_bench
 
-    if what not in ("loader", "train", "predict", "all"):
+    run_bench(what, data, out, batches, workers, device, model, overwrite, repeats)
+
+
+def _seed_list(text: str) -> list[int]:
+    from maskctl.config import CHECKS
+
+    seeds = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in seeds) or len(set(seeds)) != len(seeds) or CHECKS["seed"]([int(s) for s in seeds]):
         from maskctl.errors import UsageError
 
-        raise UsageError(f"bench measures loader, train, predict or all, not {what!r}")
-    run_bench(what, data, out, batches, workers, device, model, overwrite, repeats)
+        raise UsageError(f"--seeds must be different whole numbers from 0 to 1000000, e.g. 0,1; got {text[:60]!r}")
+    return [int(s) for s in seeds]
 
 
 def main() -> int:

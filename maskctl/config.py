@@ -174,6 +174,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "min_evidence": Range(0, 1),
     "sheet": Range(1, 200),
     "top": Range(1, 10_000),
+    "minutes": Range(0, 10_000, low_open=True),
 }
 
 

@@ -90,8 +90,10 @@ def _table(record: dict):
     from rich.table import Table
 
     table = Table(title=f"eval macro F1 on held-out synthetic people, {record['minutes']:g} min of training each "
-                        f"({record['people']} training / {record['eval_people']} eval people at {record['image_size'][0]}x{record['image_size'][1]})")
-    for column in ("data seed", "plain loop", f"maskctl {record['config']}", "gap", "plain train + predict (s)", "maskctl train + predict (s)"):
+                        f"({record['people']} training / {record['eval_people']} eval people at {record['image_size'][0]}x{record['image_size'][1]})",
+                  caption="seconds: training (decoding included) + predicting")
+    recipe = Path(record["config"]).stem  # a recipe's name, or its file's
+    for column in ("data seed", "plain loop F1", f"{recipe} F1", "gap", "plain loop s", f"{recipe} s"):
         table.add_column(column, justify="right")
     for row in record["rows"]:
         table.add_row(str(row["seed"]), f"{row['plain_f1']:.4f}", f"{row['maskctl_f1']:.4f}", _gap(row["gap"]),

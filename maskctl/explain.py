@@ -177,9 +177,7 @@ def explain(run: Path, images: list[str] | None = None, pairs: int = DEFAULT_PAI
     chosen = named_images(oof, images) if images else confused_images(oof, pairs, per_pair)
 
     from maskctl.engine.inference import inference_device
-    from maskctl.registry import load_plugins
 
-    load_plugins()
     device, _ = inference_device(device_name, 0)
     cams, layers, meta = explain_folds(run, chosen, device)
     with io.staged_folder(out, "explain") as staging:

@@ -171,10 +171,8 @@ def predict(
     prefetch = _prefetcher(image_paths, *early) if early else None
 
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
-    from maskctl.registry import load_plugins
     from maskctl.tta import combine, view_functions
 
-    load_plugins()
     views, weights = resolve_tta(run, tta, tta_weights)
     labels = known_labels(data, answers, ids, labels, score)
 

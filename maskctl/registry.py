@@ -25,15 +25,30 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, fallback: Callable[[str], Callable[..., Any] | None] | None = None,
-                 fallback_names: Callable[[], list[str]] | None = None, fallback_hint: str = ""):
-        """`fallback` resolves names outside the table (e.g. any timm model name);
-        `fallback_names` lists them for suggestions, `fallback_hint` says what they are."""
+    def __init__(self, kind: str, fill: Callable[[str], None] | None = None):
+        """`fill(kind)` registers the entries: called once, before the first lookup or listing
+        (maskctl's own registries import their component modules then, not at import time)."""
         self.kind = kind
         self._entries: dict[str, Entry] = {}
-        self._fallback = fallback
-        self._fallback_names = fallback_names
-        self._fallback_hint = fallback_hint
+        self._fill = fill
+        self._fallback: Callable[[str], Callable[..., Any] | None] | None = None
+        self._fallback_names: Callable[[], list[str]] | None = None
+        self._fallback_hint = ""
+
+    def set_fallback(self, resolve: Callable[[str], Callable[..., Any] | None], names: Callable[[], list[str]], hint: str) -> None:
+        """Names outside the table: `resolve` gives a factory or None (e.g. any timm model name),
+        `names` lists them for suggestions, `hint` says what they are in error messages."""
+        self._fallback, self._fallback_names, self._fallback_hint = resolve, names, hint
+
+    def _filled(self) -> None:
+        if self._fill is None:
+            return
+        fill, self._fill = self._fill, None  # first: the modules being imported may look names up too
+        try:
+            fill(self.kind)
+        except BaseException:
+            self._fill = fill  # a broken plugin fails every lookup, not only the first
+            raise
 
     def register(self, name: str, description: str = ""):
         def decorator(factory):
@@ -46,19 +61,23 @@ class Registry:
         return decorator
 
     def names(self, pattern: str = "*") -> list[str]:
+        self._filled()
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def fallback_names(self, pattern: str = "*") -> list[str]:
         """Names outside the table that `get` also resolves (e.g. timm's models), filtered."""
+        self._filled()
         return sorted(fnmatch.filter(self._fallback_names(), pattern)) if self._fallback_names else []
 
     def entries(self, pattern: str = "*") -> list[Entry]:
         return [self._entries[n] for n in self.names(pattern)]
 
     def __contains__(self, name: str) -> bool:
+        self._filled()
         return name in self._entries
 
     def get(self, name: str) -> Callable[..., Any]:
+        self._filled()
         if name in self._entries:
             return self._entries[name].factory
         if self._fallback is not None:
@@ -78,34 +97,51 @@ class Registry:
         return self.get(name)(**kwargs)
 
 
-def _timm_model_factory(name: str):
+@dataclass(frozen=True)
+class Settings:
+    """The keywords a factory takes: by name (with the types its hints give), and whether it
+    takes any other (**kwargs, e.g. timm's models)."""
+
+    names: tuple[str, ...]
+    open_ended: bool
+    hints: dict[str, Any]
+
+    def accepts(self, name: str) -> bool:
+        return self.open_ended or name in self.names
+
+
+def settings_taken(factory: Callable[..., Any]) -> Settings:
     import functools
+    import inspect
+    import typing
 
-    import timm
-
-    # is_model, not list_models: list_models takes wildcards, and misses tags like resnet18.a1_in1k
-    if not timm.is_model(name):
-        return None
-    from maskctl.models import create_timm
-
-    return functools.partial(create_timm, name)
-
-
-def _timm_model_names() -> list[str]:
-    import timm
-
-    return timm.list_models()
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: let it judge its own keywords
+        return Settings((), True, {})
+    named = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    try:
+        hints = typing.get_type_hints(factory.func if isinstance(factory, functools.partial) else factory)
+    except Exception:  # hints naming what the plugin's module never imported: no type checks then
+        hints = {}
+    return Settings(named, open_ended, hints)
 
 
-DATASETS = Registry("dataset")
-MODELS = Registry("model", fallback=_timm_model_factory, fallback_names=_timm_model_names,
-                  fallback_hint=", or any timm model name (`maskctl list models`)")
-LOSSES = Registry("loss")
-SAMPLERS = Registry("sampler")
-SCHEDULERS = Registry("scheduler")
-OPTIMIZERS = Registry("optimizer")
-AUGMENTATIONS = Registry("augmentation")
-TTA_POLICIES = Registry("tta policy")
+def _fill_from_plugins(kind: str) -> None:
+    from maskctl import plugins
+
+    plugins.fill(kind)
+
+
+DATASETS = Registry("dataset", _fill_from_plugins)
+MODELS = Registry("model", _fill_from_plugins)  # maskctl.models adds timm's names as its fallback
+LOSSES = Registry("loss", _fill_from_plugins)
+SAMPLERS = Registry("sampler", _fill_from_plugins)
+SCHEDULERS = Registry("scheduler", _fill_from_plugins)
+OPTIMIZERS = Registry("optimizer", _fill_from_plugins)
+AUGMENTATIONS = Registry("augmentation", _fill_from_plugins)
+TTA_POLICIES = Registry("tta policy", _fill_from_plugins)
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,
@@ -117,62 +153,6 @@ REGISTRIES: dict[str, Registry] = {
     "augmentations": AUGMENTATIONS,
     "tta": TTA_POLICIES,
 }
-
-# Modules whose import fills the registries; imported on demand so that `--help` stays instant.
-_PLUGIN_MODULES = (
-    "maskctl.data.datasets",
-    "maskctl.models",
-    "maskctl.losses",
-    "maskctl.samplers",
-    "maskctl.schedulers",
-    "maskctl.optim",
-    "maskctl.data.transforms",
-    "maskctl.tta",
-)
-
-
-PLUGINS_ENV = "MASKCTL_PLUGINS"
-
-
-def load_plugins() -> None:
-    """maskctl's own modules, then the user's: $MASKCTL_PLUGINS lists importable module names
-    or .py files, comma-separated, whose decorators register more entries."""
-    import importlib
-    import os
-
-    for module in _PLUGIN_MODULES:
-        importlib.import_module(module)
-    for item in filter(None, (part.strip() for part in os.environ.get(PLUGINS_ENV, "").split(","))):
-        _import_plugin(item)
-
-
-def _import_plugin(item: str) -> None:
-    import hashlib
-    import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    try:
-        if not item.endswith(".py"):
-            importlib.import_module(item)
-            return
-        path = Path(item).resolve()
-        name = f"maskctl_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-        if name in sys.modules:
-            return
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file {path}")
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    except Exception as exc:  # a plugin's own error, shown as one line naming the plugin
-        raise MaskctlError(f"cannot load plugin {item} (from ${PLUGINS_ENV}): {type(exc).__name__}: {exc}") from None
 
 
 def registry_for(kind: str) -> Registry:

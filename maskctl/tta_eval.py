@@ -54,10 +54,9 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.kfold import folds_for, usable_samples
     from maskctl.predict import load_models
-    from maskctl.registry import TTA_POLICIES, load_plugins
+    from maskctl.registry import TTA_POLICIES
     from maskctl.tta import VIEWS, view_functions
 
-    load_plugins()
     run_folder = RunFolder(run).require()
     io.require_writable(run)
     config = load_config(run_folder.config, {"data": str(data) if data else None})

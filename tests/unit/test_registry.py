@@ -1,5 +1,6 @@
 import pytest
 
+from maskctl import plugins
 from maskctl import registry as R
 from maskctl.errors import MaskctlError
 
@@ -67,10 +68,11 @@ def test_duplicate_registration_raises():
 
 
 def test_fallback_resolves_outside_names():
-    reg = R.Registry("thing", fallback=lambda name: (lambda: name.upper()) if name.startswith("x") else None)
+    reg = R.Registry("thing")
+    reg.set_fallback(lambda name: (lambda: name.upper()) if name.startswith("x") else None, lambda: ["xyz"], ", or any x-name")
     assert reg.create("xyz") == "XYZ"
-    with pytest.raises(R.UnknownNameError):
-        reg.create("abc")
+    with pytest.raises(R.UnknownNameError, match="or any x-name"):
+        reg.create("yxz")
 
 
 @pytest.mark.parametrize("kind, expected", [
@@ -89,7 +91,7 @@ def test_registry_for_unknown_kind_suggests():
 
 
 def test_load_plugins_fills_every_registry():
-    R.load_plugins()
+    plugins.load_plugins()
     assert set(R.DATASETS.names()) >= {"mask-base", "mask-profile", "mask-multitask", "image-folder"}
     assert set(R.LOSSES.names()) >= {"ce", "focal", "label-smoothing", "f1"}
     assert set(R.SAMPLERS.names()) >= {"none", "weighted"}
@@ -100,11 +102,11 @@ def test_load_plugins_fills_every_registry():
     assert "multihead" in R.MODELS.names()
     for name, reg in R.REGISTRIES.items():
         assert reg.names(), f"registry {name} is empty"
-    R.load_plugins()  # importing twice must not re-register (and raise)
+    plugins.load_plugins()  # importing twice must not re-register (and raise)
 
 
 def test_models_fallback_to_timm():
-    R.load_plugins()
+    plugins.load_plugins()
     factory = R.MODELS.get("test_resnet")
     model = factory(num_classes=7, pretrained=False)
     assert model.num_classes == 7
@@ -117,7 +119,7 @@ def test_models_fallback_to_timm():
 def test_models_fallback_refuses_wildcards(pattern):
     """timm.list_models treats its argument as a pattern; a model name with wildcards is not a
     model and must fail at lookup with the usual message, not later inside timm."""
-    R.load_plugins()
+    plugins.load_plugins()
     with pytest.raises(R.UnknownNameError):
         R.MODELS.get(pattern)
 
@@ -127,7 +129,7 @@ def test_models_fallback_accepts_pretrained_tags():
     under); timm.create_model and timm.is_model accept them, so the registry should too."""
     import timm
 
-    R.load_plugins()
+    plugins.load_plugins()
     assert timm.is_model("test_resnet.r160_in1k")
     factory = R.MODELS.get("test_resnet.r160_in1k")
     assert factory(num_classes=4, pretrained=False).num_classes == 4
@@ -141,9 +143,9 @@ def test_plugins_from_the_environment(tmp_path, monkeypatch):
         "def made(**_):\n    return 'made'\n"
     )
     monkeypatch.setattr(R.LOSSES, "_entries", dict(R.LOSSES._entries))  # registered for this test only
-    monkeypatch.setenv(R.PLUGINS_ENV, f" json , {plugin}")  # a module name and a file, spaces allowed
-    R.load_plugins()
-    R.load_plugins()  # a second call does not register twice
+    monkeypatch.setenv(plugins.PLUGINS_ENV, f" json , {plugin}")  # a module name and a file, spaces allowed
+    plugins.load_plugins()
+    plugins.load_plugins()  # a second call does not register twice
     assert R.LOSSES.create("plugin-test-loss") == "made"
 
 
@@ -155,12 +157,12 @@ def test_a_broken_plugin_is_one_clear_error(tmp_path, monkeypatch, content, expe
     plugin = tmp_path / "broken.py"
     if content is not None:
         plugin.write_text(content)
-    monkeypatch.setenv(R.PLUGINS_ENV, str(plugin))
+    monkeypatch.setenv(plugins.PLUGINS_ENV, str(plugin))
     with pytest.raises(MaskctlError, match=f"cannot load plugin .*broken.py.*{expected}"):
-        R.load_plugins()
+        plugins.load_plugins()
 
 
 def test_an_unknown_plugin_module_names_it(monkeypatch):
-    monkeypatch.setenv(R.PLUGINS_ENV, "no_such_maskctl_plugin")
+    monkeypatch.setenv(plugins.PLUGINS_ENV, "no_such_maskctl_plugin")
     with pytest.raises(MaskctlError, match="no_such_maskctl_plugin"):
-        R.load_plugins()
+        plugins.load_plugins()

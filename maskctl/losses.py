@@ -73,24 +73,27 @@ class WeightedSum(nn.Module):
         return sum(w * loss(logits, targets) for w, loss in zip(self.weights, self.parts))
 
 
+# Every loss takes its settings as keywords: `gamma` and `smoothing` come from the recipe's
+# focal_gamma and label_smoothing, anything else from its `loss_args`; `class_weights` is given
+# to the losses that name it.
 @LOSSES.register("ce", "cross-entropy (optionally class-weighted)")
-def cross_entropy(class_weights=None, **_):
+def cross_entropy(class_weights=None):
     return SoftCrossEntropy(class_weights)
 
 
 @LOSSES.register("focal", "focal loss, gamma from --focal-gamma (the seed's choice)")
-def focal(class_weights=None, focal_gamma: float = 2.0, **_):
-    return FocalLoss(focal_gamma, class_weights)
+def focal(class_weights=None, gamma: float = 2.0):
+    return FocalLoss(gamma, class_weights)
 
 
 @LOSSES.register("label-smoothing", "cross-entropy with label smoothing (--label-smoothing)")
-def label_smoothing(class_weights=None, label_smoothing: float = 0.1, **_):
-    return SoftCrossEntropy(class_weights, smoothing=label_smoothing)
+def label_smoothing(class_weights=None, smoothing: float = 0.1):
+    return SoftCrossEntropy(class_weights, smoothing=smoothing)
 
 
 @LOSSES.register("f1", "soft macro-F1 loss (1 - F1 on probabilities)")
-def soft_f1(**_):
-    return SoftF1Loss()
+def soft_f1(epsilon: float = 1e-7):
+    return SoftF1Loss(epsilon)
 
 
 def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
@@ -110,7 +113,20 @@ def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
 
 
 def build_loss(spec: str, class_weights: torch.Tensor | None = None, **settings) -> nn.Module:
-    parts = [(w, LOSSES.create(name, class_weights=class_weights, **settings)) for name, w in parse_loss_spec(spec)]
+    """Each loss of the spec gets the settings (and the class weights) it names: in a mix such
+    as focal:0.6,f1:0.4, `gamma` goes to focal only. A setting no loss of the spec takes is an error."""
+    from maskctl.registry import settings_taken
+
+    parts, used = [], set()
+    for name, weight in parse_loss_spec(spec):
+        factory = LOSSES.get(name)
+        takes = settings_taken(factory)
+        given = {k: v for k, v in {"class_weights": class_weights, **settings}.items() if takes.accepts(k)}
+        used.update(given)
+        parts.append((weight, factory(**given)))
+    unused = sorted(set(settings) - used)
+    if unused:
+        raise MaskctlError(f"loss {spec!r} takes no setting {', '.join(unused)}")
     return parts[0][1] if len(parts) == 1 and parts[0][0] == 1.0 else WeightedSum(parts)
 
 

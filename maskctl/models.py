@@ -16,7 +16,7 @@ from torch import nn
 
 from maskctl.errors import MaskctlError
 from maskctl.data.transforms import decode_size_for
-from maskctl.registry import MODELS
+from maskctl.registry import MODELS, settings_taken
 
 
 def _timm_kwargs(name: str, pretrained: str | None) -> dict[str, Any]:
@@ -36,8 +36,9 @@ def check_weights_file(pretrained: str) -> Path:
     return path
 
 
-def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop_rate: float = 0.0) -> nn.Module:
-    """The timm door of the model registry (MODELS falls back to it for timm names)."""
+def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop_rate: float = 0.0, **timm_args) -> nn.Module:
+    """The timm door of the model registry (MODELS falls back to it for timm names); a recipe's
+    model_args (e.g. drop_path_rate) go to timm.create_model as they are."""
     import timm
 
     from maskctl.engine.checkpoint import unreadable_reason
@@ -46,8 +47,12 @@ def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop
     hub = offline_unless_reachable() if pretrained == "hub" else contextlib.nullcontext()
     with hub as unreachable:
         try:
-            return timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate, **_timm_kwargs(name, pretrained))
+            return timm.create_model(name, num_classes=num_classes, drop_rate=drop_rate, **timm_args, **_timm_kwargs(name, pretrained))
         except MaskctlError:
+            raise
+        except TypeError as exc:
+            if timm_args:  # timm passes unknown keywords on to the model class, which refuses them
+                raise MaskctlError(f"model {name} does not take model_args {', '.join(timm_args)}: {exc}") from None
             raise
         except Exception as exc:  # hub errors come in many types (LocalEntryNotFoundError, OSError, HTTP errors)
             if pretrained == "hub":
@@ -59,6 +64,24 @@ def create_timm(name: str, num_classes: int, pretrained: str | None = None, drop
             if pretrained:
                 raise MaskctlError(f"cannot load pretrained weights {pretrained} into {name}: {unreadable_reason(exc)}") from None
             raise
+
+
+def _timm_model_factory(name: str):
+    import functools
+
+    import timm
+
+    # is_model, not list_models: list_models takes wildcards, and misses tags like resnet18.a1_in1k
+    return functools.partial(create_timm, name) if timm.is_model(name) else None
+
+
+def _timm_model_names() -> list[str]:
+    import timm
+
+    return timm.list_models()
+
+
+MODELS.set_fallback(_timm_model_factory, _timm_model_names, ", or any timm model name (`maskctl list models`)")
 
 
 class MultiHead(nn.Module):
@@ -108,9 +131,14 @@ def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrain
     return MultiHead(backbone, pretrained, drop_rate)
 
 
-def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0) -> nn.Module:
-    extra = {"backbone": backbone} if name == "multihead" else {}
-    return MODELS.create(name, num_classes=num_classes, pretrained=pretrained, drop_rate=drop_rate, **extra)
+def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0,
+                **model_args) -> nn.Module:
+    """`backbone`, `pretrained` and `drop_rate` go to the factories that name them (a timm model
+    has no backbone); a recipe's `model_args` as they are (checked by component_args first)."""
+    factory = MODELS.get(name)
+    common = {"backbone": backbone, "pretrained": pretrained, "drop_rate": drop_rate}
+    named = settings_taken(factory).names
+    return factory(num_classes=num_classes, **{k: v for k, v in common.items() if k in named}, **model_args)
 
 
 def model_meta(config, num_classes: int, class_names: list[str], mask_classes: bool) -> dict[str, Any]:
@@ -127,8 +155,9 @@ def model_meta(config, num_classes: int, class_names: list[str], mask_classes: b
         "dataset": config.dataset,
         "mask_classes": mask_classes,
         "age_edges": config.age_edges,
+        "model_args": dict(config.model_args),
     }
 
 
 def model_from_meta(meta: dict[str, Any]) -> nn.Module:
-    return build_model(meta["model"], meta["num_classes"], meta.get("backbone", "efficientnet_b0"))
+    return build_model(meta["model"], meta["num_classes"], meta.get("backbone", "efficientnet_b0"), **meta.get("model_args", {}))

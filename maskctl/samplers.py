@@ -49,9 +49,9 @@ def uniform(labels: np.ndarray, seed: int, rank: int = 0, world_size: int = 1):
     return EpochSampler(len(labels), seed, None, rank, world_size)
 
 
-@SAMPLERS.register("weighted", "class-balanced draws with replacement (torch WeightedRandomSampler)")
-def class_balanced(labels: np.ndarray, seed: int, rank: int = 0, world_size: int = 1):
+@SAMPLERS.register("weighted", "class-balanced draws with replacement (power 1; 0.5 balances halfway, 0 not at all)")
+def class_balanced(labels: np.ndarray, seed: int, rank: int = 0, world_size: int = 1, power: float = 1.0):
     labels = np.asarray(labels)
     counts = np.bincount(labels)
-    weights = 1.0 / counts[labels]
+    weights = 1.0 / counts[labels] ** power
     return EpochSampler(len(labels), seed, weights, rank, world_size)

@@ -42,28 +42,31 @@ class WarmupRestarts(torch.optim.lr_scheduler.LRScheduler):
         return [warmup_restart_lr(self.last_epoch, base, self.eta_max, self.t0, self.t_mult, self.t_up, self.gamma) for base in self.base_lrs]
 
 
+# Every scheduler takes its settings as keywords: `epochs`, `eta_max`, `t0`, `t_mult`, `t_up` and
+# `gamma` come from the recipe's fields of those names, anything else from its `scheduler_args`.
 @SCHEDULERS.register("cosine-warmup-restarts", "the seed's cosine with warm-up and restarts (t0, t_mult, t_up, eta_max, gamma)")
-def cosine_warmup_restarts(optimizer, config, epochs: int):
-    return WarmupRestarts(optimizer, config.eta_max, config.t0, config.t_mult, config.t_up, config.gamma)
+def cosine_warmup_restarts(optimizer, eta_max: float, t0: int = 10, t_mult: int = 1, t_up: int = 0, gamma: float = 1.0):
+    return WarmupRestarts(optimizer, eta_max, t0, t_mult, t_up, gamma)
 
 
-@SCHEDULERS.register("cosine", "cosine decay from lr to lr/100 over all epochs")
-def cosine(optimizer, config, epochs: int):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs), eta_min=config.lr / 100)
+@SCHEDULERS.register("cosine", "cosine decay from lr to eta_min (lr/100 unless set) over all epochs")
+def cosine(optimizer, epochs: int, eta_min: float | None = None):
+    floor = optimizer.param_groups[0]["lr"] / 100 if eta_min is None else eta_min
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs), eta_min=floor)
 
 
-@SCHEDULERS.register("plateau", "reduce lr x0.5 when validation macro F1 stalls for 2 epochs")
-def plateau(optimizer, config, epochs: int):
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=2)
+@SCHEDULERS.register("plateau", "lr x factor (0.5) when validation macro F1 stalls for patience (2) epochs")
+def plateau(optimizer, factor: float = 0.5, patience: int = 2):
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=factor, patience=patience)
 
 
-@SCHEDULERS.register("step", "lr x0.5 every t0 epochs")
-def step(optimizer, config, epochs: int):
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.t0), gamma=0.5)
+@SCHEDULERS.register("step", "lr x factor (0.5) every t0 epochs")
+def step(optimizer, t0: int = 10, factor: float = 0.5):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, t0), gamma=factor)
 
 
 @SCHEDULERS.register("constant", "the same lr every epoch")
-def constant(optimizer, config, epochs: int):
+def constant(optimizer):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=_one)
 
 

@@ -216,6 +216,7 @@ CHECKPOINT_META = {
     "crop": CROP,
     "backbone": text,
     "mask_classes": flag,
+    "model_args": mapping,
 }
 RESUME_STATE = {
     "optimizer": mapping, "scheduler": mapping, "scaler": mapping, "epoch": whole(0, 10**6),
@@ -234,7 +235,7 @@ def check_checkpoint(state: Any, path: Path, resume: bool = False) -> dict:
     weights = state["model"]
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
         raise MaskctlError(f"{source}: field 'model' must map parameter names to tensors")
-    meta = check_fields(state["meta"], CHECKPOINT_META, f"{source} meta", optional=("decode_size", "crop", "backbone", "mask_classes"))
+    meta = check_fields(state["meta"], CHECKPOINT_META, f"{source} meta", optional=("decode_size", "crop", "backbone", "mask_classes", "model_args"))
     if len(meta["class_names"]) != meta["num_classes"]:
         raise MaskctlError(f"{source} meta: {len(meta['class_names'])} class_names for num_classes {meta['num_classes']}")
     if "decode_size" in meta and any(d < s for d, s in zip(meta["decode_size"], meta["size"])):

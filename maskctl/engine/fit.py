@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from maskctl import io
+from maskctl.component_args import component_settings
 from maskctl.console import console, progress
 from maskctl.data.datasets import ImageDataset, Samples
 from maskctl.data.transforms import add_noise_on_device, create_augmentation, mix_batch, normalize_on_device, one_hot
@@ -65,7 +66,8 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
     # Images are decoded (or cached) at the decode size already: validation only centre-crops, on the device.
     train_set = dataset(train_rows, augmentation.transform)
     val_set = dataset(val_rows, None)
-    sampler = SAMPLERS.create(config.sampler, labels=samples.table["label"].to_numpy()[train_rows], seed=config.seed * 1009 + fold, rank=dist.rank, world_size=dist.world_size)
+    sampler = SAMPLERS.create(config.sampler, labels=samples.table["label"].to_numpy()[train_rows], seed=config.seed * 1009 + fold, rank=dist.rank,
+                              world_size=dist.world_size, **component_settings("sampler", config))
     kwargs = loader_kwargs(device, workers)
     per_rank = len(sampler)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=per_rank > config.batch_size, **kwargs)
@@ -75,7 +77,7 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
 
 
 def _criterion(config, samples: Samples, train_rows, device):
-    settings = {"focal_gamma": config.focal_gamma, "label_smoothing": config.label_smoothing}
+    settings = component_settings("loss", config)
     if not samples.multitask:
         weights = inverse_frequency_weights(samples.table["label"].to_numpy()[train_rows], samples.num_classes).to(device) if config.class_weights else None
         return build_loss(config.loss, weights, **settings).to(device)
@@ -112,11 +114,11 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
 
     _seed_everything(config.seed * 1009 + fold)
-    model = build_model(config.model, samples.num_classes, config.backbone, config.pretrained, config.drop_rate)
+    model = build_model(config.model, samples.num_classes, **component_settings("model", config))
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
-    optimizer = OPTIMIZERS.create(config.optimizer, params=model.parameters(), config=config)
-    scheduler = SCHEDULERS.create(config.scheduler, optimizer=optimizer, config=config, epochs=config.epochs)
+    optimizer = OPTIMIZERS.create(config.optimizer, params=model.parameters(), **component_settings("optimizer", config))
+    scheduler = SCHEDULERS.create(config.scheduler, optimizer=optimizer, **component_settings("scheduler", config))
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = _criterion(config, samples, train_rows, device)

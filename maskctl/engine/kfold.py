@@ -80,12 +80,13 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
 
 
 def check_names(config: TrainConfig) -> None:
-    """Every name in the recipe resolves, before any data is read or folder made."""
+    """Every name in the recipe resolves, and every component takes its settings, before any
+    data is read or folder made."""
+    from maskctl.component_args import check_components
     from maskctl.data.transforms import MIX_MODES, create_augmentation
     from maskctl.losses import parse_loss_spec
-    from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS, load_plugins
+    from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 
-    load_plugins()
     for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
                            (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
         registry.get(name)
@@ -100,6 +101,7 @@ def check_names(config: TrainConfig) -> None:
         from maskctl.models import check_weights_file
 
         check_weights_file(config.pretrained)
+    check_components(config)  # each component's settings (optimizer_args...), built once on dummy inputs
 
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:

@@ -28,7 +28,7 @@ def test_ce_matches_torch(batch):
 
 def test_focal_gamma_zero_is_cross_entropy(batch):
     logits, labels, targets = batch
-    focal = Ls.build_loss("focal", focal_gamma=0.0)(logits, targets)
+    focal = Ls.build_loss("focal", gamma=0.0)(logits, targets)
     assert torch.allclose(focal, F.cross_entropy(logits, torch.tensor(labels)), atol=1e-6)
 
 
@@ -50,7 +50,7 @@ def test_focal_below_ce_for_confident_correct():
 def test_label_smoothing_by_hand():
     # 2 classes, smoothing 0.1: target (0.95, 0.05); p = (0.75, 0.25)
     logits = torch.tensor([[math.log(0.75), math.log(0.25)]])
-    loss = Ls.build_loss("label-smoothing", label_smoothing=0.1)(logits, one_hot([0], 2))
+    loss = Ls.build_loss("label-smoothing", smoothing=0.1)(logits, one_hot([0], 2))
     expected = -(0.95 * math.log(0.75) + 0.05 * math.log(0.25))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert loss.item() == pytest.approx(0.34262, abs=1e-4)
@@ -58,7 +58,7 @@ def test_label_smoothing_by_hand():
 
 def test_label_smoothing_matches_torch(batch):
     logits, labels, targets = batch
-    ours = Ls.build_loss("label-smoothing", label_smoothing=0.2)(logits, targets)
+    ours = Ls.build_loss("label-smoothing", smoothing=0.2)(logits, targets)
     assert torch.allclose(ours, F.cross_entropy(logits, torch.tensor(labels), label_smoothing=0.2), atol=1e-6)
 
 
@@ -92,7 +92,7 @@ def test_parse_loss_spec():
 
 def test_weighted_mix_numerically(batch):
     logits, _, targets = batch
-    mix = Ls.build_loss("focal:0.6,f1:0.4", focal_gamma=2.0)
+    mix = Ls.build_loss("focal:0.6,f1:0.4", gamma=2.0)
     assert isinstance(mix, Ls.WeightedSum)
     expected = 0.6 * Ls.FocalLoss(2.0)(logits, targets) + 0.4 * Ls.SoftF1Loss()(logits, targets)
     assert mix(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from maskctl import optim  # noqa: F401  (registers the optimizers)
+from maskctl.component_args import component_settings
 from maskctl.config import TrainConfig
 from maskctl.registry import OPTIMIZERS
 
@@ -32,7 +33,7 @@ def one_step(model, optimizer, x, y):
 def test_each_optimizer_builds_and_steps(name):
     config = TrainConfig(optimizer=name, lr=1e-2, weight_decay=1e-5, momentum=0.9, nesterov=True)
     model = Tiny()
-    optimizer = OPTIMIZERS.create(name, params=model.parameters(), config=config)
+    optimizer = OPTIMIZERS.create(name, params=model.parameters(), **component_settings("optimizer", config))
     group = optimizer.param_groups[0]
     assert group["lr"] == 1e-2
     assert group["weight_decay"] == 1e-5
@@ -44,11 +45,11 @@ def test_each_optimizer_builds_and_steps(name):
 
 def test_optimizer_settings():
     model = Tiny()
-    sgd = OPTIMIZERS.create("sgd", params=model.parameters(), config=TrainConfig(momentum=0.8, nesterov=True))
+    sgd = OPTIMIZERS.create("sgd", params=model.parameters(), **component_settings("optimizer", TrainConfig(optimizer="sgd", momentum=0.8, nesterov=True)))
     assert sgd.param_groups[0]["momentum"] == 0.8 and sgd.param_groups[0]["nesterov"] is True
-    sgd0 = OPTIMIZERS.create("sgd", params=model.parameters(), config=TrainConfig(momentum=0.0, nesterov=True))
+    sgd0 = OPTIMIZERS.create("sgd", params=model.parameters(), **component_settings("optimizer", TrainConfig(optimizer="sgd", momentum=0.0, nesterov=True)))
     assert sgd0.param_groups[0]["nesterov"] is False  # torch refuses nesterov without momentum
-    adamp = OPTIMIZERS.create("adamp", params=model.parameters(), config=TrainConfig())
+    adamp = OPTIMIZERS.create("adamp", params=model.parameters(), **component_settings("optimizer", TrainConfig()))
     assert type(adamp).__module__ == "maskctl.adamp"
     assert adamp.param_groups[0]["nesterov"] is True
     assert adamp.param_groups[0]["lr"] == 3e-5
@@ -57,7 +58,7 @@ def test_optimizer_settings():
 def test_adamp_on_channels_last_model():
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", num_classes=3, pretrained=False).to(memory_format=torch.channels_last)
-    optimizer = OPTIMIZERS.create("adamp", params=model.parameters(), config=TrainConfig(lr=1e-2))
+    optimizer = OPTIMIZERS.create("adamp", params=model.parameters(), **component_settings("optimizer", TrainConfig(lr=1e-2)))
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=torch.channels_last)
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -1,9 +1,11 @@
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
 
 from maskctl import schedulers as S
+from maskctl.component_args import component_settings
 from maskctl.config import TrainConfig
 from maskctl.errors import MaskctlError
 from maskctl.registry import SCHEDULERS
@@ -60,7 +62,7 @@ def test_scheduler_drives_optimizer_over_20_epochs():
 def test_registry_builds_seed_scheduler_from_config():
     optimizer = make_optimizer()
     config = TrainConfig()
-    scheduler = SCHEDULERS.create("cosine-warmup-restarts", optimizer=optimizer, config=config, epochs=20)
+    scheduler = SCHEDULERS.create("cosine-warmup-restarts", optimizer=optimizer, **component_settings("scheduler", replace(config, scheduler="cosine-warmup-restarts", epochs=20)))
     assert isinstance(scheduler, S.WarmupRestarts)
     assert run_epochs(optimizer, scheduler, 12) == pytest.approx(SEED_CYCLE + SEED_CYCLE[:2], rel=1e-8)
 
@@ -130,18 +132,18 @@ def test_other_schedulers_build_and_step():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         optimizer = make_optimizer(1e-3)
-        step = SCHEDULERS.create("step", optimizer=optimizer, config=config, epochs=6)
+        step = SCHEDULERS.create("step", optimizer=optimizer, **component_settings("scheduler", replace(config, scheduler="step", epochs=6)))
         assert run_epochs(optimizer, step, 5) == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
 
         optimizer = make_optimizer(1e-3)
-        cosine = SCHEDULERS.create("cosine", optimizer=optimizer, config=config, epochs=4)
+        cosine = SCHEDULERS.create("cosine", optimizer=optimizer, **component_settings("scheduler", replace(config, scheduler="cosine", epochs=4)))
         lrs = run_epochs(optimizer, cosine, 5)
         assert lrs[0] == pytest.approx(1e-3)
         assert lrs[2] == pytest.approx((1e-3 + 1e-5) / 2)
         assert lrs[4] == pytest.approx(1e-5)
 
         optimizer = make_optimizer(1e-3)
-        plateau = SCHEDULERS.create("plateau", optimizer=optimizer, config=config, epochs=6)
+        plateau = SCHEDULERS.create("plateau", optimizer=optimizer, **component_settings("scheduler", replace(config, scheduler="plateau", epochs=6)))
         for f1 in [0.5, 0.5, 0.5, 0.5]:
             optimizer.step()
             S.step_scheduler(plateau, f1)

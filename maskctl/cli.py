@@ -80,7 +80,7 @@ def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create; gets train/ and eval/ in the competition layout.")] = Path("data"),
     people: Annotated[int, typer.Option(help="Training people (7 images each).")] = 60,
     eval_people: Annotated[Optional[int], typer.Option(help="Eval people \\[default: people // 3].")] = None,
-    size: Annotated[str, typer.Option(help="Image size WxH (the real data is 384x512).")] = "384x512",
+    size: Annotated[str, typer.Option(help="Image size HxW (height x width), like train's --size; the real photos are 512x384.")] = "512x384",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
     label_noise: Annotated[float, typer.Option(help="Share of people given a known label error (gender flip, age-band move, "
@@ -89,15 +89,14 @@ def synth(
 ):
     """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv).
 
-    Example: maskctl synth data --people 300 --seed 1 (images are WxH 384x512, like the real ones);
+    Example: maskctl synth data --people 300 --seed 1 (images are 512 high and 384 wide, like the real ones);
     maskctl synth noisy --label-noise 0.05, then train and check `maskctl audit` against train/injected_noise.csv
     """
     from maskctl.console import console
+    from maskctl.config import parse_size
     from maskctl.data.synth import synthesize
 
-    from maskctl.config import parse_size
-
-    width, height = parse_size(size, order="WxH")
+    height, width = parse_size(size)
     summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks,
                          overwrite=overwrite, label_noise=label_noise)
     console.print(
@@ -153,21 +152,38 @@ def split(
 @app.command("list")
 @user_errors
 def list_entries(
-    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations or tta.")] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta or recipes.")] = None,
     pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
 ):
-    """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer, augmentation.
+    """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer,
+    augmentation and TTA policy; and the shipped recipes that --config takes by name.
 
-    Examples: maskctl list; maskctl list losses --pattern 'f*'; maskctl list models --pattern 'efficientnet_b*'
-    (timm's names too)
+    Examples: maskctl list; maskctl list recipes; maskctl list losses --pattern 'f*';
+    maskctl list models --pattern 'efficientnet_b*' (timm's names too)
     """
+    import difflib
+    import fnmatch
+
     from rich.table import Table
 
+    from maskctl.config import shipped_recipes
     from maskctl.console import console
-    from maskctl.registry import REGISTRIES, load_plugins, registry_for
+    from maskctl.registry import REGISTRIES, UnknownNameError, registry_for
 
-    load_plugins()
-    registries = [registry_for(kind)] if kind else list(REGISTRIES.values())
+    if kind in ("recipes", "recipe"):
+        table = Table(title="shipped recipes (maskctl train --config NAME)")
+        table.add_column("name", style="bold")
+        table.add_column("what it is")
+        for name, description in shipped_recipes():
+            if fnmatch.fnmatch(name, pattern):
+                table.add_row(name, description)
+        console.print(table)
+        return
+    try:
+        registries = [registry_for(kind)] if kind else list(REGISTRIES.values())
+    except UnknownNameError as exc:  # the registries' kinds, and the recipes listed here
+        hint = "" if "Did you mean" in str(exc) or not difflib.get_close_matches(kind[:100], ["recipes"]) else " Did you mean 'recipes'?"
+        raise UnknownNameError(f"{exc}, recipes.{hint}".replace("..", ".")) from None
     table = Table(title="maskctl registry")
     table.add_column("kind")
     table.add_column("name", style="bold")
@@ -175,6 +191,10 @@ def list_entries(
     for registry in registries:
         for entry in registry.entries(pattern):
             table.add_row(registry.kind, entry.name, entry.description)
+    if kind is None:
+        for name, description in shipped_recipes():
+            if fnmatch.fnmatch(name, pattern):
+                table.add_row("recipe", name, description)
     if table.rows or pattern == "*":
         console.print(table)
     models = next((r for r in registries if r.kind == "model"), None)
@@ -190,63 +210,83 @@ def _opt(help_text: str, *names: str, **kwargs):
     return typer.Option(*names, help=help_text, show_default=False, **kwargs)
 
 
+def _recipe(field: str, help_text: str, *names: str):
+    """An option of `train` that overrides the recipe field of the same name: it defaults to None
+    (a recipe's value is not overridden by a default), and its help shows the field's default,
+    taken from TrainConfig itself; a field without a default value (None) says in its help what
+    then happens."""
+    from maskctl.config import FIELDS
+
+    default = FIELDS[field].default
+    if isinstance(default, bool):
+        help_text += f" \\[default: --{'' if default else 'no-'}{field.replace('_', '-')}]"
+    elif default is not None:
+        help_text += f" \\[default: {default}]"
+    return _opt(help_text, *names)
+
+
 @app.command()
 @user_errors
 def train(
-    data: Annotated[Optional[str], _opt("Training folder (train.csv + images/) \\[data/train].")] = None,
-    config: Annotated[Optional[Path], _opt("Recipe YAML (or a shipped one: seed, cpu-quick, or runs/NAME/config.yaml); options below override it.")] = None,
+    data: Annotated[Optional[str], _recipe("data", "Training folder (train.csv + images/).")] = None,
+    config: Annotated[Optional[Path], _opt("Recipe YAML, a shipped recipe (gpu-b4, cpu-quick: `maskctl list recipes`) or runs/NAME/config.yaml; the options below and --set override it.")] = None,
     resume: Annotated[Optional[Path], _opt("Continue an interrupted run folder (its own config and folds are used).")] = None,
-    dataset: Annotated[Optional[str], _opt("mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")] = None,
-    model: Annotated[Optional[str], _opt("Any timm model name, or multihead (with --backbone).")] = None,
-    backbone: Annotated[Optional[str], _opt("Backbone of the multihead model.")] = None,
-    pretrained: Annotated[Optional[str], _opt("Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's.")] = None,
-    size: Annotated[Optional[str], _opt("Image size HxW, e.g. 512x384 \\[512x384].")] = None,
-    crop: Annotated[Optional[str], _opt("Keep this centre share of each photo, HxW, before resizing (training, predict, export alike), "
-                                         "e.g. 0.7x0.8: 70% of the height, 80% of the width \\[the whole photo].")] = None,
-    epochs: Annotated[Optional[int], _opt("Epochs per fold.")] = None,
-    batch_size: Annotated[Optional[int], _opt("Batch size.")] = None,
-    lr: Annotated[Optional[float], _opt("Learning rate (the floor of warm-up schedulers).")] = None,
-    eta_max: Annotated[Optional[float], _opt("Peak lr of cosine-warmup-restarts.")] = None,
-    weight_decay: Annotated[Optional[float], _opt("Weight decay.")] = None,
-    optimizer: Annotated[Optional[str], _opt("adamp, adam, adamw, sgd.")] = None,
-    scheduler: Annotated[Optional[str], _opt("cosine-warmup-restarts, cosine, plateau, step, constant.")] = None,
-    loss: Annotated[Optional[str], _opt("ce, focal, label-smoothing, f1, or a mix like focal:0.6,f1:0.4.")] = None,
-    focal_gamma: Annotated[Optional[float], _opt("Focal loss gamma.")] = None,
-    label_smoothing: Annotated[Optional[float], _opt("Smoothing of the label-smoothing loss.")] = None,
-    class_weights: Annotated[Optional[bool], _opt("Weight the loss by inverse class frequency.", "--class-weights/--no-class-weights")] = None,
-    sampler: Annotated[Optional[str], _opt("none or weighted (class-balanced).")] = None,
-    augmentation: Annotated[Optional[str], _opt("seed, light, crop (decoded 12.5% larger, random crop; centre crop to predict) or none.")] = None,
-    mix: Annotated[Optional[str], _opt("Batch mixing: none, cutmix (left/right face halves) or mixup.")] = None,
-    mix_prob: Annotated[Optional[float], _opt("Share of batches that are mixed.")] = None,
-    drop_rate: Annotated[Optional[float], _opt("Dropout before the classifier.")] = None,
-    momentum: Annotated[Optional[float], _opt("SGD momentum.")] = None,
-    t0: Annotated[Optional[int], _opt("Restart period in epochs (cosine-warmup-restarts; step size of step).")] = None,
-    t_mult: Annotated[Optional[int], _opt("Period multiplier after each restart.")] = None,
-    t_up: Annotated[Optional[int], _opt("Warm-up epochs at the start of each cycle.")] = None,
-    gamma: Annotated[Optional[float], _opt("Peak lr factor from one restart to the next.")] = None,
-    folds: Annotated[Optional[int], _opt("Number of folds.")] = None,
-    fold: Annotated[Optional[int], _opt("Train only this fold (farm folds out to separate jobs).")] = None,
-    folds_file: Annotated[Optional[str], _opt("folds.csv from `maskctl split` (person,fold).")] = None,
-    val_ratio: Annotated[Optional[float], _opt("One hold-out of this share of people instead of k folds.")] = None,
-    seed: Annotated[Optional[int], _opt("Random seed (same seed, same metrics on the CPU).")] = None,
-    workers: Annotated[Optional[int], _opt("DataLoader workers \\[from the CPU count].")] = None,
-    device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 \\[cuda when present].")] = None,
-    amp: Annotated[Optional[bool], _opt("Mixed precision on CUDA.", "--amp/--no-amp")] = None,
-    channels_last: Annotated[Optional[bool], _opt("channels_last memory format.", "--channels-last/--no-channels-last")] = None,
-    cache: Annotated[Optional[bool], _opt("Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
-    strict: Annotated[Optional[bool], _opt("Stop at a training image that cannot be decoded \\[skip it, listed in RUN/skipped.csv].", "--strict/--no-strict")] = None,
-    patience: Annotated[Optional[int], _opt("Early stopping: epochs without a better validation macro F1.")] = None,
-    time_budget_minutes: Annotated[Optional[float], _opt("Wall time for the whole run, data decoding included: each fold gets an equal share "
-                                                         "of what is left and stops before an epoch that would not fit.")] = None,
-    age_edges: Annotated[Optional[str], _opt("Age band edges, e.g. 30,60 or 30,58.")] = None,
-    label_fixes: Annotated[Optional[str], _opt("CSV of label corrections (id, gender, age, swap_mask).")] = None,
-    name: Annotated[Optional[str], _opt("Run name: runs/NAME, numbered NAME2, NAME3 when taken \\[exp].")] = None,
-    runs_dir: Annotated[Optional[str], _opt("Folder of run folders \\[runs].")] = None,
+    set_: Annotated[Optional[list[str]], _opt("Any recipe setting as key=value (a YAML value; null unsets), or a component's own setting as "
+                                              "optimizer_args.KEY=value (also scheduler_args, loss_args, sampler_args, model_args); repeat for more. "
+                                              "E.g. --set patience=3 --set optimizer_args.betas=[0.9,0.99]", "--set", metavar="KEY=VALUE")] = None,
+    dataset: Annotated[Optional[str], _recipe("dataset", "mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")] = None,
+    model: Annotated[Optional[str], _recipe("model", "Any timm model name, or multihead (with --backbone).")] = None,
+    backbone: Annotated[Optional[str], _recipe("backbone", "Backbone of the multihead model.")] = None,
+    pretrained: Annotated[Optional[str], _recipe("pretrained", "Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's \\[none].")] = None,
+    size: Annotated[Optional[str], _recipe("size", "Image size HxW (height x width).")] = None,
+    crop: Annotated[Optional[str], _recipe("crop", "Keep this centre share of each photo, HxW, before resizing (training, predict, export alike), "
+                                           "e.g. 0.7x0.8: 70% of the height, 80% of the width \\[the whole photo].")] = None,
+    epochs: Annotated[Optional[int], _recipe("epochs", "Epochs per fold.")] = None,
+    batch_size: Annotated[Optional[int], _recipe("batch_size", "Batch size.")] = None,
+    lr: Annotated[Optional[float], _recipe("lr", "Learning rate (the floor of warm-up schedulers).")] = None,
+    eta_max: Annotated[Optional[float], _recipe("eta_max", "Peak lr of cosine-warmup-restarts.")] = None,
+    weight_decay: Annotated[Optional[float], _recipe("weight_decay", "Weight decay.")] = None,
+    optimizer: Annotated[Optional[str], _recipe("optimizer", "adamp, adam, adamw, sgd (their own settings: --set optimizer_args.KEY=value).")] = None,
+    scheduler: Annotated[Optional[str], _recipe("scheduler", "cosine-warmup-restarts, cosine, plateau, step, constant.")] = None,
+    loss: Annotated[Optional[str], _recipe("loss", "ce, focal, label-smoothing, f1, or a mix like focal:0.6,f1:0.4.")] = None,
+    focal_gamma: Annotated[Optional[float], _recipe("focal_gamma", "Focal loss gamma.")] = None,
+    label_smoothing: Annotated[Optional[float], _recipe("label_smoothing", "Smoothing of the label-smoothing loss.")] = None,
+    class_weights: Annotated[Optional[bool], _recipe("class_weights", "Weight the loss by inverse class frequency.", "--class-weights/--no-class-weights")] = None,
+    sampler: Annotated[Optional[str], _recipe("sampler", "none or weighted (class-balanced).")] = None,
+    augmentation: Annotated[Optional[str], _recipe("augmentation", "The augmentation named seed (the competition seed's list), light, crop (decoded 12.5% larger, "
+                                                   "random crop; centre crop to predict) or none.")] = None,
+    mix: Annotated[Optional[str], _recipe("mix", "Batch mixing: none, cutmix (left/right face halves) or mixup.")] = None,
+    mix_prob: Annotated[Optional[float], _recipe("mix_prob", "Share of batches that are mixed.")] = None,
+    drop_rate: Annotated[Optional[float], _recipe("drop_rate", "Dropout before the classifier.")] = None,
+    momentum: Annotated[Optional[float], _recipe("momentum", "SGD momentum.")] = None,
+    t0: Annotated[Optional[int], _recipe("t0", "Restart period in epochs (cosine-warmup-restarts; step size of step).")] = None,
+    t_mult: Annotated[Optional[int], _recipe("t_mult", "Period multiplier after each restart.")] = None,
+    t_up: Annotated[Optional[int], _recipe("t_up", "Warm-up epochs at the start of each cycle.")] = None,
+    gamma: Annotated[Optional[float], _recipe("gamma", "Peak lr factor from one restart to the next.")] = None,
+    folds: Annotated[Optional[int], _recipe("folds", "Number of folds.")] = None,
+    fold: Annotated[Optional[int], _recipe("fold", "Train only this fold (farm folds out to separate jobs) \\[every fold].")] = None,
+    folds_file: Annotated[Optional[str], _recipe("folds_file", "folds.csv from `maskctl split` (person,fold) \\[folds made from --seed].")] = None,
+    val_ratio: Annotated[Optional[float], _recipe("val_ratio", "One hold-out of this share of people instead of k folds.")] = None,
+    seed: Annotated[Optional[int], _recipe("seed", "Random seed (same seed, same metrics on the CPU).")] = None,
+    workers: Annotated[Optional[int], _recipe("workers", "DataLoader workers \\[from the CPU count].")] = None,
+    device: Annotated[Optional[str], _recipe("device", "cpu, cuda, cuda:1 \\[cuda when present].")] = None,
+    amp: Annotated[Optional[bool], _recipe("amp", "Mixed precision on CUDA.", "--amp/--no-amp")] = None,
+    channels_last: Annotated[Optional[bool], _recipe("channels_last", "channels_last memory format.", "--channels-last/--no-channels-last")] = None,
+    cache: Annotated[Optional[bool], _recipe("cache", "Decoded-image cache (decode each image once).", "--cache/--no-cache")] = None,
+    strict: Annotated[Optional[bool], _recipe("strict", "Stop at a training image that cannot be decoded (without it: skip it, listed in RUN/skipped.csv).",
+                                              "--strict/--no-strict")] = None,
+    patience: Annotated[Optional[int], _recipe("patience", "Early stopping: epochs without a better validation macro F1 \\[no early stopping].")] = None,
+    time_budget_minutes: Annotated[Optional[float], _recipe("time_budget_minutes", "Wall time for the whole run, data decoding included: each fold gets "
+                                                            "an equal share of what is left and stops before an epoch that would not fit.")] = None,
+    age_edges: Annotated[Optional[str], _recipe("age_edges", "Age band edges, e.g. 30,60 or 30,58.")] = None,
+    label_fixes: Annotated[Optional[str], _recipe("label_fixes", "CSV of label corrections (id, gender, age, swap_mask).")] = None,
+    name: Annotated[Optional[str], _recipe("name", "Run name: runs/NAME, numbered NAME2, NAME3 when taken.")] = None,
+    runs_dir: Annotated[Optional[str], _recipe("runs_dir", "Folder of run folders.")] = None,
 ):
     """k-fold training: one run folder per run with checkpoints, metrics, OOF predictions, plots.
 
     Examples: maskctl train --config cpu-quick --data data/train;
-    maskctl train --config seed --loss focal --folds 5;
+    maskctl train --config gpu-b4 --loss focal --folds 5 --set optimizer_args.eps=1e-6;
     maskctl train --resume runs/exp (after a crash or Ctrl-C).
     Under torchrun --nproc-per-node N it trains with DistributedDataParallel.
     """
@@ -257,11 +297,11 @@ def train(
     if resume is not None:
         given = [k for k, v in options.items() if v is not None and k not in {"resume", "fold", "config"}]
         if given or config is not None:
-            raise MaskctlError(f"--resume uses the run's own config; drop {', '.join('--' + g.replace('_', '-') for g in given) or '--config'}")
+            raise MaskctlError(f"--resume uses the run's own config; drop {', '.join('--' + g.rstrip('_').replace('_', '-') for g in given) or '--config'}")
         kfold.resume(resume, fold)
         return
-    overrides = {k: v for k, v in options.items() if k not in {"config", "resume"}}
-    kfold.train(load_config(config, overrides))
+    overrides = {k: v for k, v in options.items() if k not in {"config", "resume", "set_"}}
+    kfold.train(load_config(config, overrides, set_))
 
 
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]

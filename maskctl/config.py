@@ -88,10 +88,29 @@ def three_weights(value: list[float]) -> str | None:
     return "must be three numbers (mask, gender, age)" if len(value) != 3 else Range(0, 100)(value)
 
 
+MAX_COMPONENT_SETTINGS = 50  # keys of one *_args mapping
+
+
+def component_args(value: dict) -> str | None:
+    """A component's own settings (optimizer_args...): names to YAML scalars or flat lists of
+    them; which names the chosen component takes is checked against it (maskctl.component_args)."""
+    if len(value) > MAX_COMPONENT_SETTINGS:
+        return f"must hold at most {MAX_COMPONENT_SETTINGS} settings"
+    scalar = (bool, int, float, str, type(None))
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            return f"must name each setting as a keyword (letters, digits, _), not {shown(key, 40)}"
+        if not isinstance(item, scalar) and not (isinstance(item, list) and len(item) <= 100 and all(isinstance(v, scalar) for v in item)):
+            return f"must give {key} a number, text, true/false, null or a flat list of those, not {shown(item, 40)}"
+        if isinstance(item, str) and len(item) > MAX_TEXT:
+            return f"has a text for {key} that is too long"
+    return None
+
+
 def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
-    """A field with its check; a list default is copied for each config (a dataclass rule)."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"check": check})
+    """A field with its check; a list or dict default is copied for each config (a dataclass rule)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"check": check})
     return field(default=default, metadata={"check": check})
 
 
@@ -138,6 +157,12 @@ class TrainConfig:
     mix_prob: float = _setting(0.5, Range(0, 1))
     patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
     time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
+    # each component's own settings, merged over those taken from the fields above (README: Training)
+    model_args: dict[str, Any] = _setting({}, component_args)  # e.g. timm's drop_path_rate
+    optimizer_args: dict[str, Any] = _setting({}, component_args)  # e.g. betas, eps
+    scheduler_args: dict[str, Any] = _setting({}, component_args)  # e.g. eta_min of cosine, factor of plateau
+    loss_args: dict[str, Any] = _setting({}, component_args)  # e.g. gamma of focal (else focal_gamma)
+    sampler_args: dict[str, Any] = _setting({}, component_args)  # e.g. power of weighted
     # machinery
     seed: int = _setting(0, Range(0, 1_000_000))  # seeds are derived as seed * 1009 + fold, below numpy's 2**32
     workers: int | None = _setting(None, Range(0, 256))  # None: chosen from the CPU count
@@ -188,8 +213,28 @@ def check_options(options: dict[str, Any]) -> None:
             raise UsageError(f"--{name.replace('_', '-')} {problem}, got {shown(value)}")
 
 
+# Old names of shipped recipes -> new: runs' config files and scripts may still name them.
+RENAMED_RECIPES = {"seed": "gpu-b4"}
+
+
+def shipped_recipes() -> list[tuple[str, str]]:
+    """(name, what it is) of each recipe shipped in maskctl/recipes: the first line of a recipe
+    is a comment that says what it is."""
+    recipes = []
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        first = (path.read_text(encoding="utf-8").splitlines() or [""])[0]
+        recipes.append((path.stem, first.lstrip("#").strip()))
+    return recipes
+
+
 def resolve_recipe(path_or_name: str | Path) -> Path:
-    """A path, or the name of a shipped recipe (`seed`, `cpu-quick`)."""
+    """A path, or the name of a shipped recipe (`gpu-b4`, `cpu-quick`; see `maskctl list recipes`)."""
+    if str(path_or_name) in RENAMED_RECIPES and not Path(path_or_name).is_file():
+        from maskctl.console import note
+
+        new = RENAMED_RECIPES[str(path_or_name)]
+        note(f"the recipe {path_or_name!r} is now called {new!r}; using {new}")
+        path_or_name = new
     for path in (Path(path_or_name), RECIPES_DIR / f"{path_or_name}.yaml"):
         try:
             if path.is_file():
@@ -200,17 +245,82 @@ def resolve_recipe(path_or_name: str | Path) -> Path:
     raise MaskctlError(f"config {shown(str(path_or_name))} not found (a YAML file, or a shipped recipe: {names})")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < YAML file < command-line overrides (options the user did not give are None).
-    Both go through the same checks of type and range, so a bad value fails here, in one line."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | None = None) -> TrainConfig:
+    """Defaults < YAML file < `--set key=value` items < command-line options (options the user
+    did not give are None; a --set value of null unsets). All go through the same checks of type
+    and range, so a bad value fails here, in one line."""
     values: dict[str, Any] = {}
     if path is not None:
         recipe = resolve_recipe(path)
         values.update(_settings(read_recipe(recipe), f"config {recipe}: "))
-    values.update(_settings({k: v for k, v in (overrides or {}).items() if v is not None}, ""))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(_settings(apply_sets(sets or [], values, given), "--set "))
+    values.update(_settings(given, ""))
     config = TrainConfig(**values)
     config.image_hw()  # fail early on a bad size
     return config
+
+
+def apply_sets(items: list[str], values: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """`--set` items over the recipe's values: `field=value` replaces a setting,
+    `<kind>_args.key=value` sets one component setting (null removes it). A value is YAML text:
+    3, 1.5e-4, true, hub, null, [0.9, 0.99]. Returns the fields it changed."""
+    changed: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise UsageError(f"--set takes key=value (e.g. --set patience=3 or --set optimizer_args.eps=1e-6), got {shown(item)}")
+        name, dot, setting = key.partition(".")
+        if name not in FIELDS:
+            raise UsageError(f"--set: {_unknown_names([name])}")
+        if name in options:
+            raise UsageError(f"--set {name} and --{name.replace('_', '-')} both given: keep one")
+        value = _set_value(key, text)
+        if not dot:
+            changed[name] = value
+            continue
+        if not name.endswith("_args"):
+            fields = ", ".join(f for f in FIELDS if f.endswith("_args"))
+            raise UsageError(f"--set {shown(key, 40)}: only component settings have keys ({fields}), e.g. --set optimizer_args.eps=1e-6")
+        current = changed.get(name, values.get(name, FIELDS[name].default_factory()))
+        if not isinstance(current, dict):
+            raise UsageError(f"--set {shown(key, 40)}: {name} is not a mapping here ({shown(current, 40)})")
+        updated = {k: v for k, v in current.items() if k != setting}
+        if value is not None:
+            updated[setting] = value
+        changed[name] = updated
+    return changed
+
+
+def _set_value(key: str, text: str) -> Any:
+    import yaml
+
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"--set {shown(key, 40)}: the value is too long")
+    try:
+        value = yaml.load(text, Loader=_recipe_loader()) if text.strip() else None
+    except (yaml.YAMLError, RecursionError) as exc:
+        problem = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else "nested too deeply"
+        raise UsageError(f"--set {shown(key, 40)}: the value is not YAML ({problem})") from None
+    return [_exponent_number(v) for v in value] if isinstance(value, list) else _exponent_number(value)
+
+
+EXPONENT_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+")
+
+
+def _exponent_number(value: Any) -> Any:
+    """1e-6 as the number it is: PyYAML (YAML 1.1) reads it as text, wanting 1.0e-6."""
+    return float(value) if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()) else value
+
+
+def _unknown_names(unknown: list[Any]) -> str:
+    import difflib
+
+    hints = [f"{shown(str(u), 40)} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(str(u)[:100], FIELDS, n=1)) else shown(str(u), 40)
+             for u in unknown[:5]]
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    return f"unknown setting(s): {', '.join(hints)}{more}"
 
 
 def read_recipe(recipe: Path) -> dict[str, Any]:
@@ -266,15 +376,20 @@ def _settings(given: dict[Any, Any], where: str) -> dict[str, Any]:
     (`where` starts the message: the recipe file, or nothing for command-line values)."""
     unknown = [key for key in given if key not in FIELDS]
     if unknown:
-        import difflib
-
-        hints = [f"{shown(str(u), 40)} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(str(u)[:100], FIELDS, n=1)) else shown(str(u), 40)
-                 for u in unknown[:5]]
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise MaskctlError(f"{where}unknown setting(s): {', '.join(hints)}{more}")
-    if isinstance(given.get("pretrained"), str) and given["pretrained"].lower() == "none":
-        given = {**given, "pretrained": None}  # `--pretrained none` unsets a recipe's weights
+        raise MaskctlError(f"{where}{_unknown_names(unknown)}")
+    # `--pretrained none`, `--set patience=none`: the word unsets an optional setting (a recipe's
+    # `pretrained: hub`); where a setting cannot be None, "none" is a name (sampler none).
+    given = {k: None if _is_optional(k) and isinstance(v, str) and v.strip().lower() in UNSET_WORDS else v for k, v in given.items()}
     return {name: _checked(name, value, where) for name, value in given.items()}
+
+
+UNSET_WORDS = ("none", "null")
+
+
+def _is_optional(name: str) -> bool:
+    import typing
+
+    return type(None) in typing.get_args(typing.get_type_hints(TrainConfig)[name])
 
 
 def _checked(name: str, value: Any, where: str = "") -> Any:
@@ -299,6 +414,8 @@ def _typed(name: str, value: Any, where: str) -> Any:
         origin = typing.get_origin(kind) or kind
         if origin is list and isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return [float(v) for v in value]
+        if origin is dict and isinstance(value, dict):
+            return dict(value)
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin in (int, str, bool) and type(value) is origin:

@@ -16,6 +16,11 @@ def warn(message: str) -> None:
     error_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
+def note(message: str) -> None:
+    """Something the user should change, though nothing is wrong yet (a renamed recipe)."""
+    error_console.print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
+
+
 def fail(message: str) -> None:
     error_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 

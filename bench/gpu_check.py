@@ -3,7 +3,7 @@
   fed by maskctl's real loader (decoded-image cache, the seed's augmentation, noise and
   normalisation on the device) against the same steps on an in-memory batch (target: within 10 %);
   the step modes and the loaders side by side;
-- the seed recipe itself (`maskctl train --config seed`, no pretrained weights), fold 0 for
+- the seed recipe itself (`maskctl train --config gpu-b4`, no pretrained weights), fold 0 for
   --recipe-epochs epochs at batch 16 and 32: images/s and peak GPU memory;
 - predict as whole processes, `maskctl predict` against the baseline-style loop on the same
   checkpoint (target: at least 3x), and predict's phases in one process (model loading with and
@@ -184,7 +184,7 @@ def train_seed_recipe(data: Path, batch_size: int, epochs: int, device, optimize
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    config = load_config("seed", {"data": str(data), "pretrained": "none", "epochs": epochs, "batch_size": batch_size, "fold": 0,
+    config = load_config("gpu-b4", {"data": str(data), "pretrained": "none", "epochs": epochs, "batch_size": batch_size, "fold": 0,
                                   "runs_dir": tempfile.mkdtemp(prefix="gpu-check-runs-"), "name": f"seed-b{batch_size}", "device": str(device),
                                   "optimizer": optimizer})
     run = kfold.train(config)

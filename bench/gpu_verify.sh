@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU verification in one go, for a lent GPU machine (about 6 minutes on an H200): the
-# CUDA-marked tests, then bench/gpu_check.py (loading vs in-memory batches, the seed recipe at
+# CUDA-marked tests, then bench/gpu_check.py (loading vs in-memory batches, the GPU recipe gpu-b4 at
 # batch 16 and 32, predict as whole processes against the baseline loop). Everything lands in
 # $OUT (default ./gpu-out) as text and JSON.
 #   bash bench/gpu_verify.sh [gpu_check.py options, e.g. --parts optimizer,recipe,predict]

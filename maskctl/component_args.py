@@ -54,7 +54,7 @@ def component_settings(kind: str, config: TrainConfig) -> dict[str, Any]:
     given: dict[str, Any] = getattr(config, f"{kind}_args")
     label = f"{kind} {' and '.join(dict.fromkeys(names))}"
     for key in given:
-        if not any(t.accepts(key) for t in taken):
+        if key in spec.inputs or not any(t.accepts(key) for t in taken):
             raise MaskctlError(_unknown_key(kind, label, key, taken, spec.inputs))
     checked = {key: _typed(kind, label, key, value, taken) for key, value in given.items()}
     derived = {k: v for k, v in spec.derived(config).items() if any(k in t.names for t in taken)}
@@ -79,8 +79,9 @@ def _typed(kind: str, label: str, key: str, value: Any, taken: list[Settings]) -
     try:
         return _as_hint(value, hints[0])
     except TypeError:
-        wanted = str(hints[0]).replace("typing.", "")
-        raise MaskctlError(f"{kind}_args: {label}'s setting {key} must be {getattr(hints[0], '__name__', wanted)}, got {shown(value)}") from None
+        plain = typing.get_origin(hints[0]) is None and isinstance(hints[0], type)
+        wanted = hints[0].__name__ if plain else str(hints[0]).replace("typing.", "")
+        raise MaskctlError(f"{kind}_args: {label}'s setting {key} must be {wanted}, got {shown(value)}") from None
 
 
 def _as_hint(value: Any, hint: Any) -> Any:

@@ -22,12 +22,13 @@ MAX_RECIPE_BYTES = 100_000  # a recipe is about 1 kB; a bigger file is not one
 MAX_TEXT = 4096  # characters of any text setting (PATH_MAX on Linux)
 
 
-def parse_size(text: str, order: str = "HxW") -> tuple[int, int]:
-    """'512x384' -> (512, 384) in the order named; refuses anything else in one line."""
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x384' -> (height 512, width 384): every size maskctl takes is HxW, as in timm and
+    Ultralytics; refuses anything else in one line."""
     try:
         first, second = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
-        raise UsageError(f"size must look like 512x384 ({order}), got {shown(text)}") from None
+        raise UsageError(f"size must look like 512x384 (HxW, height x width), got {shown(text)}") from None
     if first < 8 or second < 8:
         raise UsageError(f"size {shown(text)} is too small (at least 8x8)")
     if first > MAX_IMAGE_SIDE or second > MAX_IMAGE_SIDE:
@@ -175,7 +176,7 @@ class TrainConfig:
     runs_dir: str = "runs"
 
     def image_hw(self) -> tuple[int, int]:
-        return parse_size(self.size, order="HxW")
+        return parse_size(self.size)
 
     def image_crop(self) -> tuple[float, float] | None:
         return parse_crop(self.crop) if self.crop is not None else None

@@ -71,5 +71,5 @@ def run_demo(out: Path, people: int = 160, epochs: int | None = None, overwrite:
         summary.add_row(f"submission: {label}", str((folder / SUBMISSION).relative_to(out)), f"{f1:.4f}")
     console.print(summary)
     console.print(f"everything is under {out}")
-    console.print("next: the same loop on your data, e.g. [bold]maskctl eda data/train[/], then [bold]maskctl train --config cpu-quick[/] (CPU) or [bold]--config seed[/] (GPU)")
+    console.print("next: the same loop on your data, e.g. [bold]maskctl eda data/train[/], then [bold]maskctl train --config cpu-quick[/] (CPU) or [bold]--config gpu-b4[/] (GPU)")
     return result

@@ -206,14 +206,14 @@ def _decodable_images(dataset: FolderTable) -> dict[str, str]:
 
 
 def _inspect(path: str) -> tuple[str | None, str | None, str | None]:
-    """(mode, 'WxH', None) for an image that decodes, (None, None, reason) for one that does not.
+    """(mode, 'HxW', None) for an image that decodes, (None, None, reason) for one that does not.
     The mode comes from the header: load_rgb hands back RGB whatever the file holds."""
     try:
         width, height, mode = image_info(path)
         load_rgb(path)
     except ImageDecodeError as exc:
         return None, None, str(exc)
-    return mode, f"{width}x{height}", None
+    return mode, f"{height}x{width}", None  # HxW, as every size maskctl takes or shows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def markdown(report: dict, plots: Sequence[str] = ()) -> str:
         "## Files", "",
         _md_table(["extension", "images"], report["extensions"].items()), "",
         _md_table(["colour mode", "images"], report["modes"].items()), "",
-        _md_table(["size (WxH)", "images"], report["sizes"].items()), "",
+        _md_table(["size (HxW)", "images"], report["sizes"].items()), "",
     ]
     hidden = report["hidden_files"]
     if hidden["count"]:
@@ -342,7 +342,7 @@ def _overview_rows(report: dict) -> list[tuple[str, str]]:
         ("decoded", f"{report['decoded']} of {report['images']}"),
         ("extensions", _inline_counts(report["extensions"])),
         ("colour modes", _inline_counts(report["modes"])),
-        ("sizes (WxH)", _inline_counts(report["sizes"])),
+        ("sizes (HxW)", _inline_counts(report["sizes"])),
         ("hidden files skipped", str(report["hidden_files"]["count"])),
         ("problems", str(report["problems"]["count"])),
     ]

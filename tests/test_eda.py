@@ -112,7 +112,7 @@ def test_train_numbers(train_dir):
     assert len(report["empty_classes"]) == 7
     assert report["extensions"] == {".jpg": 24, ".png": 2, ".jpeg": 1}
     assert report["modes"] == {"RGB": 24, "RGBA": 1, "P": 1}
-    assert report["sizes"] == {"12x16": 26}
+    assert report["sizes"] == {"16x12": 26}  # HxW
     assert report["hidden_files"] == {"count": 1, "first": ["images/000001_female_Asian_45/._mask1.jpg"]}
     problems = report["problems"]
     assert problems["by_kind"] == {"extra-folder": 1, "missing-image": 1, "corrupt-image": 1}
@@ -179,7 +179,7 @@ def test_synthetic_set_matches_its_train_csv(tmp_path):
     assert [c["images"] for c in report["classes"]] == expected
     assert (report["people"], report["images"], report["decoded"]) == (12, 84, 84)
     assert report["imbalance"]["classes"] == round(max(expected) / min(expected), 2)
-    assert (report["extensions"], report["modes"], report["sizes"]) == ({".jpg": 84}, {"RGB": 84}, {"24x32": 84})
+    assert (report["extensions"], report["modes"], report["sizes"]) == ({".jpg": 84}, {"RGB": 84}, {"32x24": 84})
     assert report["problems"]["count"] == report["hidden_files"]["count"] == 0
     evaluation = eda.analyse(synth / "eval", show_progress=False)
     assert (evaluation["images"], evaluation["decoded"], evaluation["problems"]["count"]) == (28, 28, 0)

@@ -34,7 +34,7 @@ def test_every_command_has_help():
 def test_list_shows_registries():
     result = invoke("list")
     assert result.exit_code == 0
-    for name in ("mask-profile", "multihead", "focal", "weighted", "cosine-warmup-restarts", "adamp", "seed", "hflip"):
+    for name in ("mask-profile", "multihead", "focal", "weighted", "cosine-warmup-restarts", "adamp", "seed", "hflip", "gpu-b4", "cpu-quick"):
         assert name in result.output
     losses_only = invoke("list", "losses")
     assert "focal" in losses_only.output and "adamp" not in losses_only.output
@@ -42,6 +42,49 @@ def test_list_shows_registries():
     assert timm_models.exit_code == 0
     assert "efficientnet_b4" in timm_models.output and "resnet18" not in timm_models.output
     assert "matching 'no-such*': none" in invoke("list", "models", "--pattern", "no-such*").output
+
+
+def test_list_recipes_shows_each_shipped_recipe_on_one_line():
+    from maskctl.config import shipped_recipes
+
+    result = run_cli("list", "recipes", env={"COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    for name, description in shipped_recipes():
+        assert any(name in line and description in line for line in result.stdout.splitlines()), (name, result.stdout)
+    assert "recipe" in invoke("list").output and "gpu-b4" in invoke("list").output
+
+
+def test_every_train_option_is_a_recipe_field_and_shows_its_default():
+    import dataclasses
+
+    import typer
+
+    from maskctl.cli import app
+    from maskctl.config import FIELDS
+
+    command = typer.main.get_command(app).commands["train"]
+    options = {p.name: p for p in command.params if p.name not in {"config", "resume", "set_", "help"}}
+    assert set(options) <= set(FIELDS), set(options) - set(FIELDS)
+    for name, option in options.items():
+        assert option.default is None, name  # a recipe's value is not overridden by a default
+        default = FIELDS[name].default
+        if isinstance(default, bool):
+            assert option.help.endswith(f"[default: --{'' if default else 'no-'}{name.replace('_', '-')}]"), name
+        elif default is not None and default is not dataclasses.MISSING:
+            assert option.help.endswith(f"[default: {default}]"), (name, option.help)
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["patiense=3"], "did you mean patience?"),
+    (["optimizer_args.betaz=[0.9,0.99]"], "takes no setting 'betaz' (did you mean betas?)"),
+    (["optimizer_args.betas=[1.5,0.99]"], "Invalid beta parameter"),
+])
+def test_bad_set_items_are_one_line_before_any_run_folder(synth_data, tmp_path, items, expected):
+    sets = [arg for item in items for arg in ("--set", item)]
+    result = invoke("train", "--data", synth_data / "train", "--optimizer", "adam", "--runs-dir", tmp_path, "--device", "cpu", "--model", "test_resnet", *sets)
+    assert result.exit_code in (1, 2)
+    assert expected in one_line_error(result)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_names_get_a_suggestion():
@@ -89,10 +132,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     assert bad_size.exit_code == 2 and "size" in one_line_error(bad_size)
 
 
-def test_synth_refuses_existing_output(tmp_path):
-    first = invoke("synth", tmp_path / "d", "--people", "6", "--size", "24x32")
+def test_synth_size_is_hxw_and_refuses_existing_output(tmp_path):
+    from PIL import Image
+
+    first = invoke("synth", tmp_path / "d", "--people", "6", "--size", "32x24")
     assert first.exit_code == 0, first.output
-    second = invoke("synth", tmp_path / "d", "--people", "6", "--size", "24x32")
+    with Image.open(next((tmp_path / "d" / "train" / "images").glob("*/mask1.*"))) as image:
+        assert image.size == (24, 32)  # PIL says (width, height): 32 high, 24 wide, as train --size 32x24 reads it
+    second = invoke("synth", tmp_path / "d", "--people", "6", "--size", "32x24")
     assert second.exit_code == 1 and "--overwrite" in one_line_error(second)
 
 

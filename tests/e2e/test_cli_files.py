@@ -40,7 +40,7 @@ def files_under(folder: Path) -> set[str]:
 def commands_writing_to(out: Path, run: Path, data: Path) -> dict[str, list]:
     """Each command that writes, with its output place set to `out` (tta-eval writes into the run)."""
     return {
-        "synth": ["synth", out, "--people", "2", "--size", "48x64"],
+        "synth": ["synth", out, "--people", "2", "--size", "64x48"],
         "eda": ["eda", data / "train", "--out", out],
         "split": ["split", data / "train", "--out", out / "folds.csv"],
         "train": ["train", "--data", data / "train", *TRAIN_ONE_EPOCH, "--runs-dir", out],
@@ -124,7 +124,7 @@ def test_a_full_disk_while_predicting_is_one_line_naming_the_file_and_leaves_no_
 
 def test_a_full_disk_in_a_new_output_folder_removes_the_folder(synth_data, tmp_path, monkeypatch):
     no_space(monkeypatch, "train.csv")
-    result = invoke("synth", tmp_path / "new" / "data", "--people", "2", "--size", "48x64")
+    result = invoke("synth", tmp_path / "new" / "data", "--people", "2", "--size", "64x48")
     assert result.exit_code == 1 and "train.csv: No space left on device" in one_line_error(result)
     assert not (tmp_path / "new").exists()
 

@@ -108,15 +108,21 @@ def test_resume_refuses_other_options_and_non_runs(tmp_path):
     assert mixed.exit_code == 1 and "--epochs" in one_line_error(mixed)
 
 
-@pytest.mark.parametrize("extra", [
-    ["--dataset", "mask-multitask", "--model", "multihead", "--backbone", "test_resnet", "--mix", "cutmix", "--mix-prob", "1.0"],
-    ["--dataset", "mask-base", "--sampler", "none", "--mix", "mixup", "--loss", "label-smoothing", "--class-weights", "--augmentation", "seed"],
+@pytest.mark.parametrize("extra, recorded", [
+    (["--dataset", "mask-multitask", "--model", "multihead", "--backbone", "test_resnet", "--mix", "cutmix", "--mix-prob", "1.0"], {}),
+    (["--dataset", "mask-base", "--sampler", "none", "--mix", "mixup", "--loss", "label-smoothing", "--class-weights", "--augmentation", "seed",
+      "--set", "loss_args.smoothing=0.2", "--set", "optimizer_args.betas=[0.8,0.95]", "--set", "model_args.drop_path_rate=0.1"],
+     {"loss_args": {"smoothing": 0.2}, "optimizer_args": {"betas": [0.8, 0.95]}, "model_args": {"drop_path_rate": 0.1}}),
 ])
-def test_other_datasets_and_options_train(synth_data, tmp_path, extra):
+def test_other_datasets_and_options_train(synth_data, tmp_path, extra, recorded):
+    import yaml
+
     # later options win in Typer, so the extra --model overrides TINY's
     result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "1", *TINY, *extra, "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.output
     run = tmp_path / "exp"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert {key: config[key] for key in recorded} == recorded  # component settings saved with the run, as --config reads them
     assert (run / "fold1" / "best.pt").is_file() and not (run / "fold0").exists()
     assert len(pd.read_csv(run / "oof.csv")) == len(pd.read_csv(run / "folds.csv").query("fold == 1"))
 

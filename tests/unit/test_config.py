@@ -2,14 +2,14 @@
 from maskctl.config import load_config
 
 
-def test_pretrained_none_unsets_the_seed_recipes_hub_weights():
-    assert load_config("seed").pretrained == "hub"
-    assert load_config("seed", {"pretrained": "none"}).pretrained is None
-    assert load_config("seed", {"pretrained": "None"}).pretrained is None
+def test_pretrained_none_unsets_the_gpu_recipes_hub_weights():
+    assert load_config("gpu-b4").pretrained == "hub"
+    assert load_config("gpu-b4", {"pretrained": "none"}).pretrained is None
+    assert load_config("gpu-b4", {"pretrained": "None"}).pretrained is None
 
 
 def test_command_line_values_override_the_recipe():
-    config = load_config("seed", {"batch_size": 32, "optimizer": "adamw", "epochs": None})
+    config = load_config("gpu-b4", {"batch_size": 32, "optimizer": "adamw", "epochs": None})
     assert (config.batch_size, config.optimizer, config.epochs) == (32, "adamw", 10)
 
 
@@ -74,7 +74,7 @@ def test_every_default_and_shipped_recipe_passes_its_own_checks():
     for name, check in CHECKS.items():
         if name in FIELDS and getattr(defaults, name) is not None:
             assert check(getattr(defaults, name)) is None, name
-    for shipped in ("seed", "cpu-quick"):
+    for shipped in ("gpu-b4", "cpu-quick"):
         load_config(shipped)
 
 
@@ -114,6 +114,85 @@ def test_damaged_or_hostile_recipes_fail_in_one_short_line(tmp_path, content, re
 def test_saved_configs_load_back_with_the_strict_loader(tmp_path):
     from maskctl.config import save_config
 
-    config = load_config("seed", {"name": "seed-b4_v1.2", "task_weights": [1, 2, 3]})
+    config = load_config("gpu-b4", {"name": "seed-b4_v1.2", "task_weights": [1, 2, 3]}, ["optimizer_args.betas=[0.9, 0.99]"])
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_the_old_recipe_name_still_loads_with_a_note(capsys):
+    assert load_config("seed") == load_config("gpu-b4")
+    assert "the recipe 'seed' is now called 'gpu-b4'" in capsys.readouterr().err
+
+
+def test_every_shipped_recipe_says_what_it_is_on_its_first_line():
+    from maskctl.config import RECIPES_DIR, shipped_recipes
+
+    recipes = dict(shipped_recipes())
+    assert set(recipes) == {p.stem for p in RECIPES_DIR.glob("*.yaml")} >= {"gpu-b4", "cpu-quick"}
+    assert all(len(text) > 20 and not text.startswith("#") for text in recipes.values()), recipes
+    assert "efficientnet_b4" in recipes["gpu-b4"] and "CPU" in recipes["cpu-quick"]
+
+
+# --set key=value: the same checks as a recipe's values, with the recipe underneath
+
+def test_set_changes_fields_and_component_settings_over_the_recipe():
+    config = load_config("gpu-b4", {}, ["patience=3", "lr=1e-4", "optimizer_args.betas=[0.9, 0.99]", "loss_args.gamma=1.5",
+                                        "optimizer_args.eps=1.0e-6", "class_weights=true"])
+    assert (config.patience, config.lr, config.class_weights) == (3, 1e-4, True)
+    assert config.optimizer_args == {"betas": [0.9, 0.99], "eps": 1e-6}
+    assert config.loss_args == {"gamma": 1.5}
+    assert config.epochs == 10  # the recipe's, untouched
+
+
+def test_set_merges_into_a_recipes_component_settings_and_null_removes_one(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("optimizer: adam\noptimizer_args:\n  eps: 1.0e-7\n  amsgrad: true\n")
+    config = load_config(recipe, {}, ["optimizer_args.betas=[0.8, 0.9]", "optimizer_args.amsgrad=null"])
+    assert config.optimizer_args == {"eps": 1e-7, "betas": [0.8, 0.9]}
+    replaced = load_config(recipe, {}, ["optimizer_args={betas: [0.8, 0.9]}"])
+    assert replaced.optimizer_args == {"betas": [0.8, 0.9]}
+
+
+@pytest.mark.parametrize("item", ["pretrained=null", "pretrained=none", "pretrained=None", "pretrained="])
+def test_set_null_or_none_unsets_an_optional_setting(item):
+    assert load_config("gpu-b4", {}, [item]).pretrained is None
+    assert load_config(None, {}, ["patience=4", item.replace("pretrained", "patience")]).patience is None
+
+
+def test_none_stays_a_name_where_a_setting_cannot_be_unset():
+    assert load_config(None, {}, ["sampler=none", "mix=none"]).sampler == "none"
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["patiense=3"], "unknown setting(s): 'patiense' (did you mean patience?)"),
+    (["patience"], "--set takes key=value"),
+    (["=3"], "--set takes key=value"),
+    (["patience=-1"], "--set setting patience must be at least 1"),
+    (["patience=three"], "--set setting patience must be int"),
+    (["epochs=null"], "--set setting epochs must be int, got None"),
+    (["lr.x=1"], "only component settings have keys"),
+    (["optimizer_args.betas=[0.9, 0.99"], "the value is not YAML"),
+    (["optimizer_args=[1, 2]"], "--set setting optimizer_args must be dict"),
+    (["optimizer_args.betas={a: 1}"], "a flat list of those"),
+    (["optimizer_args.betas=*x"], "not YAML"),
+])
+def test_bad_set_items_are_one_line_with_a_hint(items, expected):
+    with pytest.raises(MaskctlError) as info:
+        load_config(None, {}, items)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_set_and_an_option_for_the_same_setting_is_refused():
+    with pytest.raises(MaskctlError, match="--set lr and --lr both given"):
+        load_config(None, {"lr": 0.1}, ["lr=0.2"])
+
+
+def test_component_settings_in_a_recipe_are_checked_like_other_values(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("loss_args:\n  - gamma\n")
+    with pytest.raises(MaskctlError, match="recipe.yaml: setting loss_args must be dict"):
+        load_config(recipe)
+    recipe.write_text("loss_args:\n  gamma: {deep: 1}\n")
+    with pytest.raises(MaskctlError, match="loss_args must give gamma a number"):
+        load_config(recipe)

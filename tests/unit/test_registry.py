@@ -90,6 +90,58 @@ def test_registry_for_unknown_kind_suggests():
     assert "Valid: datasets, models, losses" in str(info.value)
 
 
+def test_a_registry_fills_itself_once_at_its_first_lookup():
+    calls = []
+
+    def fill(kind):
+        calls.append(kind)
+        if len(calls) == 1:
+            raise MaskctlError("a broken plugin")  # a failed fill is tried again at the next lookup
+        reg.register("late")(lambda: "late")
+
+    reg = R.Registry("widget", fill)
+    reg.register("early")(lambda: "early")
+    assert calls == []  # registering is no lookup
+    with pytest.raises(MaskctlError, match="a broken plugin"):
+        reg.names()
+    assert reg.names() == ["early", "late"]
+    assert "late" in reg and reg.create("late") == "late" and reg.entries()
+    assert calls == ["widget", "widget"]
+
+
+def test_a_lookup_imports_only_its_own_kind_without_any_call():
+    """In a fresh interpreter, as a command runs: no load_plugins() anywhere. A TTA lookup imports
+    the TTA module only (no torch: predicting from an ONNX export checks its policy); a loss
+    lookup then fills the losses."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "from maskctl.registry import LOSSES, TTA_POLICIES\n"
+              "print('hflip' in TTA_POLICIES.names(), 'torch' in sys.modules, 'focal' in LOSSES.names())\n")
+    env = {k: v for k, v in os.environ.items() if k != plugins.PLUGINS_ENV}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True"]
+
+
+def test_user_plugins_load_once_for_all_registries(tmp_path, monkeypatch):
+    plugin = tmp_path / "user_plugin.py"
+    plugin.write_text("from maskctl.registry import LOSSES\n@LOSSES.register('user-plugin-loss')\ndef made():\n    return 'made'\n")
+    plugins.load_plugins()  # maskctl's own entries first: the copy below keeps them
+    monkeypatch.setattr(R.LOSSES, "_entries", dict(R.LOSSES._entries))  # registered for this test only
+    monkeypatch.setenv(plugins.PLUGINS_ENV, str(plugin))
+    monkeypatch.setattr(plugins, "_user_plugins_loaded", False)  # as in a fresh process
+    loads = []
+    real = plugins.load_plugins
+    monkeypatch.setattr(plugins, "load_plugins", lambda: loads.append(1) or real())
+    for kind in ("loss", "tta policy", "model"):  # three registries met for the first time
+        R.Registry(kind, R._fill_from_plugins).names()
+    assert R.LOSSES.create("user-plugin-loss") == "made"
+    assert loads == [1]
+
+
 def test_load_plugins_fills_every_registry():
     plugins.load_plugins()
     assert set(R.DATASETS.names()) >= {"mask-base", "mask-profile", "mask-multitask", "image-folder"}

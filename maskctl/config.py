@@ -230,12 +230,12 @@ def shipped_recipes() -> list[tuple[str, str]]:
 
 def resolve_recipe(path_or_name: str | Path) -> Path:
     """A path, or the name of a shipped recipe (`gpu-b4`, `cpu-quick`; see `maskctl list recipes`)."""
-    if str(path_or_name) in RENAMED_RECIPES and not Path(path_or_name).is_file():
+    old = str(path_or_name)
+    if old in RENAMED_RECIPES and not Path(old).is_file():
         from maskctl.console import note
 
-        new = RENAMED_RECIPES[str(path_or_name)]
-        note(f"the recipe {path_or_name!r} is now called {new!r}; using {new}")
-        path_or_name = new
+        path_or_name = RENAMED_RECIPES[old]
+        note(f"the recipe {old!r} is now called {path_or_name!r}; using {path_or_name}")
     for path in (Path(path_or_name), RECIPES_DIR / f"{path_or_name}.yaml"):
         try:
             if path.is_file():

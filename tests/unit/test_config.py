@@ -120,7 +120,9 @@ def test_saved_configs_load_back_with_the_strict_loader(tmp_path):
 
 
 def test_the_old_recipe_name_still_loads_with_a_note(capsys):
-    assert load_config("seed") == load_config("gpu-b4")
+    from pathlib import Path
+
+    assert load_config(Path("seed")) == load_config("gpu-b4")  # the command line passes a Path
     assert "the recipe 'seed' is now called 'gpu-b4'" in capsys.readouterr().err
 
 

@@ -29,8 +29,9 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
          pruner: str = "median", heartbeat: int = 60) -> Path | None:
     """Join (or start) study `name` and train trials until it holds `trials` of them; then show
     it. Returns best.yaml's path."""
+    from maskctl import io
     from maskctl.engine.kfold import check_names
-    from maskctl.tune.show import show_study
+    from maskctl.tune.results import show_study
     from maskctl.tune.space import read_space, trial_config
     from maskctl.tune.study import (
         check_same_base, counted_trials, fail_trials_of_dead_workers, make_pruner, make_sampler, open_storage,
@@ -42,17 +43,19 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
         raise MaskctlError("maskctl tune trains each trial in one process: start one worker per GPU "
                            "(CUDA_VISIBLE_DEVICES=0 maskctl tune ... &) instead of torchrun")
     folder = study_dir(name)
+    search_pruner = make_pruner(pruner, trials)
     dimensions = read_space(space, base)
     for dimension in dimensions:  # every name a trial can get resolves (models, losses...), before any work
         for value in dimension.extremes():
             check_names(trial_config(base, {dimension.name: value}))
-    from maskctl import io
-
     io.require_writable(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        folder.mkdir(parents=True, exist_ok=True)  # the default storage's file goes there
     url = storage_url(storage, folder)
-    study = optuna.create_study(study_name=name, storage=open_storage(url, heartbeat), direction="maximize",
-                                sampler=make_sampler(base.seed, trials), pruner=make_pruner(pruner, trials), load_if_exists=True)
+    opened = open_storage(url, heartbeat)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=name, storage=opened, direction="maximize", sampler=make_sampler(base.seed, trials),
+                                pruner=search_pruner, load_if_exists=True)
     check_same_base(study, base, url)
     gone = fail_trials_of_dead_workers(study)
     if gone:
@@ -69,7 +72,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
 
 def show(name: str, storage: str | None = None) -> Path | None:
     """`maskctl tune --show NAME`: the study as it stands (other workers may still be running)."""
-    from maskctl.tune.show import show_study
+    from maskctl.tune.results import show_study
     from maskctl.tune.study import DB_FILE, open_storage, require_optuna, storage_url
 
     optuna = require_optuna()

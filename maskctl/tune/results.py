@@ -7,7 +7,7 @@ from maskctl import io
 from maskctl.config import TrainConfig, load_config
 from maskctl.console import console
 from maskctl.tune.space import trial_config
-from maskctl.tune.study import BASE_ATTR, ERROR_ATTR, RUN_ATTR
+from maskctl.tune.study import BASE_ATTR, ERROR_ATTR, RUN_ATTR, WORKER_ATTR
 
 BEST_RECIPE = "best.yaml"
 PLOT = "trials.png"
@@ -47,8 +47,17 @@ def trial_table(name: str, trials: list, best):
         value = f"{trial.value:.4f}" if trial.value is not None else ""
         settings = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         style = "bold green" if best is not None and trial.number == best.number else None
-        table.add_row(str(trial.number), trial.state.name, value, settings, str(trial.user_attrs.get(RUN_ATTR, "")), _note(trial), style=style)
+        table.add_row(str(trial.number), trial.state.name, value, settings, _run_folder(trial), _note(trial), style=style)
     return table
+
+
+def _run_folder(trial) -> str:
+    """The trial's run folder, prefixed with its worker's host when that is another machine."""
+    import socket
+
+    host = str(trial.user_attrs.get(WORKER_ATTR, "")).split("/")[0]
+    folder = str(trial.user_attrs.get(RUN_ATTR, ""))
+    return f"{host}:{folder}" if host and host != socket.gethostname() else folder
 
 
 def _note(trial) -> str:

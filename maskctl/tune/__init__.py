@@ -26,9 +26,9 @@ def study_dir(name: str) -> Path:
 
 
 def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | None = None,
-         pruner: str = "median", heartbeat: int = 60) -> Path | None:
+         pruner="median", heartbeat: int = 60) -> Path | None:
     """Join (or start) study `name` and train trials until it holds `trials` of them; then show
-    it. Returns best.yaml's path."""
+    it. Returns best.yaml's path. `pruner`: a name (study.PRUNERS) or an Optuna pruner."""
     from maskctl import io
     from maskctl.engine.kfold import check_names
     from maskctl.tune.results import show_study
@@ -43,7 +43,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
         raise MaskctlError("maskctl tune trains each trial in one process: start one worker per GPU "
                            "(CUDA_VISIBLE_DEVICES=0 maskctl tune ... &) instead of torchrun")
     folder = study_dir(name)
-    search_pruner = make_pruner(pruner, trials)
+    search_pruner = make_pruner(pruner, trials) if isinstance(pruner, str) else pruner
     dimensions = read_space(space, base)
     for dimension in dimensions:  # every name a trial can get resolves (models, losses...), before any work
         for value in dimension.extremes():
@@ -95,12 +95,9 @@ class Worker:
         self.failures, self.last_error = 0, ""
 
     def objective(self, trial) -> float:
-        import optuna
-
         from maskctl.engine import kfold
         from maskctl.runfolder import RunFolder
         from maskctl.schema import read_json
-        from maskctl.tune.pruning import PruningCallback
         from maskctl.tune.space import trial_config
         from maskctl.tune.study import ERROR_ATTR, RUN_ATTR, WORKER_ATTR, worker_id
 
@@ -110,7 +107,6 @@ class Worker:
         trial.set_user_attr(RUN_ATTR, str(self.folder / config.name))  # known before a kill, not only after
         console.print(f"[bold]trial {trial.number}[/] of study {self.folder.name}: "
                       + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()))
-        pruning = PruningCallback(trial)
         try:
             run_dir = kfold.train(config)
         except MaskctlError as exc:
@@ -118,8 +114,6 @@ class Worker:
             warn(f"trial {trial.number} failed: {exc}")
             raise
         trial.set_user_attr(RUN_ATTR, str(run_dir))
-        if pruning.pruned:
-            raise optuna.TrialPruned()
         return float(read_json(RunFolder(run_dir).summary, "run summary")["mean_f1"])
 
     def after_trial(self, study, trial) -> None:

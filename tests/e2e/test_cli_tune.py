@@ -112,3 +112,4 @@ def test_bad_tune_options_are_one_line(study_place, extra, expected):
     assert result.exit_code in (1, 2)
     assert expected in one_line_error(result)
     assert not (study_place / "tune/bad").exists()
+

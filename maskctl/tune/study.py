@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,7 @@ WORKER_ATTR = "worker"
 RUN_ATTR = "run"
 ERROR_ATTR = "error"
 PRUNERS = ("median", "hyperband", "none")
+STORAGE_ATTEMPTS = 5
 
 
 def require_optuna():
@@ -62,13 +64,19 @@ def open_storage(url: str, heartbeat: int):
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     # SQLite locks the whole file per write: workers wait for each other rather than fail.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
-    except ImportError as exc:
-        raise MaskctlError(f"--storage {shown(url)} needs its database driver: {exc}") from None
-    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server that does not answer
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise MaskctlError(f"cannot open the study storage {shown(url)}: {first_line}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+        except ImportError as exc:
+            raise MaskctlError(f"--storage {shown(url)} needs its database driver: {exc}") from None
+        except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server that does not answer
+            # Workers started together on a new database race to create its tables; the loser
+            # finds them made (an IntegrityError) and opens them on the next attempt.
+            if type(exc).__name__ == "IntegrityError" and attempt + 1 < STORAGE_ATTEMPTS:
+                time.sleep(1 + attempt)
+                continue
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MaskctlError(f"cannot open the study storage {shown(url)}: {first_line}") from None
 
 
 def base_recipe(config: TrainConfig) -> dict:

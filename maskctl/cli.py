@@ -304,6 +304,51 @@ def train(
     kfold.train(load_config(config, overrides, set_))
 
 
+@app.command()
+@user_errors
+def tune(
+    config: Annotated[Optional[Path], _opt("Base recipe (a YAML file or a shipped one, e.g. cpu-quick); trials vary the settings in --space.")] = None,
+    space: Annotated[Optional[Path], _opt("Search space YAML: `lr: {low: 1.0e-4, high: 1.0e-2, log: true}`, `loss: {choices: [focal, ce]}`.")] = None,
+    study: Annotated[Optional[str], _opt("Study name: trials, best.yaml and the default storage go to tune/NAME/.")] = None,
+    trials: Annotated[int, typer.Option(help="Trials in the study, all workers together (finished, pruned or running).")] = 20,
+    storage: Annotated[Optional[str], _opt("Where the study lives: a database URL (postgresql://..., mysql://..., sqlite:///...) "
+                                           "or journal:PATH (a journal file on a shared filesystem) \\[sqlite:///tune/NAME/study.db].")] = None,
+    pruner: Annotated[str, typer.Option(help="median (stop trials below the median at an epoch), hyperband, or none.")] = "median",
+    heartbeat: Annotated[int, typer.Option(help="Seconds between a worker's signs of life in a database storage; a trial silent for twice as long is marked failed.")] = 60,
+    show: Annotated[Optional[str], _opt("Show study NAME as it stands (table, importances, plot, best.yaml) and train nothing.")] = None,
+    data: Annotated[Optional[str], _opt("Training folder \\[the recipe's].")] = None,
+    epochs: Annotated[Optional[int], _opt("Epochs per fold \\[the recipe's].")] = None,
+    folds: Annotated[Optional[int], _opt("Number of folds \\[the recipe's].")] = None,
+    fold: Annotated[Optional[int], _opt("Train and score only this fold in each trial.")] = None,
+    val_ratio: Annotated[Optional[float], _opt("Score each trial on one hold-out of this share of people instead of k folds.")] = None,
+    device: Annotated[Optional[str], _opt("cpu, cuda, cuda:1 \\[cuda when present].")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers \\[from the CPU count].")] = None,
+):
+    """Search recipe settings with Optuna (TPE, pruning after each epoch) for the best
+    validation macro F1; every trial is a run folder tune/NAME/trial-<number>. Run the same
+    command again to continue the study, or on more machines (one --storage) to share it.
+    At the end: a table of trials, the settings' importances, tune/NAME/trials.png and
+    tune/NAME/best.yaml for `maskctl train --config`. Needs `pip install 'maskctl\\[tune]'`.
+
+    Examples: maskctl tune --config cpu-quick --space space.yaml --trials 40 --study lr-search;
+    maskctl tune --show lr-search
+    """
+    from maskctl.errors import UsageError
+    from maskctl.tune import show as show_study, tune as run_tune
+
+    if show is not None:
+        if space is not None or study is not None:
+            raise UsageError("--show NAME shows a study; drop --space and --study")
+        show_study(show, storage)
+        return
+    if space is None or study is None:
+        raise UsageError("tune needs --space FILE and --study NAME (or --show NAME)")
+    from maskctl.config import load_config
+
+    overrides = {"data": data, "epochs": epochs, "folds": folds, "fold": fold, "val_ratio": val_ratio, "device": device, "workers": workers}
+    run_tune(load_config(config, overrides), space, study, trials, storage, pruner, heartbeat)
+
+
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]
 PredictArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME), one checkpoint (runs/NAME/fold0/best.pt), or an export (runs/NAME/export, or its model.onnx).")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 \\[cuda when present].", show_default=False)]

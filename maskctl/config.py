@@ -201,6 +201,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sheet": Range(1, 200),
     "top": Range(1, 10_000),
     "minutes": Range(0, 10_000, low_open=True),
+    "trials": Range(1, 100_000),
+    "heartbeat": Range(1, 3600),
 }
 
 
@@ -324,30 +326,31 @@ def _unknown_names(unknown: list[Any]) -> str:
     return f"unknown setting(s): {', '.join(hints)}{more}"
 
 
-def read_recipe(recipe: Path) -> dict[str, Any]:
+def read_recipe(recipe: Path, what: str = "config") -> dict[str, Any]:
     """A recipe file's mapping, bounded before it is parsed: a size limit, UTF-8 text, and no
-    YAML aliases (nested aliases expand a few hundred bytes into gigabytes, a 'billion laughs')."""
+    YAML aliases (nested aliases expand a few hundred bytes into gigabytes, a 'billion laughs').
+    `what` names the file in errors (a tuner's search space has the same shape)."""
     import yaml
 
     try:
         with recipe.open("rb") as file:
             raw = file.read(MAX_RECIPE_BYTES + 1)
     except OSError as exc:
-        raise MaskctlError(f"cannot read config {recipe}: {exc.strerror or type(exc).__name__}") from None
+        raise MaskctlError(f"cannot read {what} {recipe}: {exc.strerror or type(exc).__name__}") from None
     if len(raw) > MAX_RECIPE_BYTES:
-        raise MaskctlError(f"config {recipe} is larger than {MAX_RECIPE_BYTES // 1000} kB, too large for a recipe")
+        raise MaskctlError(f"{what} {recipe} is larger than {MAX_RECIPE_BYTES // 1000} kB, too large for a recipe")
     try:
         loaded = yaml.load(raw.decode("utf-8"), Loader=_recipe_loader())
     except UnicodeDecodeError:
-        raise MaskctlError(f"config {recipe} is not a text file (not UTF-8), so not a YAML recipe") from None
+        raise MaskctlError(f"{what} {recipe} is not a text file (not UTF-8), so not a YAML recipe") from None
     except yaml.YAMLError as exc:
-        raise MaskctlError(f"config {recipe} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise MaskctlError(f"{what} {recipe} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
-        raise MaskctlError(f"config {recipe} is nested too deeply to be a recipe") from None
+        raise MaskctlError(f"{what} {recipe} is nested too deeply to be a recipe") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise MaskctlError(f"config {recipe} must hold a mapping of settings (name: value), not a {type(loaded).__name__}")
+        raise MaskctlError(f"{what} {recipe} must hold a mapping of settings (name: value), not a {type(loaded).__name__}")
     return loaded
 
 

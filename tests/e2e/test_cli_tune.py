@@ -1,0 +1,115 @@
+"""`maskctl tune` end to end on the tiny synthetic set: a small study and its best.yaml, two
+workers sharing one study, a worker killed mid-trial, bad input. Trials train fold 0 of 2 of a
+tiny model for one or two epochs."""
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from cli_helpers import TINY, invoke, one_line_error
+
+from maskctl.engine.fit import TIMING_COLUMNS
+
+optuna = pytest.importorskip("optuna")
+
+SPACE = "lr: {low: 1.0e-4, high: 1.0e-2, log: true}\nweight_decay: {low: 0.0, high: 0.01}\n"
+
+
+@pytest.fixture
+def study_place(tmp_path, synth_data, monkeypatch):
+    """A working folder with the base recipe (TINY as YAML) and the space; tune/ goes here."""
+    monkeypatch.chdir(tmp_path)
+    options = dict(zip(TINY[::2], TINY[1::2]))
+    base = {key.lstrip("-").replace("-", "_"): yaml.safe_load(value) for key, value in options.items()}
+    base.update(data=str(synth_data / "train"), folds=2, fold=0, epochs=1)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return tmp_path
+
+
+def tune_args(study: str, trials: int, *extra) -> list[str]:
+    return ["tune", "--config", "base.yaml", "--space", "space.yaml", "--study", study, "--trials", str(trials), *extra]
+
+
+def load(study: str):
+    return optuna.load_study(study_name=study, storage=f"sqlite:///tune/{study}/study.db")
+
+
+def states(study) -> dict[int, str]:
+    return {t.number: t.state.name for t in study.get_trials()}
+
+
+def test_small_study_writes_a_best_recipe_that_reproduces_the_best_trial(study_place):
+    result = invoke(*tune_args("small", 3, "--pruner", "none"))
+    assert result.exit_code == 0, result.output
+    study = load("small")
+    assert states(study) == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE"}
+    assert "importances:" in result.output and (study_place / "tune/small/trials.png").is_file()
+    best_run = study_place / study.best_trial.user_attrs["run"]
+    assert best_run == study_place / "tune/small" / f"trial-{study.best_trial.number}"
+
+    again = invoke("train", "--config", "tune/small/best.yaml", "--device", "cpu", "--workers", "0")
+    assert again.exit_code == 0, again.output
+    expected = pd.read_csv(best_run / "fold0" / "metrics.csv").drop(columns=list(TIMING_COLUMNS))
+    got = pd.read_csv(study_place / "runs/small-best/fold0/metrics.csv").drop(columns=list(TIMING_COLUMNS))
+    pd.testing.assert_frame_equal(expected, got)
+
+    other_base = invoke(*tune_args("small", 4, "--epochs", "2"))
+    assert other_base.exit_code == 1
+    assert "made with another base recipe (it differs in: epochs)" in one_line_error(other_base)
+    assert len(load("small").trials) == 3
+
+    shown = invoke("tune", "--show", "small")
+    assert shown.exit_code == 0 and "study small: 3 trial(s)" in shown.output
+
+
+def worker(study: str, trials: int, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "maskctl", *tune_args(study, trials, "--pruner", "none", *extra)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_share_one_study(study_place):
+    first, second = worker("shared", 4), worker("shared", 4)
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    study = load("shared")
+    assert states(study) == {n: "COMPLETE" for n in range(4)}  # each number once, none lost, none extra
+    runs = sorted(t.user_attrs["run"] for t in study.get_trials())
+    assert runs == [f"tune/shared/trial-{n}" for n in range(4)]
+    assert all((study_place / run / "summary.json").is_file() for run in runs)
+    assert len({t.user_attrs["worker"] for t in study.get_trials()}) == 2  # both took part
+
+
+def test_a_worker_killed_mid_trial_leaves_the_study_usable(study_place):
+    killed = worker("killed", 2, "--epochs", "2", "--heartbeat", "1")
+    first_epoch = study_place / "tune/killed/trial-0/fold0/last.pt"
+    deadline = time.time() + 240
+    while not first_epoch.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)  # trial 0 has one of its two epochs done
+    killed.communicate()
+    assert first_epoch.exists()
+    assert states(load("killed")) == {0: "RUNNING"}
+
+    result = invoke(*tune_args("killed", 2, "--pruner", "none", "--epochs", "2", "--heartbeat", "1"))
+    assert result.exit_code == 0, result.output
+    assert "marked FAIL" in result.output
+    assert states(load("killed")) == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}
+    assert (study_place / "tune/killed/trial-0/fold0/last.pt").is_file()  # what the killed trial trained stays
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--study", "../up"], "--study must be one plain folder name"),
+    (["--storage", "nosuchdb://x"], "cannot open the study storage 'nosuchdb://x'"),
+    (["--pruner", "sometimes"], "--pruner must be one of median, hyperband, none"),
+])
+def test_bad_tune_options_are_one_line(study_place, extra, expected):
+    result = invoke(*tune_args("bad", 2), *extra)
+    assert result.exit_code in (1, 2)
+    assert expected in one_line_error(result)
+    assert not (study_place / "tune/bad").exists()
+

@@ -112,28 +112,18 @@ def recommend_workers(paths, size_hw, batch_size: int, batches: int, device) -> 
 
 
 def _train_step_fn(model_name: str, device, channels_last: bool, amp: bool):
-    """One optimizer step on a uint8 (or 0..255 float) batch, as maskctl trains."""
+    """One optimizer step on a uint8 (or 0..255 float) batch: fit's own step (maskctl.engine.step)."""
     import torch
 
     from maskctl.data.transforms import normalize_on_device
-    from maskctl.engine.inference import autocast
+    from maskctl.engine.step import TrainStep
     from maskctl.models import build_model
 
     torch.manual_seed(0)
     model = build_model(model_name, 18).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-
-    def step(images, targets):
-        batch = normalize_on_device(images, channels_last=channels_last)
-        with autocast(device, amp):
-            loss = torch.nn.functional.cross_entropy(model(batch), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    return step
+    step = TrainStep(model, torch.optim.AdamW(model.parameters(), lr=1e-4), torch.amp.GradScaler("cuda", enabled=amp),
+                     lambda net, batch, targets: torch.nn.functional.cross_entropy(net(batch), targets), device, amp)
+    return lambda images, targets: step(normalize_on_device(images, channels_last=channels_last), targets)
 
 
 def synchronize(device) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import FoldFolder, RunFolder
 
 EVENTS = ("on_run_start", "on_fit_start", "on_train_batch_end", "on_epoch_end", "on_best", "on_fit_end", "on_run_end")
 
@@ -44,6 +45,10 @@ class RunState:
     resumed: bool = False
     summary: dict | None = None  # set before on_run_end
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
 
 @dataclass
 class FoldState:
@@ -55,6 +60,10 @@ class FoldState:
     model: Any = None  # the weights that are validated and kept (the EMA copy when EMA is on)
     train_model: Any = None  # the module that is stepped (DDP-wrapped under torchrun)
     optimizer: Any = None
+    scheduler: Any = None
+    scaler: Any = None  # torch.amp.GradScaler
+    ema: Any = None  # timm's ModelEmaV3 when the recipe sets `ema` (its .module is `model`)
+    meta: dict = field(default_factory=dict)  # what a checkpoint needs to rebuild the model (models.model_meta)
     epoch: int = 0  # 0-based, the epoch running or just finished
     step: int = 0  # optimizer steps in this epoch
     batch_loss: float = float("nan")
@@ -68,6 +77,11 @@ class FoldState:
     samples: Any = None
     stop_reason: str | None = None  # set by a callback to end the fold after this epoch
     resumed_from: int | None = None  # the epoch a resumed fold continues after
+
+    @property
+    def folder(self) -> FoldFolder:
+        """The fold folder's files (best, last, metrics, oof, result)."""
+        return FoldFolder(self.fold_dir)
 
 
 class CallbackError(MaskctlError):

@@ -215,12 +215,14 @@ def _recipe(field: str, help_text: str, *names: str):
     (a recipe's value is not overridden by a default), and its help shows the field's default,
     taken from TrainConfig itself; a field without a default value (None) says in its help what
     then happens."""
+    import dataclasses
+
     from maskctl.config import FIELDS
 
-    default = FIELDS[field].default
+    default = FIELDS[field].default if FIELDS[field].default_factory is dataclasses.MISSING else FIELDS[field].default_factory()
     if isinstance(default, bool):
         help_text += f" \\[default: --{'' if default else 'no-'}{field.replace('_', '-')}]"
-    elif default is not None:
+    elif default not in (None, []):
         help_text += f" \\[default: {default}]"
     return _opt(help_text, *names)
 
@@ -278,6 +280,10 @@ def train(
     patience: Annotated[Optional[int], _recipe("patience", "Early stopping: epochs without a better validation macro F1 \\[no early stopping].")] = None,
     time_budget_minutes: Annotated[Optional[float], _recipe("time_budget_minutes", "Wall time for the whole run, data decoding included: each fold gets "
                                                             "an equal share of what is left and stops before an epoch that would not fit.")] = None,
+    ema: Annotated[Optional[float], _recipe("ema", "Weight EMA decay, e.g. 0.999: validation, best.pt and predict use the averaged weights \\[off].")] = None,
+    accumulate: Annotated[Optional[int], _recipe("accumulate", "Optimizer step every N batches (gradient accumulation: N x batch size per step).")] = None,
+    clip_grad: Annotated[Optional[float], _recipe("clip_grad", "Clip the global gradient norm to this value \\[off].")] = None,
+    callbacks: Annotated[Optional[str], _recipe("callbacks", "Extra callbacks by name, comma-separated (`maskctl list callbacks`; plugins via MASKCTL_PLUGINS).")] = None,
     age_edges: Annotated[Optional[str], _recipe("age_edges", "Age band edges, e.g. 30,60 or 30,58.")] = None,
     label_fixes: Annotated[Optional[str], _recipe("label_fixes", "CSV of label corrections (id, gender, age, swap_mask).")] = None,
     name: Annotated[Optional[str], _recipe("name", "Run name: runs/NAME, numbered NAME2, NAME3 when taken.")] = None,
@@ -301,6 +307,8 @@ def train(
         kfold.resume(resume, fold)
         return
     overrides = {k: v for k, v in options.items() if k not in {"config", "resume", "set_"}}
+    if callbacks is not None:
+        overrides["callbacks"] = [name.strip() for name in callbacks.split(",") if name.strip()]
     kfold.train(load_config(config, overrides, set_))
 
 

@@ -158,6 +158,10 @@ class TrainConfig:
     mix_prob: float = _setting(0.5, Range(0, 1))
     patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
     time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
+    ema: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # decay of a weight EMA, validated and kept instead
+    accumulate: int = _setting(1, Range(1, 1000))  # optimizer step every N batches (gradients of N batches summed)
+    clip_grad: float | None = _setting(None, Range(0, 1e6, low_open=True))  # clip the global gradient norm to this
+    callbacks: list[str] = field(default_factory=list)  # extra callbacks by name (`maskctl list callbacks`)
     # each component's own settings, merged over those taken from the fields above (README: Training)
     model_args: dict[str, Any] = _setting({}, component_args)  # e.g. timm's drop_path_rate
     optimizer_args: dict[str, Any] = _setting({}, component_args)  # e.g. betas, eps
@@ -416,7 +420,10 @@ def _typed(name: str, value: Any, where: str) -> Any:
         return None
     for kind in allowed:
         origin = typing.get_origin(kind) or kind
-        if origin is list and isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        item = (typing.get_args(kind) or (float,))[0]
+        if origin is list and isinstance(value, list) and item is str and all(isinstance(v, str) for v in value):
+            return list(value)
+        if origin is list and isinstance(value, list) and item is float and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return [float(v) for v in value]
         if origin is dict and isinstance(value, dict):
             return dict(value)

@@ -218,28 +218,31 @@ CHECKPOINT_META = {
     "mask_classes": flag,
     "model_args": mapping,
 }
-RESUME_STATE = {
-    "optimizer": mapping, "scheduler": mapping, "scaler": mapping, "epoch": whole(0, 10**6),
-    "history": sequence(mapping), "best_f1": finite, "best_epoch": whole(-1, 10**6),
-}
 
 
-def check_checkpoint(state: Any, path: Path, resume: bool = False) -> dict:
-    """A loaded checkpoint's own structure: model weights as a mapping of tensors and a meta
-    from which the network can be rebuilt (and, for resume, the training state)."""
+def tensors(value) -> str | None:
+    """Model weights: parameter names mapped to tensors."""
     import torch
 
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()):
+        return None
+    return "must map parameter names to tensors"
+
+
+def check_checkpoint(state: Any, path: Path, resume_state: dict[str, Check] | None = None, optional: Iterable[str] = ()) -> dict:
+    """A loaded checkpoint's own structure: model weights as a mapping of tensors and a meta
+    from which the network can be rebuilt (and, for a resume, the training state: the fields of
+    `resume_state`, maskctl.engine.checkpoint.RESUME_STATE, those in `optional` may be absent)."""
     source = f"checkpoint {path}"
     if not isinstance(state, dict) or "model" not in state or "meta" not in state:
         raise MaskctlError(f"{source} is not a maskctl checkpoint (no model/meta entries)")
-    weights = state["model"]
-    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
-        raise MaskctlError(f"{source}: field 'model' must map parameter names to tensors")
+    if tensors(state["model"]):
+        raise MaskctlError(f"{source}: field 'model' {tensors(state['model'])}")
     meta = check_fields(state["meta"], CHECKPOINT_META, f"{source} meta", optional=("decode_size", "crop", "backbone", "mask_classes", "model_args"))
     if len(meta["class_names"]) != meta["num_classes"]:
         raise MaskctlError(f"{source} meta: {len(meta['class_names'])} class_names for num_classes {meta['num_classes']}")
     if "decode_size" in meta and any(d < s for d, s in zip(meta["decode_size"], meta["size"])):
         raise MaskctlError(f"{source} meta: decode_size {meta['decode_size']} is smaller than size {meta['size']}")
-    if resume:
-        check_fields(state, RESUME_STATE, source)
+    if resume_state is not None:
+        check_fields(state, resume_state, source, optional)
     return state

@@ -7,6 +7,16 @@ from typing import Any
 
 from maskctl import io
 from maskctl.errors import MaskctlError
+from maskctl.schema import check_checkpoint, finite, mapping, sequence, tensors, whole
+
+# What last.pt holds for a resume besides the model weights and meta: the one list of keys,
+# built by `training_state`, read back by `restore_training_state`, checked on loading.
+RESUME_STATE = {
+    "optimizer": mapping, "scheduler": mapping, "scaler": mapping, "epoch": whole(0, 10**6),
+    "history": sequence(mapping), "best_f1": finite, "best_epoch": whole(-1, 10**6),
+    "ema": tensors,  # the EMA weights, present when the recipe sets `ema`
+}
+OPTIONAL_RESUME_KEYS = ("ema",)
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -20,8 +30,6 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """A maskctl checkpoint, its structure checked (with `resume`, the training state too)."""
     import torch
 
-    from maskctl.schema import check_checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise MaskctlError(f"checkpoint not found: {path}")
@@ -29,7 +37,39 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the weights-only unpickler raises many types on a foreign or broken file
         raise MaskctlError(f"cannot load checkpoint {path}: {unreadable_reason(exc)}") from None
-    return check_checkpoint(state, path, resume)
+    return check_checkpoint(state, path, RESUME_STATE if resume else None, OPTIONAL_RESUME_KEYS)
+
+
+def training_state(state) -> dict[str, Any]:
+    """last.pt's content from a fold's state (maskctl.callbacks.FoldState): the stepped model's
+    weights, everything that steps it, the EMA weights when on, and the fold's history so far."""
+    from maskctl.engine.step import unwrapped
+
+    saved = {
+        "model": unwrapped(state.train_model).state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(), "epoch": state.epoch,
+        "history": state.history, "best_f1": state.best_f1, "best_epoch": state.best_epoch, "meta": state.meta,
+    }
+    if state.ema is not None:
+        saved["ema"] = state.ema.module.state_dict()
+    return saved
+
+
+def restore_training_state(state, path: Path) -> None:
+    """Puts last.pt back into a freshly built fold state; the next epoch is `state.epoch + 1`."""
+    from maskctl.engine.step import unwrapped
+
+    saved = load(path, resume=True)
+    load_weights(unwrapped(state.train_model), saved["model"], path)
+    if (state.ema is None) != ("ema" not in saved):
+        raise MaskctlError(f"checkpoint {path} was saved {'without' if state.ema is not None else 'with'} EMA weights, the run's config says otherwise")
+    if state.ema is not None:
+        load_weights(state.ema.module, saved["ema"], path)
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.scaler.load_state_dict(saved["scaler"])
+    state.epoch, state.history = saved["epoch"], saved["history"]
+    state.best_f1, state.best_epoch = saved["best_f1"], saved["best_epoch"]
 
 
 def unreadable_reason(exc: Exception) -> str:

@@ -1,5 +1,6 @@
-"""Train one fold: epochs, AMP, checkpoints (best by validation macro F1, last for resume),
-early stopping, metrics.csv and the fold's out-of-fold predictions."""
+"""Train one fold: set-up, the epoch loop (AMP, gradient accumulation and clipping, weight EMA)
+and validation; checkpoints, metrics.csv, the fold's out-of-fold predictions, console lines and
+early stopping are callbacks listening to its events (maskctl.callbacks)."""
 from __future__ import annotations
 
 import math
@@ -10,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskctl import io
+from maskctl.callbacks import CallbackList, FoldState
 from maskctl.component_args import component_settings
-from maskctl.console import console, progress
+from maskctl.console import progress
 from maskctl.data.datasets import ImageDataset, Samples
 from maskctl.data.transforms import add_noise_on_device, create_augmentation, mix_batch, normalize_on_device, one_hot
 from maskctl.engine import checkpoint
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
-from maskctl.engine.inference import autocast, predict_views
+from maskctl.engine.inference import predict_views
 from maskctl.engine.metrics import scores
-from maskctl.engine.report import prob_frame
 from maskctl.engine.runtime import loader_kwargs
+from maskctl.engine.step import TrainStep, create_ema
 from maskctl.errors import MaskctlError
 from maskctl.losses import build_loss, inverse_frequency_weights
 from maskctl.models import MultiHead, build_model, model_meta
@@ -101,14 +102,13 @@ def _soft_targets(targets, samples: Samples):
     return one_hot(targets, samples.num_classes)
 
 
-def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int, image_source=None,
-             budget=None) -> FoldResult:
-    """Train fold `fold` (its images are validation, fold -1 images always train). Continues from
-    fold_dir/last.pt when it exists: model, optimizer, scheduler, scaler and history restored;
-    the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same.
-    `budget` (engine.budget.TimeBudget) ends the fold after an epoch when its time share is spent."""
-    if budget is not None:
-        budget.start_fold()
+def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int,
+             image_source=None, callbacks: CallbackList | None = None) -> FoldResult:
+    """Train fold `fold` (its images are validation, fold -1 images always train): set-up, the
+    epoch loop and the callbacks' events; files, console lines and early stopping are callbacks
+    (maskctl.engine.fold_callbacks). Continues from the fold's last.pt when it exists: the
+    sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
+    callbacks = callbacks or CallbackList([])
     train_rows = np.flatnonzero(folds != fold)
     val_rows = np.flatnonzero(folds == fold)
     train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
@@ -118,86 +118,84 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     optimizer = OPTIMIZERS.create(config.optimizer, params=model.parameters(), **component_settings("optimizer", config))
-    scheduler = SCHEDULERS.create(config.scheduler, optimizer=optimizer, **component_settings("scheduler", config))
+    ema = create_ema(model, config.ema)
     use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = _criterion(config, samples, train_rows, device)
-    meta = model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes)
-
-    start_epoch, history, best_f1, best_epoch = 0, [], -1.0, -1
-    last_path = fold_dir / "last.pt"
-    if last_path.exists():
-        state = checkpoint.load(last_path, resume=True)
-        checkpoint.load_weights(model, state["model"], last_path)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, history, best_f1, best_epoch = state["epoch"] + 1, state["history"], state["best_f1"], state["best_epoch"]
-        if dist.is_main:
-            console.print(f"fold {fold}: resuming after epoch {state['epoch']} (best macro F1 {best_f1:.4f} at epoch {best_epoch})")
-
-    train_model = model
+    state = FoldState(
+        config, fold_dir.parent, fold, fold_dir, config.epochs, model=ema.module if ema else model, train_model=model, optimizer=optimizer,
+        scheduler=SCHEDULERS.create(config.scheduler, optimizer=optimizer, **component_settings("scheduler", config)),
+        scaler=torch.amp.GradScaler("cuda", enabled=use_amp), ema=ema, samples=samples, val_rows=val_rows,
+        meta=model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes),
+    )
+    if state.folder.last.exists():
+        checkpoint.restore_training_state(state, state.folder.last)
+        state.resumed_from = state.epoch
     if dist.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        state.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step = TrainStep(state.train_model, optimizer, state.scaler, _loss_fn(_criterion(config, samples, train_rows, device), samples, config.task_weights),
+                     device, use_amp, config.accumulate, config.clip_grad, ema)
 
-    stopped_early = False
-    for epoch in range(start_epoch, config.epochs):
-        if budget is not None:
-            budget.start_epoch()
+    callbacks("on_fit_start", state)
+    for epoch in range(0 if state.resumed_from is None else state.resumed_from + 1, config.epochs):
+        state.epoch, state.improved, state.row = epoch, False, {}
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        train_loss, images_seen = _train_epoch(config, train_model, train_loader, noise, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist)
+        train_loss, images_seen = _train_epoch(state, step, train_loader, noise, device, dist, callbacks)
         train_seconds = time.perf_counter() - started
-
-        decision = None
         if dist.is_main:
-            val_probs = predict_views([model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last, crop_hw=config.image_hw())[0, 0]
-            y_true = samples.table["label"].to_numpy()[val_rows]
-            metrics = scores(y_true, val_probs.argmax(1), mask_classes=samples.mask_classes)
-            val_loss = float(-np.log(np.clip(val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
-            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, **metrics,
-                   "images_per_s": images_seen * dist.world_size / max(train_seconds, 1e-9), "seconds": time.perf_counter() - started}
-            history.append({c: row.get(c, float("nan")) for c in METRIC_COLUMNS})
-            improved = metrics["f1"] > best_f1
-            if improved:
-                best_f1, best_epoch = metrics["f1"], epoch
-                checkpoint.save(fold_dir / "best.pt", {"model": model.state_dict(), "meta": meta, "epoch": epoch, "f1": best_f1})
-                io.write_json(fold_dir / "best.json", {**meta, "epoch": epoch, "f1": best_f1})  # read without torch
-                _write_fold_oof(fold_dir / "oof.csv", samples, val_rows, fold, val_probs)
-            patience_spent = config.patience is not None and epoch - best_epoch >= config.patience
-            reason = f"no better macro F1 for {config.patience} epochs" if patience_spent else None
-            if reason is None and budget is not None and epoch + 1 < config.epochs:
-                reason = budget.stop_reason()
-            decision = (metrics["f1"], reason)
+            validation = _validate(state, val_loader, device, use_amp)
+            _record(state, {"epoch": epoch, "lr": lr, "train_loss": train_loss, **validation,
+                            "images_per_s": images_seen * dist.world_size / max(train_seconds, 1e-9), "seconds": time.perf_counter() - started})
         # Every rank steps its scheduler with the same validation score (plateau schedulers need it).
-        val_f1, stop_reason = broadcast_object(decision, dist)
-        step_scheduler(scheduler, val_f1)
-        if dist.is_main:
-            checkpoint.save(last_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch, "history": history, "best_f1": best_f1,
-                "best_epoch": best_epoch, "meta": meta,
-            })
-            _write_metrics(fold_dir / "metrics.csv", history)
-            _print_epoch(fold, row, config.epochs, improved)
-        if stop_reason:
-            stopped_early = True
-            if dist.is_main:
-                console.print(f"fold {fold}: {stop_reason}; stopping early, after epoch {epoch + 1} of {config.epochs}")
+        step_scheduler(state.scheduler, broadcast_object(state.row.get("f1"), dist))
+        callbacks("on_epoch_end", state)
+        if state.improved:
+            callbacks("on_best", state)
+        # Rank 0's callbacks decide (early stopping sees the validation there); every rank stops with it.
+        state.stop_reason = broadcast_object(state.stop_reason, dist)
+        if state.stop_reason:
             break
+    callbacks("on_fit_end", state)
     barrier(dist)
-    return FoldResult(fold, best_f1, best_epoch, len(history), stopped_early)
+    return FoldResult(fold, state.best_f1, state.best_epoch, len(state.history), state.stop_reason is not None)
 
 
-def _train_epoch(config, model, loader, noise, optimizer, scaler, criterion, samples, device, use_amp, fold, epoch, dist):
-    model.train()
-    mix_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + fold * 10_007 + epoch)
-    total_loss, batches, images_seen = 0.0, 0, 0
+def _validate(state: FoldState, val_loader, device, use_amp: bool) -> dict:
+    """The kept weights (the EMA copy when on) on the validation images: sets state.val_probs,
+    returns the validation loss and scores."""
+    config, samples = state.config, state.samples
+    state.val_probs = predict_views([state.model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last, crop_hw=config.image_hw())[0, 0]
+    y_true = samples.table["label"].to_numpy()[state.val_rows]
+    val_loss = float(-np.log(np.clip(state.val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
+    return {"val_loss": val_loss, **scores(y_true, state.val_probs.argmax(1), mask_classes=samples.mask_classes)}
+
+
+def _record(state: FoldState, row: dict) -> None:
+    state.row = row
+    state.history.append({c: row.get(c, float("nan")) for c in METRIC_COLUMNS})
+    state.improved = row["f1"] > state.best_f1
+    if state.improved:
+        state.best_f1, state.best_epoch = row["f1"], state.epoch
+
+
+def _loss_fn(criterion, samples: Samples, task_weights):
+    def loss(model, batch, soft_targets):
+        outputs = model(batch, tasks=True) if samples.multitask else model(batch)
+        return _loss(criterion, outputs, soft_targets, task_weights)
+
+    return loss
+
+
+def _train_epoch(state: FoldState, step: TrainStep, loader, noise, device, dist: DistInfo, callbacks: CallbackList):
+    config, samples = state.config, state.samples
+    state.train_model.train()
+    mix_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + state.fold * 10_007 + state.epoch)
+    total_loss, batches, images_seen, group_losses = 0.0, 0, 0, []
+    state.step = 0
     started = time.perf_counter()
     with progress(transient=True) as bar:
-        task = bar.add_task(f"fold {fold} epoch {epoch + 1}/{config.epochs}", total=len(loader), info="", visible=dist.is_main)
-        for images, targets, _ in loader:
+        task = bar.add_task(f"fold {state.fold} epoch {state.epoch + 1}/{config.epochs}", total=len(loader), info="", visible=dist.is_main)
+        for index, (images, targets, _) in enumerate(loader):
             images = images.to(device, non_blocking=True)
             if noise is not None:
                 images = add_noise_on_device(images, noise, mix_generator)
@@ -205,43 +203,19 @@ def _train_epoch(config, model, loader, noise, optimizer, scaler, criterion, sam
             soft = _soft_targets(targets.to(device, non_blocking=True), samples)
             if config.mix != "none" and torch.rand(1, generator=mix_generator).item() < config.mix_prob:
                 batch, soft = mix_batch(batch, soft, config.mix, mix_generator)
-            with autocast(device, use_amp):
-                outputs = model(batch, tasks=True) if samples.multitask else model(batch)
-                loss = _loss(criterion, outputs, soft, config.task_weights)
-            loss_value = loss.item()  # one device sync per step, used twice
+            loss_value, stepped = step(batch, soft, index, len(loader))
             if not math.isfinite(loss_value):
-                raise MaskctlError(f"fold {fold} epoch {epoch}: the loss became {loss_value} (lower --lr or --eta-max?)")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+                raise MaskctlError(f"fold {state.fold} epoch {state.epoch}: the loss became {loss_value} (lower --lr or --eta-max?)")
             total_loss += loss_value
             batches += 1
             images_seen += len(images)
+            group_losses.append(loss_value)
+            if stepped:
+                state.step += 1
+                state.batch_loss, group_losses = sum(group_losses) / len(group_losses), []
+                callbacks("on_train_batch_end", state)
             rate = images_seen / max(time.perf_counter() - started, 1e-9)
             bar.update(task, advance=1, info=f"loss {total_loss / batches:.4f}  {rate:.1f} img/s")
     return total_loss / max(batches, 1), images_seen
 
 
-def _print_epoch(fold: int, row: dict, epochs: int, improved: bool) -> None:
-    tasks = [f"{row[f'f1_{t}']:.3f}" for t in ("mask", "gender", "age") if f"f1_{t}" in row]
-    task_f1 = f" (mask/gender/age {'/'.join(tasks)})" if tasks else ""
-    mark = " [green]best[/]" if improved else ""
-    console.print(
-        f"fold {fold} epoch {row['epoch'] + 1}/{epochs}  lr {row['lr']:.1e}  loss {row['train_loss']:.3f}/{row['val_loss']:.3f}  "
-        f"acc {row['acc']:.3f}  [bold]F1 {row['f1']:.4f}[/]{task_f1}  {row['images_per_s']:.0f} img/s{mark}"
-    )
-
-
-def _write_metrics(path: Path, history: list[dict]) -> None:
-    import pandas as pd
-
-    io.write_csv(path, pd.DataFrame(history, columns=list(METRIC_COLUMNS)))
-
-
-def _write_fold_oof(path: Path, samples: Samples, val_rows, fold: int, probs: np.ndarray) -> None:
-    import pandas as pd
-
-    table = samples.table.iloc[val_rows]
-    oof = pd.DataFrame({"image": table["image"].to_numpy(), "person": table["person"].to_numpy(), "fold": fold, "label": table["label"].to_numpy()})
-    io.write_csv(path, pd.concat([oof, prob_frame(probs)], axis=1), float_format="%.6g")

@@ -1,13 +1,5 @@
-"""A training run: folds -> fit each -> out-of-fold table -> summary, in one run folder.
-
-    runs/NAME/config.yaml   the resolved recipe (`--config runs/NAME/config.yaml` reproduces it)
-    runs/NAME/folds.csv     image, person, fold used
-    runs/NAME/skipped.csv   image, path, reason: training images that could not be decoded
-    runs/NAME/fold{k}/      best.pt, last.pt, metrics.csv, oof.csv, result.json (fold finished)
-    runs/NAME/oof.csv       every training image's out-of-fold probabilities
-    runs/NAME/summary.json  per-fold best macro F1, mean, std, OOF F1
-    runs/NAME/*.png         learning curves, OOF confusion matrix
-"""
+"""A training run: folds -> fit each -> out-of-fold table -> summary, in one run folder (its
+layout: maskctl.runfolder), with the run's callbacks told when it starts and ends."""
 from __future__ import annotations
 
 import shutil
@@ -16,32 +8,37 @@ from pathlib import Path
 
 import numpy as np
 
-from maskctl import io
+from maskctl import io, runfolder
+from maskctl.callbacks import CallbackList, RunState
 from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.data.layout import problem_summary
-from maskctl.data.unreadable import SKIPPED_FILE, decode_errors, skip_unreadable
+from maskctl.data.unreadable import decode_errors, skip_unreadable
 from maskctl.engine.budget import TimeBudget
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
+from maskctl.engine.fold_callbacks import build_callbacks
 from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
+from maskctl.runfolder import RunFolder, new_run_folder
 
-FOLDS_FILE = "folds.csv"
-CONFIG_FILE = "config.yaml"
+# The names below are maskctl.runfolder's, kept for the modules that still import them from here.
+FOLDS_FILE = runfolder.FOLDS
+CONFIG_FILE = runfolder.CONFIG
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """runs/NAME, or NAME2, NAME3... when it exists: a run folder is never overwritten."""
-    runs_dir = Path(runs_dir)
-    candidate, number = runs_dir / name, 1
-    while candidate.exists():
-        number += 1
-        candidate = runs_dir / f"{name}{number}"
-    candidate.mkdir(parents=True)
-    return candidate
+    return new_run_folder(runs_dir, name).path
+
+
+def is_run_folder(path: Path) -> bool:
+    return RunFolder(path).is_run()
+
+
+def require_run_folder(path: Path) -> Path:
+    return RunFolder(path).require().path
 
 
 def fold_plan(config: TrainConfig, folds: np.ndarray) -> list[int]:
@@ -58,25 +55,15 @@ def train(config: TrainConfig) -> Path:
     return _run(config, run_dir=None)
 
 
-def is_run_folder(path: Path) -> bool:
-    return (path / CONFIG_FILE).is_file() and (path / FOLDS_FILE).is_file()
-
-
-def require_run_folder(path: Path) -> Path:
-    if not is_run_folder(path):
-        raise MaskctlError(f"{path} is not a run folder (no {CONFIG_FILE} / {FOLDS_FILE}); pass folders made by `maskctl train`, e.g. runs/exp")
-    return path
-
-
 def resume(run_dir: str | Path, fold: int | None = None) -> Path:
     """Continue an interrupted run: finished folds are kept, the unfinished one continues from
     its last completed epoch, folds not started yet are trained."""
-    run_dir = require_run_folder(Path(run_dir))
-    config = load_config(run_dir / CONFIG_FILE)
+    run = RunFolder(run_dir).require()
+    config = load_config(run.config)
     # The fold of the job that made the run does not bind the others: farmed jobs pass their
     # own --fold, and a resume without one covers every fold.
     config.fold = fold
-    return _run(config, run_dir=run_dir)
+    return _run(config, run_dir=run.path)
 
 
 def check_names(config: TrainConfig) -> None:
@@ -84,6 +71,7 @@ def check_names(config: TrainConfig) -> None:
     data is read or folder made."""
     from maskctl.component_args import check_components
     from maskctl.data.transforms import MIX_MODES, create_augmentation
+    from maskctl.engine.fold_callbacks import check_callback_names
     from maskctl.losses import parse_loss_spec
     from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 
@@ -95,6 +83,7 @@ def check_names(config: TrainConfig) -> None:
         MODELS.get(config.backbone)
     for loss_name, _ in parse_loss_spec(config.loss):
         LOSSES.get(loss_name)
+    check_callback_names(config.callbacks)
     if config.mix not in MIX_MODES:
         raise MaskctlError(f"unknown mix {config.mix!r}; use one of {', '.join(MIX_MODES)}")
     if config.pretrained and config.pretrained != "hub":
@@ -123,48 +112,51 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
         new_run = run_dir is None
+        to_train = [fold for fold in plan if new_run or not RunFolder(run_dir).fold(fold).is_finished()]
+        budget = TimeBudget(config.time_budget_minutes, len(to_train), started=started) if config.time_budget_minutes is not None else None
+        callbacks = CallbackList(build_callbacks(config, budget), is_main=dist.is_main)
         if new_run:
-            run_dir = Path(broadcast_object(str(new_run_dir(config.runs_dir, config.name)) if dist.is_main else None, dist))
-            if dist.is_main:
-                save_config(config, run_dir / CONFIG_FILE)
-                io.write_csv(run_dir / FOLDS_FILE, samples.table[["image", "person"]].assign(fold=folds))
+            run_dir = Path(broadcast_object(str(new_run_folder(config.runs_dir, config.name).path) if dist.is_main else None, dist))
+        run = RunFolder(run_dir)
+        if new_run and dist.is_main:
+            save_config(config, run.config)
+            io.write_csv(run.folds, samples.table[["image", "person"]].assign(fold=folds))
         if dist.is_main:
-            io.write_csv(run_dir / SKIPPED_FILE, skipped)
+            io.write_csv(run.skipped, skipped)
             if len(skipped):
-                warn(f"{len(skipped)} training image(s) that cannot be decoded left out; listed in {run_dir / SKIPPED_FILE}")
+                warn(f"{len(skipped)} training image(s) that cannot be decoded left out; listed in {run.skipped}")
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
+            if budget is not None:
+                console.print(f"time budget: {config.time_budget_minutes:g} min for {len(to_train)} fold(s), counted from the start of the run")
+        run_state = RunState(config, run_dir, plan, resumed=not new_run)
         try:
-            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images, started)
+            callbacks("on_run_start", run_state)
+            _train_folds(config, samples, folds, plan, run, device, dist, workers, images, callbacks)
         except (MaskctlError, OSError):
-            if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
+            if new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
         if dist.is_main:
-            summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
+            run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
+        callbacks("on_run_end", run_state)
         return run_dir
     finally:
         shutdown(dist)
 
 
-def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images, started: float) -> None:
-    to_train = [fold for fold in plan if not (run_dir / f"fold{fold}" / "result.json").is_file()]
-    budget = None
-    if config.time_budget_minutes is not None:
-        budget = TimeBudget(config.time_budget_minutes, len(to_train), started=started)
-        if dist.is_main:
-            console.print(f"time budget: {config.time_budget_minutes:g} min for {len(to_train)} fold(s), counted from the start of the run")
+def _train_folds(config, samples, folds, plan, run: RunFolder, device, dist, workers: int, images, callbacks: CallbackList) -> None:
     for fold in plan:
-        fold_dir = run_dir / f"fold{fold}"
-        if fold not in to_train:
+        folder = run.fold(fold)
+        if folder.is_finished():
             if dist.is_main:
                 console.print(f"fold {fold}: finished earlier, kept")
             continue
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images, budget)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        result = fit_fold(config, samples, folds, fold, folder.path, device, dist, workers, images, callbacks)
         if dist.is_main:
-            io.write_json(fold_dir / "result.json", result.to_dict())
-            console.print(fold_result_table(result, fold_dir))
+            io.write_json(folder.result, result.to_dict())
+            console.print(fold_result_table(result, folder.path))
 
 
 def _cuda() -> bool:
@@ -179,10 +171,11 @@ def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.nd
         return kind.assign_folds(samples, config)["fold"].to_numpy()
     from maskctl.schema import read_csv
 
-    saved = read_csv(run_dir / FOLDS_FILE, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
+    folds_file = RunFolder(run_dir).folds
+    saved = read_csv(folds_file, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
     merged = samples.table[["image"]].merge(saved[["image", "fold"]], on="image", how="left")
     if merged["fold"].isna().any():
-        raise MaskctlError(f"the data in {config.data} has images that {run_dir / FOLDS_FILE} does not know; resume needs the same data")
+        raise MaskctlError(f"the data in {config.data} has images that {folds_file} does not know; resume needs the same data")
     return merged["fold"].astype(int).to_numpy()
 
 

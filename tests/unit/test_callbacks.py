@@ -1,0 +1,130 @@
+"""The training loop's seam: events in order (across a resume too), one-line errors naming the
+callback, rank-0-only callbacks, the callbacks registry."""
+import pytest
+
+from maskctl.callbacks import Callback, CallbackError, CallbackList, FoldState
+from maskctl.errors import MaskctlError
+from maskctl.registry import CALLBACKS, load_plugins
+
+
+class Boom(Callback):
+    name = "boom"
+
+    def on_epoch_end(self, state):
+        raise ValueError("disk on fire")
+
+
+class Quiet(Callback):
+    main_process_only = False
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, state):
+        self.seen.append(state.epoch)
+
+
+def test_a_failing_callback_is_one_error_naming_it():
+    with pytest.raises(CallbackError, match=r"^callback boom failed in on_epoch_end: ValueError: disk on fire$"):
+        CallbackList([Boom()])("on_epoch_end", None)
+
+
+def test_worker_ranks_run_only_callbacks_that_neither_write_nor_log():
+    quiet = Quiet()
+    callbacks = CallbackList([Boom(), quiet], is_main=False)
+    callbacks("on_epoch_end", FoldState(None, None, 0, None, 1, epoch=3))
+    assert quiet.seen == [3]
+
+
+def test_the_default_callbacks_are_listed_and_cannot_be_added_twice():
+    from maskctl.engine.fold_callbacks import DEFAULT_CALLBACKS, check_callback_names
+
+    load_plugins()
+    assert set(DEFAULT_CALLBACKS) <= set(CALLBACKS.names())
+    with pytest.raises(MaskctlError, match="always on"):
+        check_callback_names(["console"])
+    with pytest.raises(MaskctlError, match="Did you mean 'early-stopping'"):
+        check_callback_names(["early-stoping"])
+
+
+class Recorder(Callback):
+    """Records (event, fold, epoch, resumed_from); fails once at fold 0's first epoch end."""
+
+    events: list = []
+    fail_once = True
+
+    def __init__(self, config):
+        pass
+
+    def _record(self, event, state):
+        Recorder.events.append((event, getattr(state, "fold", None), getattr(state, "epoch", None), getattr(state, "resumed_from", None)))
+
+    def on_run_start(self, run):
+        self._record("on_run_start", run)
+
+    def on_fit_start(self, state):
+        self._record("on_fit_start", state)
+
+    def on_train_batch_end(self, state):
+        self._record("on_train_batch_end", state)
+
+    def on_epoch_end(self, state):
+        self._record("on_epoch_end", state)
+        if Recorder.fail_once:
+            Recorder.fail_once = False
+            raise RuntimeError("stop here")
+
+    def on_best(self, state):
+        self._record("on_best", state)
+
+    def on_fit_end(self, state):
+        self._record("on_fit_end", state)
+
+    def on_run_end(self, run):
+        assert run.summary is not None and "mean_f1" in run.summary
+        self._record("on_run_end", run)
+
+
+@pytest.fixture
+def recorder():
+    load_plugins()
+    CALLBACKS.register("test-recorder")(Recorder)
+    yield Recorder
+    CALLBACKS._entries.pop("test-recorder")
+
+
+def without_batches(events):
+    return [e for e in events if e[0] != "on_train_batch_end"]
+
+
+def test_events_in_order_across_a_failure_and_a_resume(recorder, tmp_path):
+    from maskctl.config import load_config
+    from maskctl.data.synth import synthesize
+    from maskctl.engine import kfold
+
+    synthesize(tmp_path / "data", people=12, eval_people=0, seed=3, width=48, height=64, show_progress=False)
+    config = load_config(None, {"data": str(tmp_path / "data" / "train"), "folds": 2, "epochs": 2, "model": "test_resnet", "size": "64x48",
+                                "batch_size": 16, "optimizer": "adamw", "scheduler": "cosine", "augmentation": "light", "device": "cpu",
+                                "workers": 0, "runs_dir": str(tmp_path / "runs"), "callbacks": ["test-recorder"]})
+    with pytest.raises(CallbackError, match="callback test-recorder failed in on_epoch_end: RuntimeError: stop here"):
+        kfold.train(config)
+    run = tmp_path / "runs" / "exp"
+    assert (run / "fold0" / "last.pt").is_file() and (run / "fold0" / "metrics.csv").is_file()  # written before the failing callback
+    first = without_batches(recorder.events)
+    assert first == [("on_run_start", None, None, None), ("on_fit_start", 0, 0, None), ("on_epoch_end", 0, 0, None)]
+    batches = [e for e in recorder.events if e[0] == "on_train_batch_end"]
+    assert batches and all(e[1:3] == (0, 0) for e in batches)
+
+    recorder.events.clear()
+    kfold.resume(run)
+    events = without_batches(recorder.events)
+    assert events[:3] == [("on_run_start", None, None, None), ("on_fit_start", 0, 0, 0), ("on_epoch_end", 0, 1, 0)]  # epoch 0 is not replayed
+    fold1 = [e for e in events if e[1] == 1]
+    assert fold1[0] == ("on_fit_start", 1, 0, None)
+    assert fold1[1:3] == [("on_epoch_end", 1, 0, None), ("on_best", 1, 0, None)]  # the first epoch is always a new best
+    assert events.index(("on_fit_end", 0, 1, 0)) < events.index(fold1[0])  # fold 0 ends before fold 1 starts
+    assert events[-2][0] == "on_fit_end" and events[-1][0] == "on_run_end"
+    # on_best follows its epoch's on_epoch_end, never another's
+    for index, event in enumerate(events):
+        if event[0] == "on_best":
+            assert events[index - 1][:3] == ("on_epoch_end", *event[1:3])

@@ -1,0 +1,79 @@
+"""fit's training step (maskctl.engine.step.TrainStep): accumulation, clipping, EMA."""
+import pytest
+import torch
+
+from maskctl.engine.step import TrainStep, create_ema
+
+
+def mse(model, batch, targets):
+    return torch.nn.functional.mse_loss(model(batch), targets)
+
+
+def linear_step(accumulate=1, clip_grad=None, scaler=None, ema_decay=None):
+    """A linear model (no batch statistics: a batch's gradient is the mean of its images')."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
+    return TrainStep(model, optimizer, scaler, mse, torch.device("cpu"), accumulate=accumulate, clip_grad=clip_grad, ema=create_ema(model, ema_decay))
+
+
+def data(batches, size=4):
+    generator = torch.Generator().manual_seed(1)
+    return [(torch.randn(size, 6, generator=generator), torch.randn(size, 3, generator=generator)) for _ in range(batches)]
+
+
+def weights(step):
+    return torch.cat([p.detach().flatten() for p in step.model.parameters()])
+
+
+def test_accumulating_n_batches_steps_like_one_batch_of_n_times_the_images():
+    batches = data(3)
+    accumulated = linear_step(accumulate=3)
+    stepped = [accumulated(x, y, index, len(batches))[1] for index, (x, y) in enumerate(batches)]
+    assert stepped == [False, False, True]
+    whole = linear_step()
+    whole(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))
+    assert torch.allclose(weights(accumulated), weights(whole), atol=1e-6)
+
+
+def test_the_last_shorter_group_of_an_epoch_is_stepped_too():
+    batches = data(5)
+    accumulated = linear_step(accumulate=2)
+    stepped = [accumulated(x, y, index, len(batches))[1] for index, (x, y) in enumerate(batches)]
+    assert stepped == [False, True, False, True, True]
+    groups = linear_step()
+    for group in (batches[0:2], batches[2:4], batches[4:5]):
+        groups(torch.cat([x for x, _ in group]), torch.cat([y for _, y in group]))
+    assert torch.allclose(weights(accumulated), weights(groups), atol=1e-6)
+
+
+def test_clipping_bounds_the_global_gradient_norm():
+    (x, y), = data(1)
+    free = linear_step()
+    free(x * 100, y)
+    grads = lambda step: torch.cat([p.grad.flatten() for p in step.model.parameters()])  # noqa: E731 (kept after the step)
+    assert grads(free).norm() > 1.0
+    clipped = linear_step(clip_grad=1.0)
+    clipped(x * 100, y)
+    assert grads(clipped).norm() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_clipping_under_a_gradient_scaler_clips_the_unscaled_gradients():
+    (x, y), = data(1)
+    plain = linear_step(clip_grad=0.5)
+    plain(x * 100, y)
+    scaled = linear_step(clip_grad=0.5, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10))
+    scaled(x * 100, y)
+    assert torch.allclose(weights(plain), weights(scaled), atol=1e-6)
+
+
+def test_the_ema_moves_after_each_optimizer_step_only():
+    batches = data(2)
+    step = linear_step(accumulate=2, ema_decay=0.5)
+    before = [p.clone() for p in step.ema.module.parameters()]
+    step(*batches[0], 0, 2)
+    assert all(torch.equal(a, b) for a, b in zip(before, step.ema.module.parameters()))
+    step(*batches[1], 1, 2)
+    for old, new, live in zip(before, step.ema.module.parameters(), step.model.parameters()):
+        assert torch.allclose(new, 0.5 * old + 0.5 * live)

@@ -9,6 +9,7 @@ import numpy as np
 from maskctl import io
 from maskctl.callbacks import Callback, FoldState
 from maskctl.console import console
+from maskctl.engine import checkpoint
 from maskctl.engine.fit import METRIC_COLUMNS
 from maskctl.errors import MaskctlError
 from maskctl.registry import CALLBACKS
@@ -26,8 +27,6 @@ class BestCheckpoint(_Default):
     def on_epoch_end(self, state: FoldState) -> None:
         if not state.improved:
             return
-        from maskctl.engine import checkpoint
-
         folder = state.folder
         checkpoint.save(folder.best, {"model": state.model.state_dict(), "meta": state.meta, "epoch": state.epoch, "f1": state.best_f1})
         io.write_json(folder.best_meta, {**state.meta, "epoch": state.epoch, "f1": state.best_f1})  # read without torch
@@ -37,8 +36,6 @@ class BestCheckpoint(_Default):
 @CALLBACKS.register("last-checkpoint", "after every epoch: last.pt, the state --resume continues from (always on)")
 class LastCheckpoint(_Default):
     def on_epoch_end(self, state: FoldState) -> None:
-        from maskctl.engine import checkpoint
-
         checkpoint.save(state.folder.last, checkpoint.training_state(state))
 
 

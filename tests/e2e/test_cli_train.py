@@ -197,7 +197,8 @@ def test_corrupt_image_with_strict_is_one_line(synth_data, tmp_path):
 
 def test_torchrun_two_processes_gloo(synth_data, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517", "-m", "maskctl",
-               "train", "--data", str(synth_data / "train"), "--epochs", "1", "--val-ratio", "0.25", *TINY, "--runs-dir", str(tmp_path), "--name", "ddp"]
+               "train", "--data", str(synth_data / "train"), "--epochs", "1", "--val-ratio", "0.25", *TINY, "--runs-dir", str(tmp_path), "--name", "ddp",
+               "--accumulate", "2", "--clip-grad", "1", "--ema", "0.99"]  # no_sync inside a group, clipping and EMA under DDP too
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -77,3 +77,34 @@ def test_the_ema_moves_after_each_optimizer_step_only():
     step(*batches[1], 1, 2)
     for old, new, live in zip(before, step.ema.module.parameters(), step.model.parameters()):
         assert torch.allclose(new, 0.5 * old + 0.5 * live)
+
+
+def fold_state(ema_decay):
+    from maskctl.callbacks import FoldState
+
+    step = linear_step(ema_decay=ema_decay)
+    meta = {"model": "linear", "num_classes": 3, "class_names": ["a", "b", "c"], "size": [8, 8]}
+    scheduler = torch.optim.lr_scheduler.StepLR(step.optimizer, 1)
+    state = FoldState(None, None, 0, None, 2, model=step.ema.module if step.ema else step.model, train_model=step.model, optimizer=step.optimizer,
+                      scheduler=scheduler, scaler=step.scaler, ema=step.ema, meta=meta)
+    return state, step
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_last_pt_is_built_and_read_from_one_list_of_keys(tmp_path, ema_decay):
+    from maskctl.engine import checkpoint
+
+    state, step = fold_state(ema_decay)
+    for x, y in data(2):
+        step(x, y)
+    state.scheduler.step()
+    state.epoch, state.history, state.best_f1, state.best_epoch = 1, [{"f1": 0.5}], 0.5, 0
+    saved = checkpoint.training_state(state)
+    assert set(saved) == {"model", "meta", *checkpoint.RESUME_STATE} - ({"ema"} if ema_decay is None else set())
+    checkpoint.save(tmp_path / "last.pt", saved)
+    fresh, _ = fold_state(ema_decay)
+    checkpoint.restore_training_state(fresh, tmp_path / "last.pt")
+    assert (fresh.epoch, fresh.history, fresh.best_f1, fresh.best_epoch) == (1, [{"f1": 0.5}], 0.5, 0)
+    assert fresh.scheduler.state_dict() == state.scheduler.state_dict()
+    for kept, restored in ((state.train_model, fresh.train_model), (state.model, fresh.model)):
+        assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), restored.state_dict().values()))

@@ -103,12 +103,11 @@ def _soft_targets(targets, samples: Samples):
 
 
 def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int,
-             image_source=None, callbacks: CallbackList | None = None) -> FoldResult:
+             image_source, callbacks: CallbackList) -> FoldResult:
     """Train fold `fold` (its images are validation, fold -1 images always train): set-up, the
     epoch loop and the callbacks' events; files, console lines and early stopping are callbacks
     (maskctl.engine.fold_callbacks). Continues from the fold's last.pt when it exists: the
     sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
-    callbacks = callbacks or CallbackList([])
     train_rows = np.flatnonzero(folds != fold)
     val_rows = np.flatnonzero(folds == fold)
     train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)

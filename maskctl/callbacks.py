@@ -103,6 +103,9 @@ class CallbackList:
                 method(state)
             except MaskctlError as exc:
                 raise CallbackError(f"callback {callback_name(callback)} ({event}): {exc}") from None
+            except OSError as exc:  # a full or read-only disk: the file and the reason, as for any command
+                reason = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"{type(exc).__name__}: {exc}"
+                raise CallbackError(f"callback {callback_name(callback)} ({event}): {reason}") from None
             except Exception as exc:  # a plugin's bug: one line naming it, not a traceback
                 raise CallbackError(f"callback {callback_name(callback)} failed in {event}: {type(exc).__name__}: {exc}") from None
 

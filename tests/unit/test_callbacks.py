@@ -29,6 +29,17 @@ def test_a_failing_callback_is_one_error_naming_it():
         CallbackList([Boom()])("on_epoch_end", None)
 
 
+def test_a_full_disk_in_a_callback_names_the_file_and_the_callback():
+    class Full(Callback):
+        name = "last-checkpoint"
+
+        def on_epoch_end(self, state):
+            raise OSError(28, "No space left on device", "runs/exp/fold0/last.pt")
+
+    with pytest.raises(CallbackError, match=r"^callback last-checkpoint \(on_epoch_end\): runs/exp/fold0/last.pt: No space left on device$"):
+        CallbackList([Full()])("on_epoch_end", None)
+
+
 def test_worker_ranks_run_only_callbacks_that_neither_write_nor_log():
     quiet = Quiet()
     callbacks = CallbackList([Boom(), quiet], is_main=False)

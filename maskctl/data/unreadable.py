@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from maskctl.data.images import ImageDecodeError, load_resized
-from maskctl.runfolder import SKIPPED as SKIPPED_FILE  # noqa: F401  engine/kfold.py's name for it, until it asks runfolder
 
 SKIPPED_COLUMNS = ["image", "path", "reason"]
 # Files named one by one in the terminal; skipped.csv lists every one.

@@ -41,7 +41,7 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
 
 
 def training_state(state) -> dict[str, Any]:
-    """last.pt's content from a fold's state (maskctl.callbacks.FoldState): the stepped model's
+    """The resume checkpoint (a fold's last.pt) from the fold's state (maskctl.callbacks.FoldState): the stepped model's
     weights, everything that steps it, the EMA weights when on, and the fold's history so far."""
     from maskctl.engine.step import unwrapped
 

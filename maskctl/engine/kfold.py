@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskctl import io, runfolder
+from maskctl import io
 from maskctl.callbacks import CallbackList, RunState
 from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
@@ -23,22 +23,6 @@ from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
 from maskctl.runfolder import RunFolder, new_run_folder
-
-# The names below are maskctl.runfolder's, kept for the modules that still import them from here.
-FOLDS_FILE = runfolder.FOLDS
-CONFIG_FILE = runfolder.CONFIG
-
-
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    return new_run_folder(runs_dir, name).path
-
-
-def is_run_folder(path: Path) -> bool:
-    return RunFolder(path).is_run()
-
-
-def require_run_folder(path: Path) -> Path:
-    return RunFolder(path).require().path
 
 
 def fold_plan(config: TrainConfig, folds: np.ndarray) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -34,9 +35,10 @@ def fold_plan(config: TrainConfig, folds: np.ndarray) -> list[int]:
     return present
 
 
-def train(config: TrainConfig) -> Path:
-    """Start a new run; returns its folder."""
-    return _run(config, run_dir=None)
+def train(config: TrainConfig, callbacks: Sequence = ()) -> Path:
+    """Start a new run; returns its folder. `callbacks`: objects added after the run's own and
+    the recipe's (a caller's hooks, e.g. the tuner's pruning)."""
+    return _run(config, run_dir=None, extra_callbacks=callbacks)
 
 
 def resume(run_dir: str | Path, fold: int | None = None) -> Path:
@@ -77,7 +79,7 @@ def check_names(config: TrainConfig) -> None:
     check_components(config)  # each component's settings (optimizer_args...), built once on dummy inputs
 
 
-def _run(config: TrainConfig, run_dir: Path | None) -> Path:
+def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = ()) -> Path:
     started = time.monotonic()  # a time budget counts from here: reading and decoding the data are part of the run
     check_names(config)
     io.require_writable(config.runs_dir if run_dir is None else run_dir)
@@ -98,7 +100,7 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
         new_run = run_dir is None
         to_train = [fold for fold in plan if new_run or not RunFolder(run_dir).fold(fold).is_finished()]
         budget = TimeBudget(config.time_budget_minutes, len(to_train), started=started) if config.time_budget_minutes is not None else None
-        callbacks = CallbackList(build_callbacks(config, budget), is_main=dist.is_main)
+        callbacks = CallbackList([*build_callbacks(config, budget), *extra_callbacks], is_main=dist.is_main)
         if new_run:
             run_dir = Path(broadcast_object(str(new_run_folder(config.runs_dir, config.name).path) if dist.is_main else None, dist))
         run = RunFolder(run_dir)

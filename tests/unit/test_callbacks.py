@@ -4,7 +4,7 @@ import pytest
 
 from maskctl.callbacks import Callback, CallbackError, CallbackList, FoldState
 from maskctl.errors import MaskctlError
-from maskctl.registry import CALLBACKS, load_plugins
+from maskctl.registry import CALLBACKS
 
 
 class Boom(Callback):
@@ -50,7 +50,6 @@ def test_worker_ranks_run_only_callbacks_that_neither_write_nor_log():
 def test_the_default_callbacks_are_listed_and_cannot_be_added_twice():
     from maskctl.engine.fold_callbacks import DEFAULT_CALLBACKS, check_callback_names
 
-    load_plugins()
     assert set(DEFAULT_CALLBACKS) <= set(CALLBACKS.names())
     with pytest.raises(MaskctlError, match="always on"):
         check_callback_names(["console"])
@@ -98,7 +97,6 @@ class Recorder(Callback):
 
 @pytest.fixture
 def recorder():
-    load_plugins()
     CALLBACKS.register("test-recorder")(Recorder)
     yield Recorder
     CALLBACKS._entries.pop("test-recorder")

@@ -108,6 +108,23 @@ def component_args(value: dict) -> str | None:
     return None
 
 
+def split_names(text: str) -> list[str]:
+    """'tensorboard, mlflow' -> ['tensorboard', 'mlflow']; '' -> [] (unsets a recipe's list)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def plain_names(value: list[str] | str) -> str | None:
+    """A list of registered names (the command line gives it comma-separated): plain, none twice.
+    Whether each is registered is checked with the registries, plugins loaded (kfold.check_names)."""
+    names = split_names(value) if isinstance(value, str) else value
+    bad = next((name for name in names if plain_name(name)), None)
+    if bad is not None:
+        return f"must be names like tensorboard,mlflow; {shown(bad)} is not one"
+    if len(set(names)) < len(names):
+        return "names one twice"
+    return None
+
+
 def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
     """A field with its check; a list or dict default is copied for each config (a dataclass rule)."""
     if isinstance(default, (list, dict)):
@@ -172,6 +189,7 @@ class TrainConfig:
     channels_last: bool = True
     cache: bool = True  # decoded-image cache shared by epochs, folds and runs
     strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
+    log: list[str] = _setting([], plain_names)  # experiment trackers (maskctl.trackers); metrics.csv is always written
     name: str = _setting("exp", plain_name)  # runs/NAME: one folder inside runs_dir, never a path
     runs_dir: str = "runs"
 
@@ -416,7 +434,10 @@ def _typed(name: str, value: Any, where: str) -> Any:
         return None
     for kind in allowed:
         origin = typing.get_origin(kind) or kind
-        if origin is list and isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        item = (typing.get_args(kind) or (float,))[0]
+        if origin is list and isinstance(value, list) and item is str and all(isinstance(v, str) for v in value):
+            return list(value)
+        if origin is list and isinstance(value, list) and item is float and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             return [float(v) for v in value]
         if origin is dict and isinstance(value, dict):
             return dict(value)

@@ -19,6 +19,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "optimizer": ("maskctl.optim",),
     "augmentation": ("maskctl.data.transforms",),
     "tta policy": ("maskctl.tta",),
+    "tracker": ("maskctl.trackers",),
 }
 
 PLUGINS_ENV = "MASKCTL_PLUGINS"

@@ -142,6 +142,7 @@ SCHEDULERS = Registry("scheduler", _fill_from_plugins)
 OPTIMIZERS = Registry("optimizer", _fill_from_plugins)
 AUGMENTATIONS = Registry("augmentation", _fill_from_plugins)
 TTA_POLICIES = Registry("tta policy", _fill_from_plugins)
+TRACKERS = Registry("tracker", _fill_from_plugins)
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,
@@ -152,6 +153,7 @@ REGISTRIES: dict[str, Registry] = {
     "optimizers": OPTIMIZERS,
     "augmentations": AUGMENTATIONS,
     "tta": TTA_POLICIES,
+    "trackers": TRACKERS,
 }
 
 

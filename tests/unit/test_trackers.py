@@ -142,9 +142,12 @@ def test_tensorboard_scalars_per_fold_and_a_resume_purges_the_repeated_epochs(ru
     assert "config/text_summary" in whole.Tags()["tensors"]
 
 
-def test_mlflow_local_store_params_metrics_artifacts_and_one_run_across_a_resume(run):
+def test_mlflow_local_store_params_metrics_artifacts_and_one_run_across_a_resume(run, mlflow_store_template):
+    import shutil
+
     from mlflow.tracking import MlflowClient
 
+    shutil.copy(mlflow_store_template, run.path.parent / "mlflow.db")
     first_ids = killed_and_resumed(["mlflow"], run)
     ids = json.loads(run.trackers.read_text())["mlflow"]
     assert ids == first_ids["mlflow"]

@@ -152,11 +152,11 @@ def split(
 @app.command("list")
 @user_errors
 def list_entries(
-    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta or recipes.")] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta, trackers or recipes.")] = None,
     pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
 ):
     """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer,
-    augmentation and TTA policy; and the shipped recipes that --config takes by name.
+    augmentation, TTA policy and experiment tracker; and the shipped recipes that --config takes by name.
 
     Examples: maskctl list; maskctl list recipes; maskctl list losses --pattern 'f*';
     maskctl list models --pattern 'efficientnet_b*' (timm's names too)
@@ -215,10 +215,14 @@ def _recipe(field: str, help_text: str, *names: str):
     (a recipe's value is not overridden by a default), and its help shows the field's default,
     taken from TrainConfig itself; a field without a default value (None) says in its help what
     then happens."""
+    import dataclasses
+
     from maskctl.config import FIELDS
 
     default = FIELDS[field].default
-    if isinstance(default, bool):
+    if FIELDS[field].default_factory is not dataclasses.MISSING:  # a list: names, comma-separated
+        help_text += f" \\[default: {','.join(FIELDS[field].default_factory()) or 'none'}]"
+    elif isinstance(default, bool):
         help_text += f" \\[default: --{'' if default else 'no-'}{field.replace('_', '-')}]"
     elif default is not None:
         help_text += f" \\[default: {default}]"
@@ -282,16 +286,20 @@ def train(
     label_fixes: Annotated[Optional[str], _recipe("label_fixes", "CSV of label corrections (id, gender, age, swap_mask).")] = None,
     name: Annotated[Optional[str], _recipe("name", "Run name: runs/NAME, numbered NAME2, NAME3 when taken.")] = None,
     runs_dir: Annotated[Optional[str], _recipe("runs_dir", "Folder of run folders.")] = None,
+    log: Annotated[Optional[str], _recipe("log", "Experiment trackers, comma-separated: tensorboard, mlflow, wandb (each a pip extra; metrics.csv is "
+                                              "always written; '' for none). TensorBoard files go to RUN/tensorboard, MLflow to $MLFLOW_TRACKING_URI "
+                                              "or RUNS/mlflow.db, W&B offline to RUN/wandb unless you are logged in.")] = None,
 ):
     """k-fold training: one run folder per run with checkpoints, metrics, OOF predictions, plots.
 
     Examples: maskctl train --config cpu-quick --data data/train;
     maskctl train --config gpu-b4 --loss focal --folds 5 --set optimizer_args.eps=1e-6;
+    maskctl train --config cpu-quick --log tensorboard,mlflow;
     maskctl train --resume runs/exp (after a crash or Ctrl-C).
     Under torchrun --nproc-per-node N it trains with DistributedDataParallel.
     """
     options = dict(locals())  # first line: the options only, before any import adds names
-    from maskctl.config import load_config
+    from maskctl.config import load_config, split_names
     from maskctl.engine import kfold
 
     if resume is not None:
@@ -301,6 +309,8 @@ def train(
         kfold.resume(resume, fold)
         return
     overrides = {k: v for k, v in options.items() if k not in {"config", "resume", "set_"}}
+    if log is not None:
+        overrides["log"] = split_names(log)
     kfold.train(load_config(config, overrides, set_))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from maskctl import io
+from maskctl.callbacks import CallbackList, FoldState
 from maskctl.component_args import component_settings
 from maskctl.console import console, progress
 from maskctl.data.datasets import ImageDataset, Samples
@@ -102,11 +103,13 @@ def _soft_targets(targets, samples: Samples):
 
 
 def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: Path, device, dist: DistInfo, workers: int, image_source=None,
-             budget=None) -> FoldResult:
+             budget=None, events: CallbackList | None = None) -> FoldResult:
     """Train fold `fold` (its images are validation, fold -1 images always train). Continues from
     fold_dir/last.pt when it exists: model, optimizer, scheduler, scaler and history restored;
     the sampler and augmentation are re-seeded per epoch, so the rest of the run is the same.
-    `budget` (engine.budget.TimeBudget) ends the fold after an epoch when its time share is spent."""
+    `budget` (engine.budget.TimeBudget) ends the fold after an epoch when its time share is spent.
+    `events` get on_fit_start, on_epoch_end (on rank 0, after last.pt and metrics.csv are
+    written) and on_fit_end."""
     if budget is not None:
         budget.start_fold()
     train_rows = np.flatnonzero(folds != fold)
@@ -139,6 +142,13 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     train_model = model
     if dist.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # Trackers' events (--log): the fold-level seam until the loop is built of callbacks.
+    events = events or CallbackList([])
+    state = FoldState(config, fold_dir.parent, fold, fold_dir, config.epochs, model=model, train_model=train_model, optimizer=optimizer,
+                      history=history, best_f1=best_f1, best_epoch=best_epoch, val_rows=val_rows, samples=samples,
+                      resumed_from=start_epoch - 1 if start_epoch else None)
+    events("on_fit_start", state)
 
     stopped_early = False
     for epoch in range(start_epoch, config.epochs):
@@ -181,12 +191,17 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
             })
             _write_metrics(fold_dir / "metrics.csv", history)
             _print_epoch(fold, row, config.epochs, improved)
+            state.epoch, state.row, state.improved, state.val_probs = epoch, row, improved, val_probs
+            state.best_f1, state.best_epoch = best_f1, best_epoch
+            events("on_epoch_end", state)
         if stop_reason:
+            state.stop_reason = stop_reason
             stopped_early = True
             if dist.is_main:
                 console.print(f"fold {fold}: {stop_reason}; stopping early, after epoch {epoch + 1} of {config.epochs}")
             break
     barrier(dist)
+    events("on_fit_end", state)
     return FoldResult(fold, best_f1, best_epoch, len(history), stopped_early)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from maskctl import io
+from maskctl.callbacks import CallbackList, RunState
 from maskctl.config import TrainConfig, load_config, save_config
 from maskctl.console import console, warn
 from maskctl.data.datasets import get_dataset_kind
@@ -28,6 +29,7 @@ from maskctl.engine.fit import fit_fold
 from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
+from maskctl.trackers import create_trackers
 
 FOLDS_FILE = "folds.csv"
 CONFIG_FILE = "config.yaml"
@@ -102,6 +104,9 @@ def check_names(config: TrainConfig) -> None:
 
         check_weights_file(config.pretrained)
     check_components(config)  # each component's settings (optimizer_args...), built once on dummy inputs
+    from maskctl.trackers import check_trackers
+
+    check_trackers(config.log)
 
 
 def _run(config: TrainConfig, run_dir: Path | None) -> Path:
@@ -134,20 +139,25 @@ def _run(config: TrainConfig, run_dir: Path | None) -> Path:
                 warn(f"{len(skipped)} training image(s) that cannot be decoded left out; listed in {run_dir / SKIPPED_FILE}")
             ddp = f", DDP over {dist.world_size} process(es) ({dist.backend})" if dist.enabled else ""
             console.print(f"run [bold]{run_dir}[/]: {len(samples.table)} images, model {config.model}, size {config.size}, device {device}{ddp}; {cpu_plan(workers)}")
+        # Trackers' events (--log): the run-level seam until the loop is built of callbacks.
+        events = CallbackList(create_trackers(config.log), is_main=dist.is_main)
+        run_state = RunState(config, run_dir, plan, resumed=not new_run)
         try:
-            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images, started)
+            events("on_run_start", run_state)
+            _train_folds(config, samples, folds, plan, run_dir, device, dist, workers, images, started, events)
         except (MaskctlError, OSError):
             if new_run and dist.is_main and not list(run_dir.glob("fold*/last.pt")):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
         if dist.is_main:
-            summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
+            run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
+        events("on_run_end", run_state)
         return run_dir
     finally:
         shutdown(dist)
 
 
-def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images, started: float) -> None:
+def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, workers: int, images, started: float, events) -> None:
     to_train = [fold for fold in plan if not (run_dir / f"fold{fold}" / "result.json").is_file()]
     budget = None
     if config.time_budget_minutes is not None:
@@ -161,7 +171,7 @@ def _train_folds(config, samples, folds, plan, run_dir: Path, device, dist, work
                 console.print(f"fold {fold}: finished earlier, kept")
             continue
         fold_dir.mkdir(parents=True, exist_ok=True)
-        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images, budget)
+        result = fit_fold(config, samples, folds, fold, fold_dir, device, dist, workers, images, budget, events)
         if dist.is_main:
             io.write_json(fold_dir / "result.json", result.to_dict())
             console.print(fold_result_table(result, fold_dir))

@@ -38,8 +38,9 @@ def check_trackers(names: list[str]) -> None:
         factory = TRACKERS.get(name)
         missing = [module for module in getattr(factory, "requires", ()) if importlib.util.find_spec(module) is None]
         if missing:
-            extra = getattr(factory, "extra", name)
-            raise MaskctlError(f"--log {name} needs {', '.join(missing)}, which is not installed: pip install 'maskctl[{extra}]'")
+            extra = getattr(factory, "extra", "")  # a plugin's tracker may have none
+            install = f"pip install 'maskctl[{extra}]'" if extra else f"pip install {' '.join(missing)}"
+            raise MaskctlError(f"--log {name} needs {', '.join(missing)}, which is not installed: {install}")
 
 
 def create_trackers(names: list[str]) -> list:
@@ -75,7 +76,10 @@ def saved_ids(run_dir: Path) -> dict:
     from maskctl import schema
 
     path = RunFolder(run_dir).trackers
-    return schema.read_json(path, "tracker ids") if path.is_file() else {}
+    ids = schema.read_json(path, "tracker ids") if path.is_file() else {}
+    if not isinstance(ids, dict):
+        raise MaskctlError(f"{path} must hold a mapping of tracker -> run ids; delete it to start new tracker runs")
+    return ids
 
 
 def save_id(run_dir: Path, tracker: str, ids: dict) -> None:
@@ -86,7 +90,9 @@ def save_id(run_dir: Path, tracker: str, ids: dict) -> None:
 
 class Tracker(Callback):
     """Opens its tracker's run at the first event it sees (on_run_start, or a fold's event where a
-    loop sends fold events only) and closes it at on_run_end; one object serves a whole run."""
+    loop sends fold events only) and closes it at on_run_end; one object serves a whole run.
+    A tracker implements open(run_dir, config), log_epoch(state, scalars),
+    log_end(run, scalars, plots) and close()."""
 
     requires: tuple[str, ...] = ()  # modules that must be importable
     extra = ""  # the pip extra that installs them

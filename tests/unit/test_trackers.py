@@ -234,3 +234,6 @@ def test_a_failing_tracker_is_one_line_naming_it(run, monkeypatch):
     config = TrainConfig(name="exp", runs_dir=str(run.path.parent))
     with pytest.raises(MaskctlError, match=r"^callback mlflow failed in on_run_start: \w+"):
         CallbackList(create_trackers(["mlflow"]))("on_run_start", RunState(config, run.path, [0]))
+    run.trackers.write_text("[1, 2]")
+    with pytest.raises(MaskctlError, match=r"^callback wandb \(on_run_start\): .*trackers.json must hold a mapping"):
+        CallbackList(create_trackers(["wandb"]))("on_run_start", RunState(config, run.path, [0]))

@@ -28,7 +28,9 @@ from pathlib import Path
 from maskctl.callbacks import Callback
 from maskctl.errors import MaskctlError
 from maskctl.registry import TRACKERS
-from maskctl.runfolder import RunFolder
+from maskctl.runfolder import FOLD_PREFIX, RunFolder
+
+TENSORBOARD_FOLDER = "tensorboard"  # in the run folder; wandb makes its own wandb/ there
 
 
 def check_trackers(names: list[str]) -> None:
@@ -55,16 +57,21 @@ def epoch_scalars(row: dict) -> dict[str, float]:
 
 
 def summary_scalars(summary: dict) -> dict[str, float]:
-    """summary.json's numbers under summary/: each fold's best F1 and epoch, mean and std, OOF scores."""
+    """The numbers of the run's summary (summary.json) under summary/: each fold's best F1 and epoch, mean and std, OOF scores."""
     scalars = {}
     for fold, result in (summary.get("folds") or {}).items():
-        scalars[f"summary/fold{fold}_best_f1"] = result["best_f1"]
-        scalars[f"summary/fold{fold}_best_epoch"] = result["best_epoch"]
+        scalars[f"summary/{FOLD_PREFIX}{fold}_best_f1"] = result["best_f1"]
+        scalars[f"summary/{FOLD_PREFIX}{fold}_best_epoch"] = result["best_epoch"]
     for key in ("mean_f1", "std_f1", "oof_images"):
         scalars[f"summary/{key}"] = summary.get(key)
     for key, value in (summary.get("oof") or {}).items():
         scalars[f"summary/oof_{key}"] = value
     return epoch_scalars(scalars)
+
+
+def fold_key(state) -> str:
+    """'fold0': the fold folder's name keys the fold's numbers in every tracker."""
+    return Path(state.fold_dir).name
 
 
 def hyper_parameters(config) -> dict[str, str | int | float | bool]:
@@ -144,7 +151,7 @@ class TensorBoardTracker(Tracker):
     def open(self, run_dir: Path, config) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.root = RunFolder(run_dir).tensorboard
+        self.root = run_dir / TENSORBOARD_FOLDER
         self.fold_writers = {}
         resumed = (self.root / "run").is_dir()
         self.run_writer = SummaryWriter(str(self.root / "run"))
@@ -164,7 +171,7 @@ class TensorBoardTracker(Tracker):
             # A resumed fold repeats the epochs after its last checkpoint: purge_step hides what a
             # killed process logged past it, in this fold's folder only.
             purge = state.resumed_from + 1 if state.resumed_from is not None else None
-            self.fold_writers[state.fold] = SummaryWriter(str(self.root / f"fold{state.fold}"), purge_step=purge)
+            self.fold_writers[state.fold] = SummaryWriter(str(self.root / fold_key(state)), purge_step=purge)
         return self.fold_writers[state.fold]
 
     def log_epoch(self, state, scalars: dict[str, float]) -> None:
@@ -270,7 +277,7 @@ class MLflowTracker(Tracker):
             return self.client.get_experiment_by_name(name).experiment_id
 
     def log_epoch(self, state, scalars: dict[str, float]) -> None:
-        self._log(scalars, f"fold{state.fold}/", state.epoch)
+        self._log(scalars, fold_key(state) + "/", state.epoch)
 
     def _log(self, scalars: dict[str, float], prefix: str, step: int) -> None:
         import time
@@ -333,7 +340,7 @@ class WandbTracker(Tracker):
         self.folds_defined: set[int] = set()
 
     def log_epoch(self, state, scalars: dict[str, float]) -> None:
-        prefix = f"fold{state.fold}/"
+        prefix = fold_key(state) + "/"
         if state.fold not in self.folds_defined:
             # Each fold's numbers are plotted against that fold's epoch, not wandb's global step.
             self.run.define_metric(prefix + "epoch")

@@ -125,7 +125,7 @@ def test_tensorboard_scalars_per_fold_and_a_resume_purges_the_repeated_epochs(ru
     killed_and_resumed(["tensorboard"], run)
 
     def read(name):
-        accumulator = EventAccumulator(str(run.tensorboard / name), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+        accumulator = EventAccumulator(str(run.path / "tensorboard" / name), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
         accumulator.Reload()
         return accumulator
 
@@ -189,7 +189,7 @@ def test_wandb_offline_run_continues_under_the_same_id(run):
     first_ids = killed_and_resumed(["wandb"], run)
     run_id = json.loads(run.trackers.read_text())["wandb"]["id"]
     assert run_id == first_ids["wandb"]["id"]
-    offline_runs = sorted(run.wandb.glob("offline-run-*"))
+    offline_runs = sorted((run.path / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 2 and all(p.name.endswith(run_id) for p in offline_runs)
     first, resumed = (wandb_records(p) for p in offline_runs)
     started = [r["run"] for r in first if r["type"] == "run"][0]

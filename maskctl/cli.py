@@ -152,11 +152,11 @@ def split(
 @app.command("list")
 @user_errors
 def list_entries(
-    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta or recipes.")] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta, trackers or recipes.")] = None,
     pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
 ):
     """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer,
-    augmentation and TTA policy; and the shipped recipes that --config takes by name.
+    augmentation, TTA policy and experiment tracker; and the shipped recipes that --config takes by name.
 
     Examples: maskctl list; maskctl list recipes; maskctl list losses --pattern 'f*';
     maskctl list models --pattern 'efficientnet_b*' (timm's names too)
@@ -220,7 +220,9 @@ def _recipe(field: str, help_text: str, *names: str):
     from maskctl.config import FIELDS
 
     default = FIELDS[field].default if FIELDS[field].default_factory is dataclasses.MISSING else FIELDS[field].default_factory()
-    if isinstance(default, bool):
+    if isinstance(default, list) and all(isinstance(item, str) for item in default):  # names, comma-separated
+        help_text += f" \\[default: {','.join(default) or 'none'}]"
+    elif isinstance(default, bool):
         help_text += f" \\[default: --{'' if default else 'no-'}{field.replace('_', '-')}]"
     elif default not in (None, []):
         help_text += f" \\[default: {default}]"
@@ -288,16 +290,20 @@ def train(
     label_fixes: Annotated[Optional[str], _recipe("label_fixes", "CSV of label corrections (id, gender, age, swap_mask).")] = None,
     name: Annotated[Optional[str], _recipe("name", "Run name: runs/NAME, numbered NAME2, NAME3 when taken.")] = None,
     runs_dir: Annotated[Optional[str], _recipe("runs_dir", "Folder of run folders.")] = None,
+    log: Annotated[Optional[str], _recipe("log", "Experiment trackers, comma-separated: tensorboard, mlflow, wandb (each a pip extra; metrics.csv is "
+                                              "always written; '' for none). TensorBoard files go to RUN/tensorboard, MLflow to $MLFLOW_TRACKING_URI "
+                                              "or RUNS/mlflow.db, W&B offline to RUN/wandb unless you are logged in.")] = None,
 ):
     """k-fold training: one run folder per run with checkpoints, metrics, OOF predictions, plots.
 
     Examples: maskctl train --config cpu-quick --data data/train;
     maskctl train --config gpu-b4 --loss focal --folds 5 --set optimizer_args.eps=1e-6;
+    maskctl train --config cpu-quick --log tensorboard,mlflow;
     maskctl train --resume runs/exp (after a crash or Ctrl-C).
     Under torchrun --nproc-per-node N it trains with DistributedDataParallel.
     """
     options = dict(locals())  # first line: the options only, before any import adds names
-    from maskctl.config import load_config
+    from maskctl.config import load_config, split_names
     from maskctl.engine import kfold
 
     if resume is not None:
@@ -308,7 +314,9 @@ def train(
         return
     overrides = {k: v for k, v in options.items() if k not in {"config", "resume", "set_"}}
     if callbacks is not None:
-        overrides["callbacks"] = [name.strip() for name in callbacks.split(",") if name.strip()]
+        overrides["callbacks"] = split_names(callbacks)
+    if log is not None:
+        overrides["log"] = split_names(log)
     kfold.train(load_config(config, overrides, set_))
 
 

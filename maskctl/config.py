@@ -108,6 +108,23 @@ def component_args(value: dict) -> str | None:
     return None
 
 
+def split_names(text: str) -> list[str]:
+    """'tensorboard, mlflow' -> ['tensorboard', 'mlflow']; '' -> [] (unsets a recipe's list)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def plain_names(value: list[str] | str) -> str | None:
+    """A list of registered names (the command line gives it comma-separated): plain, none twice.
+    Whether each is registered is checked with the registries, plugins loaded (kfold.check_names)."""
+    names = split_names(value) if isinstance(value, str) else value
+    bad = next((name for name in names if plain_name(name)), None)
+    if bad is not None:
+        return f"must be names like tensorboard,mlflow; {shown(bad)} is not one"
+    if len(set(names)) < len(names):
+        return "names one twice"
+    return None
+
+
 def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
     """A field with its check; a list or dict default is copied for each config (a dataclass rule)."""
     if isinstance(default, (list, dict)):
@@ -176,6 +193,7 @@ class TrainConfig:
     channels_last: bool = True
     cache: bool = True  # decoded-image cache shared by epochs, folds and runs
     strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
+    log: list[str] = _setting([], plain_names)  # experiment trackers (maskctl.trackers); metrics.csv is always written
     name: str = _setting("exp", plain_name)  # runs/NAME: one folder inside runs_dir, never a path
     runs_dir: str = "runs"
 

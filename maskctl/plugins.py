@@ -20,6 +20,7 @@ BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "augmentation": ("maskctl.data.transforms",),
     "tta policy": ("maskctl.tta",),
     "callback": ("maskctl.engine.fold_callbacks",),
+    "tracker": ("maskctl.trackers",),
 }
 
 PLUGINS_ENV = "MASKCTL_PLUGINS"

@@ -143,6 +143,7 @@ OPTIMIZERS = Registry("optimizer", _fill_from_plugins)
 AUGMENTATIONS = Registry("augmentation", _fill_from_plugins)
 TTA_POLICIES = Registry("tta policy", _fill_from_plugins)
 CALLBACKS = Registry("callback", _fill_from_plugins)
+TRACKERS = Registry("tracker", _fill_from_plugins)
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,
@@ -154,6 +155,7 @@ REGISTRIES: dict[str, Registry] = {
     "augmentations": AUGMENTATIONS,
     "tta": TTA_POLICIES,
     "callbacks": CALLBACKS,
+    "trackers": TRACKERS,
 }
 
 

@@ -11,6 +11,8 @@
     runs/NAME/curves.png, confusion.png
     runs/NAME/tta.json        what `maskctl tta-eval` measured and recommends
     runs/NAME/submission.csv, probs.csv, predict.json   `maskctl predict`'s outputs (sealed set)
+    runs/NAME/trackers.json   the experiment trackers' run ids, reused by a resume (`--log`)
+    runs/NAME/tensorboard/, wandb/   those trackers' own folders (maskctl.trackers)
 
 A fold is finished when its result.json exists (written after its last epoch): only finished
 folds count towards scores (OOF, summary, report, audit). best.pt is the checkpoint predict,
@@ -35,6 +37,7 @@ TTA = "tta.json"
 SUBMISSION = "submission.csv"
 PROBS = "probs.csv"
 PREDICT_RECORD = "predict.json"
+TRACKER_IDS = "trackers.json"
 PREDICT_SET = (SUBMISSION, PROBS)  # written together; PREDICT_RECORD, written last, seals both
 
 FOLD_PREFIX = "fold"
@@ -102,6 +105,7 @@ class RunFolder:
     submission = property(lambda self: self.path / SUBMISSION)
     probs = property(lambda self: self.path / PROBS)
     predict_record = property(lambda self: self.path / PREDICT_RECORD)
+    trackers = property(lambda self: self.path / TRACKER_IDS)
 
     def fold(self, k: int) -> FoldFolder:
         return FoldFolder(self.path / f"{FOLD_PREFIX}{k}")

@@ -20,6 +20,7 @@ from maskctl.engine.budget import TimeBudget
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import fit_fold
 from maskctl.engine.fold_callbacks import build_callbacks
+from maskctl.trackers import create_trackers
 from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
@@ -60,6 +61,7 @@ def check_names(config: TrainConfig) -> None:
     from maskctl.engine.fold_callbacks import check_callback_names
     from maskctl.losses import parse_loss_spec
     from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS
+    from maskctl.trackers import check_trackers
 
     for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
                            (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
@@ -70,6 +72,7 @@ def check_names(config: TrainConfig) -> None:
     for loss_name, _ in parse_loss_spec(config.loss):
         LOSSES.get(loss_name)
     check_callback_names(config.callbacks)
+    check_trackers(config.log)  # a tracker asked for but not installed: one line before any work
     if config.mix not in MIX_MODES:
         raise MaskctlError(f"unknown mix {config.mix!r}; use one of {', '.join(MIX_MODES)}")
     if config.pretrained and config.pretrained != "hub":
@@ -100,7 +103,8 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         new_run = run_dir is None
         to_train = [fold for fold in plan if new_run or not RunFolder(run_dir).fold(fold).is_finished()]
         budget = TimeBudget(config.time_budget_minutes, len(to_train), started=started) if config.time_budget_minutes is not None else None
-        callbacks = CallbackList([*build_callbacks(config, budget), *extra_callbacks], is_main=dist.is_main)
+        trackers = create_trackers(config.log)  # after the run's own: an epoch's files are written before it is logged
+        callbacks = CallbackList([*build_callbacks(config, budget), *trackers, *extra_callbacks], is_main=dist.is_main)
         if new_run:
             run_dir = Path(broadcast_object(str(new_run_folder(config.runs_dir, config.name).path) if dist.is_main else None, dist))
         run = RunFolder(run_dir)

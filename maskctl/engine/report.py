@@ -69,8 +69,6 @@ def prob_frame(probs: np.ndarray):
 
 
 def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True) -> dict:
-    import pandas as pd
-
     run = RunFolder(run_dir)
     results = [read_fold_result(f.result) for f in run.finished_folds()]
     best = [r["best_f1"] for r in results]
@@ -101,7 +99,6 @@ def fold_histories(run: RunFolder) -> dict:
 
 def fold_result_table(result, fold_dir: Path):
     """The closing table of one fold: its best epoch's metrics."""
-    import pandas as pd
     from rich.table import Table
 
     best = read_metrics(FoldFolder(fold_dir).metrics).set_index("epoch").loc[result.best_epoch]

@@ -95,9 +95,12 @@ class Worker:
         self.failures, self.last_error = 0, ""
 
     def objective(self, trial) -> float:
+        import optuna
+
         from maskctl.engine import kfold
         from maskctl.runfolder import RunFolder
         from maskctl.schema import read_json
+        from maskctl.tune.pruning import PruningCallback
         from maskctl.tune.space import trial_config
         from maskctl.tune.study import ERROR_ATTR, RUN_ATTR, WORKER_ATTR, worker_id
 
@@ -107,13 +110,16 @@ class Worker:
         trial.set_user_attr(RUN_ATTR, str(self.folder / config.name))  # known before a kill, not only after
         console.print(f"[bold]trial {trial.number}[/] of study {self.folder.name}: "
                       + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()))
+        pruning = PruningCallback(trial)
         try:
-            run_dir = kfold.train(config)
+            run_dir = kfold.train(config, callbacks=[pruning])
         except MaskctlError as exc:
             trial.set_user_attr(ERROR_ATTR, str(exc)[:300])
             warn(f"trial {trial.number} failed: {exc}")
             raise
         trial.set_user_attr(RUN_ATTR, str(run_dir))
+        if pruning.pruned:
+            raise optuna.TrialPruned()
         return float(read_json(RunFolder(run_dir).summary, "run summary")["mean_f1"])
 
     def after_trial(self, study, trial) -> None:

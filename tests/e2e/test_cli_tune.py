@@ -113,3 +113,22 @@ def test_bad_tune_options_are_one_line(study_place, extra, expected):
     assert expected in one_line_error(result)
     assert not (study_place / "tune/bad").exists()
 
+
+def test_pruning_stops_a_trial_after_an_epoch_and_keeps_its_run(study_place):
+    """A pruner through the training loop's callback: the trial stops at the epoch it judged and
+    ends PRUNED, its run folder kept. (Optuna's ThresholdPruner prunes every trial below 0.99
+    from the second epoch on: deterministic, where the median pruner's choice on this tiny set
+    would hang on noise.)"""
+    from maskctl.config import load_config
+    from maskctl.tune import tune
+
+    threshold = optuna.pruners.ThresholdPruner(lower=0.99, n_warmup_steps=1)
+    best = tune(load_config("base.yaml", {"epochs": 3}), study_place / "space.yaml", "pruned", 2, pruner=threshold)
+    assert best is None  # no trial finished: no best.yaml
+    trials = load("pruned").get_trials()
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1]
+        metrics = pd.read_csv(study_place / trial.user_attrs["run"] / "fold0" / "metrics.csv")
+        assert len(metrics) == 2  # stopped after the second of three epochs
+        assert metrics["f1"].iloc[-1] == pytest.approx(trial.intermediate_values[1], abs=1e-6)

@@ -233,7 +233,7 @@ def _recipe(field: str, help_text: str, *names: str):
 @user_errors
 def train(
     data: Annotated[Optional[str], _recipe("data", "Training folder (train.csv + images/).")] = None,
-    config: Annotated[Optional[Path], _opt("Recipe YAML, a shipped recipe (gpu-b4, cpu-quick: `maskctl list recipes`) or runs/NAME/config.yaml; the options below and --set override it.")] = None,
+    config: Annotated[Optional[Path], _opt("Recipe YAML, a shipped recipe (gpu-b4, cpu-quick, cpu-score: `maskctl list recipes`) or runs/NAME/config.yaml; the options below and --set override it.")] = None,
     resume: Annotated[Optional[Path], _opt("Continue an interrupted run folder (its own config and folds are used).")] = None,
     set_: Annotated[Optional[list[str]], _opt("Any recipe setting as key=value (a YAML value; null unsets), or a component's own setting as "
                                               "optimizer_args.KEY=value (also scheduler_args, loss_args, sampler_args, model_args); repeat for more. "

@@ -74,7 +74,7 @@ def test_every_default_and_shipped_recipe_passes_its_own_checks():
     for name, check in CHECKS.items():
         if name in FIELDS and getattr(defaults, name) is not None:
             assert check(getattr(defaults, name)) is None, name
-    for shipped in ("gpu-b4", "cpu-quick"):
+    for shipped in ("gpu-b4", "cpu-quick", "cpu-score"):
         load_config(shipped)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from maskctl.console import console
 from maskctl.errors import MaskctlError
 
-QUALITY_RECIPE = "cpu-quick"  # the recipe maskctl brings to the comparison unless --config names another
+QUALITY_RECIPE = "cpu-score"  # the score-tuned CPU recipe; --config names another
 PEOPLE, EVAL_PEOPLE = 240, 80
 IMAGE_HW = (512, 384)
 SEEDS = (0, 1)

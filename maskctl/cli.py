@@ -563,7 +563,7 @@ def bench(
     workers: Annotated[Optional[int], typer.Option(help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option(help="Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].", show_default=False)] = None,
     repeats: Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts).")] = 5,
-    config: Annotated[Optional[str], typer.Option(help="quality: the maskctl recipe to compare \\[cpu-quick].", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option(help="quality: the maskctl recipe to compare \\[cpu-score].", show_default=False)] = None,
     minutes: Annotated[float, typer.Option(help="quality: wall time of training for each arm, decoding included.")] = 10.0,
     seeds: Annotated[str, typer.Option(help="quality: synthetic data seeds, one comparison each.")] = "0,1",
     people: Annotated[int, typer.Option(help="quality: training people of each synthetic set.")] = 240,

@@ -52,7 +52,7 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
     """Each run's OOF table; every run must be a finished run of the 18 mask classes on the
     same data (the same images, people and labels), or the evidence would not add up."""
     from maskctl.config import load_config
-    from maskctl.engine.report import prob_columns, read_oof
+    from maskctl.engine.report import prob_columns, read_oof, taught_labels
     from maskctl.runfolder import RunFolder
 
     resolved = [run.resolve() for run in runs]
@@ -70,6 +70,8 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
         if classes != L.NUM_CLASSES:
             raise MaskctlError(f"{run} predicts {classes} classes; audit reads the {L.NUM_CLASSES} mask classes")
         config = load_config(run_folder.config)
+        # Audit judges labels against the model: the targets it was taught (a 30,58 run's age bands), not the scored ones.
+        oof = oof.assign(label=taught_labels(oof))
         loaded.append(RunOOF(run, oof.sort_values("image", ignore_index=True), Path(config.data), L.parse_age_edges(config.age_edges)))
     first = loaded[0]
     for other in loaded[1:]:

@@ -195,7 +195,9 @@ def attach_paths(oof, run: Path, data: Path | None):
 
     config = load_config(RunFolder(run).config, {"data": str(data) if data else None})
     samples = get_dataset_kind(config.dataset).read(config)
-    found = oof[["image"]].merge(samples.table[["image", "path", "label"]].drop_duplicates("image"), on="image", how="left")
+    # oof.csv's label is the competition's label (score_label), whatever edges the run trained with
+    data = samples.table[["image", "path"]].assign(label=samples.score_labels())
+    found = oof[["image"]].merge(data.drop_duplicates("image"), on="image", how="left")
     missing = oof["image"][found["path"].isna().to_numpy()]
     if len(missing):
         raise MaskctlError(f"{len(missing)} of the run's {len(oof)} validation images are not in {config.data} (e.g. {shown(missing.iloc[0])}): "

@@ -80,7 +80,7 @@ def read_prediction_data(data: Path):
         require_readable_images(dataset)
         return dataset, dataset.table["ImageID"].tolist(), None
     dataset = read_train(data)
-    return dataset, dataset.table["image"].tolist(), dataset.table["label"].to_numpy()
+    return dataset, dataset.table["image"].tolist(), dataset.table["score_label"].to_numpy()
 
 
 def read_answers(path: Path, ids: list[str]) -> np.ndarray:

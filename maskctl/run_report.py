@@ -146,8 +146,7 @@ def class_names(run: Run, classes: int) -> list[str]:
 
     if classes != L.NUM_CLASSES:
         return [f"class {c}" for c in range(classes)]
-    edges = L.parse_age_edges(run.recipe["age_edges"])
-    return [L.class_name(c, edges) for c in range(classes)]
+    return [L.class_name(c, L.SCORING_AGE_EDGES) for c in range(classes)]  # OOF labels are the competition's, whatever the run's edges
 
 
 def _f(value) -> str:

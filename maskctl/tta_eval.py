@@ -77,7 +77,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
         for k in folds:
             fold_rows = np.flatnonzero(image_folds == k)
             loaded = load_models([run_folder.fold(k).best], device, channels_last=True)
-            paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.table["label"].to_numpy()[fold_rows]
+            paths, labels = samples.table["path"].to_numpy()[fold_rows], samples.score_labels()[fold_rows]  # the competition's labels
             decode_hw, crop = checkpoint_decode_size(loaded.meta), checkpoint_crop(loaded.meta)
             # The training cache serves when it holds the pixels this checkpoint was trained on.
             same_pixels = cached is not None and (decode_hw, crop) == (cached_hw, config.image_crop())

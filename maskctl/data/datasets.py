@@ -23,7 +23,8 @@ from maskctl.registry import DATASETS
 
 @dataclass
 class Samples:
-    """A table with at least image, path, person (the group a split keeps together), label."""
+    """A table with at least image, path, person (the group a split keeps together), label (the
+    training target) and, for the mask classes, score_label (the competition's label)."""
 
     table: "pandas.DataFrame"  # noqa: F821
     num_classes: int
@@ -31,6 +32,13 @@ class Samples:
     multitask: bool = False
     problems: list[Problem] = field(default_factory=list)
     mask_classes: bool = True  # the 18 mask classes: per-task (mask, gender, age) scores apply
+
+    def score_labels(self) -> np.ndarray:
+        """The labels every score is computed against: the competition's 30/60 age bands on the
+        true ages, whatever edges training used (--age-edges 30,58 moves only the targets).
+        Data without ages (image-folder) is scored on its own labels."""
+        column = "score_label" if "score_label" in self.table else "label"
+        return self.table[column].to_numpy()
 
     def task_targets(self) -> np.ndarray:
         """(N, 3) mask, gender, age band: the targets of the multitask dataset."""

@@ -13,6 +13,9 @@ NUM_CLASSES = 18
 MASK_NAMES = ("wear", "incorrect", "not_wear")
 GENDER_NAMES = ("male", "female")
 DEFAULT_AGE_EDGES = (30, 60)
+# The competition scores with these bands on the true ages, whatever edges a run trains with:
+# every score (validation F1, OOF, ensemble weights, tta-eval, predict) uses them.
+SCORING_AGE_EDGES = DEFAULT_AGE_EDGES
 
 # File stems of the competition layout -> mask status index.
 MASK_KIND_TO_STATUS = {
@@ -60,6 +63,12 @@ def age_band(age, edges: Sequence[int] = DEFAULT_AGE_EDGES):
         return 0 if age < young else (1 if age < old else 2)
     age = np.asarray(age)
     return (age >= young).astype(np.int64) + (age >= old).astype(np.int64)
+
+
+def score_label(mask, gender, age):
+    """The competition's 18-class label of true ages (30/60 bands): the label every score uses,
+    while `encode(mask, gender, age_band(age, edges))` is the training target of a run's edges."""
+    return encode(mask, gender, age_band(age, SCORING_AGE_EDGES))
 
 
 def age_band_names(edges: Sequence[int] = DEFAULT_AGE_EDGES) -> tuple[str, str, str]:

@@ -23,7 +23,7 @@ FOLDER_NAME = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+
 
 TRAIN_TABLE_COLUMNS = (
     "image", "path", "person", "folder", "gender", "race", "age", "mask_kind", "ext",
-    "mask_label", "gender_label", "age_label", "label",
+    "mask_label", "gender_label", "age_label", "label", "score_label",
 )
 
 
@@ -238,7 +238,8 @@ def _add_labels(table, age_edges) -> None:
     table["mask_label"] = table["mask_kind"].map(L.MASK_KIND_TO_STATUS).astype(int)
     table["gender_label"] = table["gender"].map(L.gender_index).astype(int)
     table["age_label"] = L.age_band(table["age"].to_numpy(), age_edges)
-    table["label"] = L.encode(table["mask_label"], table["gender_label"], table["age_label"]).astype(int)
+    table["label"] = L.encode(table["mask_label"], table["gender_label"], table["age_label"]).astype(int)  # the training target
+    table["score_label"] = L.score_label(table["mask_label"], table["gender_label"], table["age"].to_numpy()).astype(int)
 
 
 def detect_kind(root: Path) -> str:

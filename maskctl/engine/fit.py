@@ -164,9 +164,10 @@ def _validate(state: FoldState, val_loader, device, use_amp: bool) -> dict:
     returns the validation loss and scores."""
     config, samples = state.config, state.samples
     state.val_probs = predict_views([state.model], val_loader, device, no_tta(), amp=use_amp, channels_last=config.channels_last, crop_hw=config.image_hw())[0, 0]
-    y_true = samples.table["label"].to_numpy()[state.val_rows]
-    val_loss = float(-np.log(np.clip(state.val_probs[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
-    return {"val_loss": val_loss, **scores(y_true, state.val_probs.argmax(1), mask_classes=samples.mask_classes)}
+    # Scored on the competition's labels; the loss is of the targets the model is taught.
+    taught = samples.table["label"].to_numpy()[state.val_rows]
+    val_loss = float(-np.log(np.clip(state.val_probs[np.arange(len(taught)), taught], 1e-12, None)).mean())
+    return {"val_loss": val_loss, **scores(samples.score_labels()[state.val_rows], state.val_probs.argmax(1), mask_classes=samples.mask_classes)}
 
 
 def _record(state: FoldState, row: dict) -> None:

@@ -129,5 +129,7 @@ def _write_fold_oof(state: FoldState) -> None:
     from maskctl.engine.report import prob_frame
 
     table = state.samples.table.iloc[state.val_rows]
-    oof = pd.DataFrame({"image": table["image"].to_numpy(), "person": table["person"].to_numpy(), "fold": state.fold, "label": table["label"].to_numpy()})
+    # label: the competition's label, which OOF scores use; train_label: the target the fold was taught (audit reads it)
+    oof = pd.DataFrame({"image": table["image"].to_numpy(), "person": table["person"].to_numpy(), "fold": state.fold,
+                        "label": state.samples.score_labels()[state.val_rows], "train_label": table["label"].to_numpy()})
     io.write_csv(state.folder.oof, pd.concat([oof, prob_frame(np.asarray(state.val_probs))], axis=1), float_format="%.6g")

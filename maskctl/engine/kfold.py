@@ -128,7 +128,7 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
         if dist.is_main:
-            run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes)
+            run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes, config.age_edges)
         callbacks("on_run_end", run_state)
         return run_dir
     finally:

@@ -19,7 +19,9 @@ FOLD_RESULT = {"fold": schema.whole(0, 10**6), "best_f1": schema.finite, "best_e
 
 
 def read_oof(run_dir: Path):
-    """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}) from finished folds."""
+    """The run's out-of-fold table (image, person, fold, label, p0..p{C-1}, and train_label in
+    runs that record it) from finished folds. `label` is the competition's label (what scores
+    use), `train_label` the target the run was taught (they differ under --age-edges 30,58)."""
     import pandas as pd
 
     paths = [f.oof for f in RunFolder(run_dir).finished_folds() if f.oof.is_file()]
@@ -32,14 +34,24 @@ def read_oof(run_dir: Path):
         classes = prob_columns(part)
         if classes != [f"p{c}" for c in range(len(classes))] or classes != prob_columns(parts[0]):
             raise MaskctlError(f"out-of-fold table {path}: probability columns must be p0..p{len(prob_columns(parts[0])) - 1} like the other folds'")
-        labels = pd.to_numeric(part["label"], errors="coerce")
-        if not labels.between(0, len(classes) - 1).all():
-            row = int((~labels.between(0, len(classes) - 1)).to_numpy().argmax())
-            raise MaskctlError(f"out-of-fold table {path}: row {row + 2}, column label: {schema.shown(part['label'].tolist()[row])} is not a class 0..{len(classes) - 1}")
+        for column in [c for c in ("label", "train_label") if c in part]:
+            labels = pd.to_numeric(part[column].map(lambda v: schema.ascii_int(v) if isinstance(v, str) else v), errors="coerce")
+            if not labels.between(0, len(classes) - 1).all():
+                row = int((~labels.between(0, len(classes) - 1)).to_numpy().argmax())
+                raise MaskctlError(f"out-of-fold table {path}: row {row + 2}, column {column}: {schema.shown(part[column].tolist()[row])} is not a class 0..{len(classes) - 1}")
+            part[column] = labels.astype(int)
+    if not all("train_label" in part for part in parts):  # folds written before runs recorded it
+        parts = [part.drop(columns="train_label", errors="ignore") for part in parts]
     table = pd.concat(parts, ignore_index=True)
     if table["image"].duplicated().any():
         raise MaskctlError(f"{run_dir}: image {schema.shown(table.loc[table['image'].duplicated(), 'image'].iloc[0])} is in more than one fold's out-of-fold table")
     return table
+
+
+def taught_labels(oof) -> np.ndarray:
+    """The targets the run was taught, for tools that judge the model against its own training
+    labels (audit) rather than score it: train_label where recorded, else label."""
+    return oof["train_label" if "train_label" in oof else "label"].to_numpy()
 
 
 def read_fold_result(path: Path) -> dict:
@@ -68,7 +80,12 @@ def prob_frame(probs: np.ndarray):
     return pd.DataFrame(probs, columns=[f"p{c}" for c in range(probs.shape[1])])
 
 
-def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True) -> dict:
+def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True,
+                  training_age_edges=None) -> dict:
+    """summary.json: per-fold best F1 and the OOF scores, all against the competition's labels;
+    for the mask classes it records the age edges training used and the ones scores used."""
+    from maskctl.data import labels as L
+
     run = RunFolder(run_dir)
     results = [read_fold_result(f.result) for f in run.finished_folds()]
     best = [r["best_f1"] for r in results]
@@ -77,13 +94,17 @@ def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_
         "mean_f1": float(np.mean(best)) if best else None,
         "std_f1": float(np.std(best)) if best else None,
     }
+    if mask_classes and training_age_edges is not None:
+        summary["training_age_edges"] = list(L.parse_age_edges(training_age_edges))
+        summary["scoring_age_edges"] = list(L.SCORING_AGE_EDGES)
     oof = read_oof(run_dir)
     if oof is not None:
         io.write_csv(run.oof, oof, float_format="%.6g")
         pred = oof[prob_columns(oof)].to_numpy().argmax(1)
         summary["oof"] = scores(oof["label"].to_numpy(), pred, mask_classes=mask_classes)
         summary["oof_images"] = len(oof)
-        plot_confusion(run.confusion, confusion(oof["label"], pred, num_classes), class_names)
+        names = [L.class_name(c, L.SCORING_AGE_EDGES) for c in range(num_classes)] if mask_classes else class_names  # rows: the scored labels
+        plot_confusion(run.confusion, confusion(oof["label"], pred, num_classes), names)
     histories = fold_histories(run)
     if histories:
         plot_curves(run.curves, histories)

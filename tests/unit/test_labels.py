@@ -138,3 +138,11 @@ def test_read_label_fixes_missing_id_column(tmp_path):
 def test_read_label_fixes_missing_file(tmp_path):
     with pytest.raises(MaskctlError, match="not found"):
         L.read_label_fixes(tmp_path / "nope.csv")
+
+
+def test_score_label_uses_the_competition_bands_on_true_ages():
+    ages = np.array([29, 30, 57, 58, 59, 60])
+    # A 30,58 run teaches 58 and 59 as old; the score still calls them 30-59.
+    assert L.encode(0, 1, L.age_band(ages, (30, 58))).tolist() == [3, 4, 4, 5, 5, 5]
+    assert L.score_label(0, 1, ages).tolist() == [3, 4, 4, 4, 4, 5]
+    assert L.score_label(2, 0, 58) == 13 and L.score_label(2, 0, 60) == 14

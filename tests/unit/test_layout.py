@@ -325,3 +325,12 @@ def test_a_linked_folder_is_the_same_identity(tmp_path):
 def test_problem_summary_names_the_kinds():
     problems = [layout.Problem("missing-image", "1", ""), layout.Problem("duplicate-folder", "2", ""), layout.Problem("missing-image", "3", "")]
     assert layout.problem_summary(problems) == "3 problem(s) in the data: missing-image 2, duplicate-folder 1"
+
+
+def test_training_edges_move_the_label_not_the_score_label(tmp_path):
+    """--age-edges 30,45 changes the training target; score_label keeps the competition's 30/60 bands."""
+    data = layout.read_train(make_train_tree(tmp_path / "train"), age_edges=(30, 45))
+    row = data.table[data.table["folder"] == "000001_female_Asian_45"].iloc[0]
+    assert (row.label % 3, row.score_label % 3) == (2, 1)
+    default = layout.read_train(tmp_path / "train")
+    assert (default.table["label"] == default.table["score_label"]).all()

@@ -1,0 +1,46 @@
+"""The score levers end to end: training vs scoring age edges, decision tuning, pseudo-labels."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import TINY, invoke
+
+from maskctl.data import labels as L
+from maskctl.data.layout import read_train
+from maskctl.engine.metrics import macro_f1
+
+PROBS = [f"p{c}" for c in range(18)]
+
+
+@pytest.fixture(scope="module")
+def edge58_run(synth_data, tmp_path_factory):
+    """A run trained with the old-age edge at 58, on data where some people are 58 and 59."""
+    root = tmp_path_factory.mktemp("levers")
+    people = pd.read_csv(synth_data / "train" / "train.csv", dtype={"id": str})
+    middle = people[people["age"].between(50, 57)]["id"].tolist()[:4]
+    fixes = root / "ages.csv"
+    fixes.write_text("id,age\n" + "".join(f"{person},{58 + i % 2}\n" for i, person in enumerate(middle)))
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--age-edges", "30,58",
+                    "--label-fixes", fixes, "--runs-dir", root / "runs", "--name", "edge58")
+    assert result.exit_code == 0, result.output
+    return root / "runs" / "edge58", fixes
+
+
+def test_a_58_edge_run_is_scored_on_the_competition_bands(edge58_run, synth_data):
+    run, fixes = edge58_run
+    truth = read_train(synth_data / "train", label_fixes=fixes).table.set_index("image")  # default edges: 30/60
+    oof = pd.read_csv(run / "oof.csv").set_index("image")
+    assert (oof["label"] == truth.loc[oof.index, "score_label"]).all()
+    assert (oof["label"] == L.score_label(truth.loc[oof.index, "mask_label"], truth.loc[oof.index, "gender_label"], truth.loc[oof.index, "age"])).all()
+    moved = truth.loc[oof.index, "age"].between(58, 59)
+    assert moved.sum() >= 14  # two people at least: the fix file's ages reached the table
+    assert (oof.loc[moved, "label"] % 3 == 1).all() and (oof.loc[moved, "train_label"] % 3 == 2).all()
+    assert (oof.loc[~moved, "label"] == oof.loc[~moved, "train_label"]).all()
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["training_age_edges"] == [30, 58] and summary["scoring_age_edges"] == [30, 60]
+    assert summary["oof"]["f1"] == pytest.approx(macro_f1(oof["label"], oof[PROBS].to_numpy().argmax(1)))
+    for fold, part in oof.groupby("fold"):  # validation F1 (best epoch, early stopping) on the same labels
+        best = json.loads((run / f"fold{fold}" / "result.json").read_text())["best_f1"]
+        assert best == pytest.approx(macro_f1(part["label"], part[PROBS].to_numpy().argmax(1)))

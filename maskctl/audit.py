@@ -71,12 +71,12 @@ def load_runs(runs: list[Path]) -> list[RunOOF]:
             raise MaskctlError(f"{run} predicts {classes} classes; audit reads the {L.NUM_CLASSES} mask classes")
         config = load_config(run_folder.config)
         # Audit judges labels against the model: the targets it was taught (a 30,58 run's age bands), not the scored ones.
-        oof = oof.assign(label=taught_labels(oof))
+        oof = oof.assign(scored_label=oof["label"], label=taught_labels(oof))
         loaded.append(RunOOF(run, oof.sort_values("image", ignore_index=True), Path(config.data), L.parse_age_edges(config.age_edges)))
     first = loaded[0]
     for other in loaded[1:]:
         same = len(other.table) == len(first.table) and all(
-            (other.table[c].to_numpy() == first.table[c].to_numpy()).all() for c in ("image", "person", "label"))
+            (other.table[c].to_numpy() == first.table[c].to_numpy()).all() for c in ("image", "person", "label", "scored_label"))
         if not same:
             raise MaskctlError(f"{other.run} and {first.run} were trained on different data (their images, people or labels "
                                "differ); audit runs of one data set together")

@@ -368,6 +368,8 @@ def tune(
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]
 PredictArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME), one checkpoint (runs/NAME/fold0/best.pt), or an export (runs/NAME/export, or its model.onnx).")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 \\[cuda when present].", show_default=False)]
+TuneDecision = Annotated[bool, typer.Option("--tune-decision", help="Per-class offsets on log p fitted on the out-of-fold "
+                                           "probabilities for macro F1; the gain is cross-fitted, and they are used only when it is positive.")]
 
 
 @app.command()
@@ -384,28 +386,30 @@ def predict(
     workers: Annotated[Optional[int], typer.Option(help="DataLoader workers \\[from the CPU count].", show_default=False)] = None,
     device: Device = None,
     score: Annotated[bool, typer.Option(help="Score against known labels (a training folder, or answers.csv) when there are any.")] = True,
+    tune_decision: TuneDecision = False,
     overwrite: Overwrite = False,
 ):
     """Predict an eval folder: submission.csv (info.csv's rows and order) and probs.csv for ensembling.
     From an export (`maskctl export`), ONNX Runtime runs it without importing torch or timm.
 
     Example: maskctl predict runs/exp --data data/eval --tta auto
+    Example: maskctl predict runs/exp --tune-decision (offsets for macro F1 from the run's OOF)
     Example: maskctl predict runs/exp/export --data data/eval
     """
     from maskctl.serve import is_export
 
     if is_export(run):
-        if fold is not None or workers is not None:
+        if fold is not None or workers is not None or tune_decision:
             from maskctl.errors import UsageError
 
-            raise UsageError("--fold and --workers apply to a run, not to an export (it holds its folds in one graph)")
+            raise UsageError("--fold, --workers and --tune-decision apply to a run, not to an export (it holds its folds in one graph)")
         from maskctl.serve import predict_export
 
         predict_export(run, data, out, tta, tta_weights, answers, batch_size, device, overwrite, score)
         return
     from maskctl.predict import predict as run_predict
 
-    run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite, score)
+    run_predict(run, data, out, fold, tta, tta_weights, answers, batch_size, workers, device, overwrite, score, tune_decision)
 
 
 @app.command()
@@ -478,15 +482,17 @@ def ensemble(
     runs: Annotated[list[Path], typer.Argument(help="Run folders with predictions (probs.csv from `maskctl predict`), e.g. runs/*.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("ensemble"),
     method: Annotated[str, typer.Option(help="auto (weighted when the runs share folds, else soft), soft, hard or weighted.")] = "auto",
+    tune_decision: TuneDecision = False,
     overwrite: Overwrite = False,
 ):
     """Combine runs into one submission: soft or hard voting, or weights fitted on OOF macro F1.
 
-    Examples: maskctl ensemble runs/* --out ensemble; maskctl ensemble runs/a runs/b --method hard
+    Examples: maskctl ensemble runs/* --out ensemble; maskctl ensemble runs/a runs/b --method hard;
+    maskctl ensemble runs/a runs/b --tune-decision
     """
     from maskctl.ensemble import ensemble as run_ensemble
 
-    run_ensemble(runs, out, method, overwrite)
+    run_ensemble(runs, out, method, overwrite, tune_decision)
 
 
 @app.command()

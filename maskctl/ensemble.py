@@ -105,7 +105,8 @@ def member_oof_f1(member: Member) -> float | None:
 
 
 def shared_oof(members: list[Member]):
-    """(M, N, C) OOF probabilities, labels, and whether all members used the same folds."""
+    """(M, N, C) OOF probabilities, the first member's OOF table in the same row order (its
+    label, fold and person columns), and whether all members used the same folds."""
     from maskctl.engine.report import prob_columns
 
     if any(m.oof is None for m in members):
@@ -115,22 +116,28 @@ def shared_oof(members: list[Member]):
     same = all(k.index.equals(base.index) and (k["fold"].to_numpy() == base["fold"].to_numpy()).all() for k in keyed)
     if not same:
         return None, None, False
-    return np.stack([k[prob_columns(k)].to_numpy() for k in keyed]), base["label"].to_numpy(), True
+    return np.stack([k[prob_columns(k)].to_numpy() for k in keyed]), base, True
 
 
-def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool = False) -> dict:
+def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool = False, tune_decision: bool = False) -> dict:
     import pandas as pd
     from rich.table import Table
 
+    from maskctl.decision import crossfit_groups, decide, tune
     from maskctl.engine.report import prob_frame
 
     if method not in METHODS:
         raise MaskctlError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if tune_decision and method == "hard":
+        raise MaskctlError("--tune-decision shifts the ensemble's probabilities, and hard voting has none to shift: use --method soft, weighted or auto")
     members = load_members(runs)
-    out = io.prepare_output_dir(out, overwrite)
-    oof_probs, oof_labels, same_folds = shared_oof(members)
+    oof_probs, oof_table, same_folds = shared_oof(members)
+    oof_labels = oof_table["label"].to_numpy() if oof_table is not None else None
     if method == "weighted" and not same_folds:
         raise MaskctlError("weighted voting fits weights on OOF predictions, which needs every run trained on the same folds (same folds.csv); use --method soft or hard")
+    if tune_decision and not same_folds:
+        raise MaskctlError("--tune-decision fits on the ensemble's OOF predictions, which needs every run trained on the same folds (same folds.csv)")
+    out = io.prepare_output_dir(out, overwrite)
     if method == "auto":
         method = "weighted" if same_folds and len(members) > 1 else "soft"
 
@@ -154,8 +161,15 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     table.add_row("[bold]ensemble[/]", "", f"[bold]{result['oof_f1']:.4f}[/]" if "oof_f1" in result else "- (folds differ)")
     console.print(table)
 
+    offsets = None
+    if tune_decision:
+        # Fitted on the blend's OOF probabilities with its weights (fitted on the whole OOF, as weighted
+        # voting does); the offsets themselves are cross-fitted over the shared folds.
+        tuning = tune(soft_vote(oof_probs, weights), oof_labels, crossfit_groups(oof_table["fold"].to_numpy(), oof_table["person"].to_numpy()))
+        console.print(tuning.line())
+        result["decision"], offsets = tuning.to_dict(), tuning.active_offsets()
     final_probs = soft_vote(eval_probs, weights)
-    labels = hard_vote(eval_probs) if method == "hard" else final_probs.argmax(1)
+    labels = hard_vote(eval_probs) if method == "hard" else decide(final_probs, offsets)
     ids = members[0].ids
     io.write_csv(out / SUBMISSION, pd.DataFrame({"ImageID": ids, "ans": labels}))
     io.write_csv(out / PROBS, pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")

@@ -160,10 +160,11 @@ def sidecar_decoding(checkpoint: Path) -> tuple[tuple[int, int], tuple[float, fl
 def predict(
     run: Path, data: Path = Path("data/eval"), out: Path | None = None, fold: int | None = None, tta: str = "none",
     tta_weights: str | None = None, answers: Path | None = None, batch_size: int | None = None, workers: int | None = None,
-    device_name: str | None = None, overwrite: bool = False, score: bool = True,
+    device_name: str | None = None, overwrite: bool = False, score: bool = True, tune_decision: bool = False,
 ) -> dict:
     paths = checkpoint_paths(run, fold)
     out = refuse_overwrite(out or (run if run.is_dir() else run.parent), overwrite)
+    tuning = decision_tuning(run) if tune_decision else None  # before any image is read: it needs the run's OOF
     dataset, ids, labels = read_prediction_data(data)
     image_paths = dataset.table["path"].tolist()
     # Start decoding in a child process while torch and timm import (seconds on a CPU), when the size is known already.
@@ -191,7 +192,28 @@ def predict(
     # (models, views, N, C): folds averaged equally, views by the TTA weights
     final = combine(probs.mean(axis=0), weights)
     result = {"checkpoints": [str(p) for p in paths], "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights)}
-    return write_predictions(out, ids, final, labels, loaded.meta, result)
+    offsets = None
+    if tuning is not None:
+        if len(tuning.offsets) != final.shape[1]:
+            raise MaskctlError(f"{run}'s out-of-fold table has {len(tuning.offsets)} classes, its models predict {final.shape[1]}")
+        result["decision"], offsets = tuning.to_dict(), tuning.active_offsets()
+    return write_predictions(out, ids, final, labels, loaded.meta, result, offsets)
+
+
+def decision_tuning(run: Path):
+    """Per-class offsets fitted on the run's out-of-fold probabilities, with their cross-fitted
+    gain (maskctl.decision); printed as one line."""
+    from maskctl.decision import tune_on_oof
+    from maskctl.engine.report import read_oof
+
+    if not run.is_dir() or not RunFolder(run).is_run():
+        raise MaskctlError(f"--tune-decision fits on a run's out-of-fold predictions: pass the run folder, not {run}")
+    oof = read_oof(run)
+    if oof is None:
+        raise MaskctlError(f"{run} has no finished fold with out-of-fold predictions to tune the decision on")
+    tuning = tune_on_oof(oof)
+    console.print(tuning.line())
+    return tuning
 
 
 def refuse_overwrite(out: Path, overwrite: bool) -> Path:
@@ -213,18 +235,21 @@ def known_labels(data: Path, answers: Path | None, ids: list[str], labels, score
     return read_answers(answers, ids) if answers is not None else labels
 
 
-def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta: dict, result: dict) -> dict:
+def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta: dict, result: dict, offsets=None) -> dict:
     """submission.csv and probs.csv, the scores where labels are known, and predict.json last,
-    recording both files' digests (ensemble refuses a pair a kill tore apart)."""
+    recording both files' digests (ensemble refuses a pair a kill tore apart). With decision
+    `offsets` the submission's classes are argmax(log p + offsets); probs.csv stays the
+    models' probabilities (an ensemble combines those)."""
     import pandas as pd
 
+    from maskctl.decision import decide
     from maskctl.engine.report import prob_frame
 
-    submission = pd.DataFrame({"ImageID": ids, "ans": probs.argmax(1)})
+    submission = pd.DataFrame({"ImageID": ids, "ans": decide(probs, offsets)})
     io.write_csv(out / SUBMISSION, submission)
     io.write_csv(out / PROBS, pd.concat([submission[["ImageID"]], prob_frame(probs)], axis=1), float_format="%.6g")
     if labels is not None:
-        result["scores"] = score_and_report(labels, probs.argmax(1), out, meta)
+        result["scores"] = score_and_report(labels, submission["ans"].to_numpy(), out, meta)
     io.write_set_record(out / PREDICT_RECORD, result, [out / name for name in PREDICT_SET])
     console.print(f"[green]wrote[/] {out / SUBMISSION} ({len(ids)} rows) and {out / PROBS}")
     return result

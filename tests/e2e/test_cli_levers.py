@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from cli_helpers import TINY, invoke
+from cli_helpers import TINY, invoke, one_line_error
 
 from maskctl.data import labels as L
 from maskctl.data.layout import read_train
@@ -44,3 +44,36 @@ def test_a_58_edge_run_is_scored_on_the_competition_bands(edge58_run, synth_data
     for fold, part in oof.groupby("fold"):  # validation F1 (best epoch, early stopping) on the same labels
         best = json.loads((run / f"fold{fold}" / "result.json").read_text())["best_f1"]
         assert best == pytest.approx(macro_f1(part["label"], part[PROBS].to_numpy().argmax(1)))
+
+
+@pytest.fixture(scope="module")
+def predicted(edge58_run, synth_data, tmp_path_factory):
+    """The run predicted on the eval folder with decision tuning (answers.csv known: scored)."""
+    run, _ = edge58_run
+    result = invoke("predict", run, "--data", synth_data / "eval", "--device", "cpu", "--tune-decision")
+    assert result.exit_code == 0, result.output
+    return run, result.output
+
+
+def test_predict_tunes_the_decision_on_the_runs_oof(predicted):
+    from maskctl.decision import decide
+
+    run, output = predicted
+    record = json.loads((run / "predict.json").read_text())["decision"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(record["offsets"]) == 18 and record["oof_f1"] == pytest.approx(summary["oof"]["f1"])
+    assert f"decision tuning: OOF macro F1 {record['oof_f1']:.4f} -> {record['tuned_oof_f1_crossfitted']:.4f} (cross-fitted)" in output
+    assert record["applied"] == (record["gain"] > 0)
+    probs = pd.read_csv(run / "probs.csv")
+    offsets = np.array(record["offsets"]) if record["applied"] else None
+    assert (pd.read_csv(run / "submission.csv")["ans"].to_numpy() == decide(probs[PROBS].to_numpy(), offsets)).all()
+
+
+def test_ensemble_tunes_the_decision_and_refuses_hard_voting(predicted, tmp_path):
+    run, _ = predicted
+    result = invoke("ensemble", run, "--out", tmp_path / "ens", "--tune-decision")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert "decision tuning: OOF macro F1" in result.output and record["decision"]["oof_f1"] == pytest.approx(record["oof_f1"])
+    hard = invoke("ensemble", run, "--out", tmp_path / "hard", "--method", "hard", "--tune-decision")
+    assert hard.exit_code == 1 and "hard voting" in one_line_error(hard) and not (tmp_path / "hard").exists()

@@ -271,6 +271,7 @@ def train(
     fold: Annotated[Optional[int], _recipe("fold", "Train only this fold (farm folds out to separate jobs) \\[every fold].")] = None,
     folds_file: Annotated[Optional[str], _recipe("folds_file", "folds.csv from `maskctl split` (person,fold) \\[folds made from --seed].")] = None,
     val_ratio: Annotated[Optional[float], _recipe("val_ratio", "One hold-out of this share of people instead of k folds.")] = None,
+    pseudo: Annotated[Optional[str], _recipe("pseudo", "pseudo.csv from `maskctl pseudo`: its eval images join every fold's training part, never validation \\[none].")] = None,
     seed: Annotated[Optional[int], _recipe("seed", "Random seed (same seed, same metrics on the CPU).")] = None,
     workers: Annotated[Optional[int], _recipe("workers", "DataLoader workers \\[from the CPU count].")] = None,
     device: Annotated[Optional[str], _recipe("device", "cpu, cuda, cuda:1 \\[cuda when present].")] = None,
@@ -363,6 +364,28 @@ def tune(
 
     overrides = {"data": data, "epochs": epochs, "folds": folds, "fold": fold, "val_ratio": val_ratio, "device": device, "workers": workers}
     run_tune(load_config(config, overrides), space, study, trials, storage, pruner, heartbeat)
+
+
+@app.command()
+@user_errors
+def pseudo(
+    source: Annotated[Path, typer.Argument(help="A run folder or an ensemble folder holding probs.csv of the eval folder (from `maskctl predict` / `maskctl ensemble`).")],
+    min_prob: Annotated[float, typer.Option(help="Keep eval images whose top class probability is at least this.")] = 0.9,
+    data: Annotated[Optional[Path], typer.Option(help="The eval folder predicted \\[the one predict recorded, else data/eval].", show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="The table to write (.csv; its record beside it as .json) \\[SOURCE/pseudo.csv].", show_default=False)] = None,
+    overwrite: Overwrite = False,
+):
+    """Pseudo-labels: a table of the eval images SOURCE's predictions are confident about (ImageID,
+    path, label, probability, image digest), counts per class printed. `maskctl train --pseudo
+    TABLE` adds them to every fold's training part, never to validation; a table whose images
+    changed since is refused.
+
+    Example: maskctl predict runs/exp, maskctl pseudo runs/exp --min-prob 0.9, then
+    maskctl train --config cpu-quick --pseudo runs/exp/pseudo.csv
+    """
+    from maskctl.pseudo import make_pseudo_table
+
+    make_pseudo_table(source, min_prob, data, out, overwrite)
 
 
 RunArg = Annotated[Path, typer.Argument(help="A run folder (runs/NAME) or one checkpoint file (runs/NAME/fold0/best.pt).")]

@@ -145,6 +145,7 @@ class TrainConfig:
     fold: int | None = _setting(None, Range(0, 99))  # run only this fold (farm folds out to separate jobs)
     folds_file: str | None = None  # person,fold table from `maskctl split`; made from `seed` when absent
     val_ratio: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # one hold-out instead of k folds
+    pseudo: str | None = None  # pseudo.csv from `maskctl pseudo`: confident eval images added to every fold's training part
     # model
     model: str = "efficientnet_b4"
     backbone: str = "efficientnet_b0"  # for model=multihead
@@ -215,6 +216,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval_people": Range(0, 20_000),
     "batches": Range(2, 100_000),
     "min_gain": Range(0, 1),
+    "min_prob": Range(0, 1),
     "repeats": Range(1, 100),
     "pairs": Range(1, 1000),
     "per_pair": Range(1, 100),

@@ -157,19 +157,20 @@ def write_set_record(path: str | Path, record: dict, members: list[Path]) -> Pat
     return write_json(path, {**record, "files": {Path(m).name: file_sha256(m) for m in members}})
 
 
-def check_set_record(path: str | Path, names: list[str]) -> None:
-    """The files `names` beside `path` are the set its record describes, or one line says not."""
+def check_set_record(path: str | Path, names: list[str], remedy: str = "predict again") -> None:
+    """The files `names` beside `path` are the set its record describes, or one line says not
+    (ending with `remedy`: how to make the set again)."""
     from maskctl.schema import read_json
 
     path = Path(path)
     if not path.is_file():
-        raise MaskctlError(f"{path.parent} has {names[0]} but no {path.name}: its predictions were cut short; predict again")
+        raise MaskctlError(f"{path.parent} has {names[0]} but no {path.name}: it was cut short; {remedy}")
     record = read_json(path, "output record")
     digests = record.get("files") if isinstance(record, dict) else None
     for name in names:
         member = path.parent / name
         if not isinstance(digests, dict) or not member.is_file() or digests.get(name) != file_sha256(member):
-            raise MaskctlError(f"{path.parent / name} is not the file {path.name} records (an interrupted or older predict, or edited by hand); predict again")
+            raise MaskctlError(f"{path.parent / name} is not the file {path.name} records (interrupted, older, or edited by hand); {remedy}")
 
 
 def file_sha256(path: str | Path) -> str:

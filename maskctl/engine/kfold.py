@@ -2,6 +2,7 @@
 layout: maskctl.runfolder), with the run's callbacks told when it starts and ends."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from maskctl.trackers import create_trackers
 from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 from maskctl.errors import MaskctlError
+from maskctl.pseudo import add_pseudo, pseudo_rows
 from maskctl.runfolder import RunFolder, new_run_folder
 
 
@@ -97,6 +99,8 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         samples = kind.read(config)
         if samples.problems and dist.is_main:
             warn(f"{problem_summary(samples.problems)}; affected images skipped (see `maskctl eda {config.data}`)")
+        if config.pseudo:
+            samples = add_pseudo(samples, config)  # a stale or torn table stops here, before any folder or training
         samples, images, skipped = usable_samples(config, samples, dist)  # decode errors surface before a folder is made
         folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
@@ -156,9 +160,14 @@ def _cuda() -> bool:
 
 
 def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.ndarray:
-    """A resumed run keeps the folds it started with, image by image."""
+    """A resumed run keeps the folds it started with, image by image. Pseudo-labelled eval
+    images get fold -1 (always train): never validation, never OOF."""
     if run_dir is None:
-        return kind.assign_folds(samples, config)["fold"].to_numpy()
+        extra = pseudo_rows(samples)
+        folds = np.full(len(samples.table), -1, dtype=int)
+        training = dataclasses.replace(samples, table=samples.table[~extra].reset_index(drop=True))
+        folds[~extra] = kind.assign_folds(training, config)["fold"].to_numpy()
+        return folds
     from maskctl.schema import read_csv
 
     folds_file = RunFolder(run_dir).folds

@@ -77,3 +77,54 @@ def test_ensemble_tunes_the_decision_and_refuses_hard_voting(predicted, tmp_path
     assert "decision tuning: OOF macro F1" in result.output and record["decision"]["oof_f1"] == pytest.approx(record["oof_f1"])
     hard = invoke("ensemble", run, "--out", tmp_path / "hard", "--method", "hard", "--tune-decision")
     assert hard.exit_code == 1 and "hard voting" in one_line_error(hard) and not (tmp_path / "hard").exists()
+
+
+def test_pseudo_labels_train_but_never_validate(predicted, synth_data, tmp_path):
+    run, _ = predicted
+    table = tmp_path / "pseudo.csv"
+    made = invoke("pseudo", run, "--min-prob", "0.05", "--out", table)
+    assert made.exit_code == 0, made.output
+    pseudo = pd.read_csv(table)
+    probs = pd.read_csv(run / "probs.csv").set_index("ImageID")
+    confident = probs[PROBS].max(axis=1) >= 0.05
+    assert sorted(pseudo["ImageID"]) == sorted(probs.index[confident]) and len(pseudo) > 0
+    assert (pseudo["label"].to_numpy() == probs.loc[pseudo["ImageID"], PROBS].to_numpy().argmax(1)).all()
+    record = json.loads(table.with_suffix(".json").read_text())
+    assert record["counts"] == np.bincount(pseudo["label"], minlength=18).tolist() and record["age_edges"] == [30, 58]
+    assert f"{len(pseudo)} of {len(probs)} eval images" in made.output
+
+    trained = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--age-edges", "30,58",
+                     "--pseudo", table, "--runs-dir", tmp_path / "runs", "--name", "pseudo")
+    assert trained.exit_code == 0, trained.output
+    folds = pd.read_csv(tmp_path / "runs" / "pseudo" / "folds.csv")
+    extra = folds["image"].str.startswith("pseudo/")
+    assert extra.sum() == len(pseudo) and (folds.loc[extra, "fold"] == -1).all() and (folds.loc[~extra, "fold"] >= 0).all()
+    oof = pd.read_csv(tmp_path / "runs" / "pseudo" / "oof.csv")
+    assert not oof["image"].str.startswith("pseudo/").any() and len(oof) == (~extra).sum()
+
+
+def test_a_stale_torn_or_mismatched_pseudo_table_is_refused_before_training(predicted, synth_data, tmp_path):
+    import shutil
+
+    run, _ = predicted
+    eval_copy = tmp_path / "eval"
+    shutil.copytree(synth_data / "eval", eval_copy)
+    table = tmp_path / "pseudo.csv"
+    assert invoke("pseudo", run, "--min-prob", "0", "--data", eval_copy, "--out", table).exit_code == 0
+    train = ["train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--runs-dir", tmp_path / "runs"]
+
+    other_edges = invoke(*train, "--pseudo", table)  # the table's labels use 30,58 bands
+    assert other_edges.exit_code == 1 and "age edges" in one_line_error(other_edges)
+
+    first = pd.read_csv(table)["path"].iloc[0]
+    with open(first, "ab") as image:
+        image.write(b"\0")  # the eval image changed after the table was made
+    stale = invoke(*train, "--age-edges", "30,58", "--pseudo", table)
+    assert stale.exit_code == 1 and "is stale" in one_line_error(stale)
+
+    edited = pd.read_csv(table)
+    edited.loc[0, "label"] = (edited.loc[0, "label"] + 1) % 18
+    edited.to_csv(table, index=False)  # edited by hand: its record no longer matches
+    torn = invoke(*train, "--age-edges", "30,58", "--pseudo", table)
+    assert torn.exit_code == 1 and "pseudo.csv is not the file pseudo.json records" in one_line_error(torn)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -1,0 +1,215 @@
+"""Pseudo-labels: the eval images a run (or an ensemble) is confident about, as extra training images.
+
+`maskctl pseudo SOURCE --min-prob 0.9` reads SOURCE/probs.csv (from `maskctl predict` or
+`maskctl ensemble`, refused when its record says the set was torn) and writes
+
+    pseudo.csv    ImageID, path (absolute), label (argmax class), prob (its probability),
+                  sha256 (of the image file's bytes)
+    pseudo.json   source, eval folder, min_prob, age edges of the labels, counts per class and
+                  a fingerprint (sha256 over the sorted ImageID/sha256 pairs); written last, it
+                  records pseudo.csv's digest, so a torn or hand-edited table is refused
+
+`maskctl train --pseudo pseudo.csv` adds those images to every fold's training part (fold -1:
+always train), never to validation or the OOF table. Before any training each listed image is
+hashed again: an image changed or gone since the table was made refuses the table in one line.
+Digests of the bytes, not sizes and modification times: a copied or touched folder stays valid,
+an edited image does not (hashing costs one read of each listed image).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from maskctl import io
+from maskctl.console import console
+from maskctl.data import labels as L
+from maskctl.errors import MaskctlError, UsageError, shown
+
+TABLE_COLUMNS = {"ImageID": "text", "path": "text", "label": "int", "prob": "number", "sha256": "text"}
+DEFAULT_TABLE = "pseudo.csv"
+IMAGE_PREFIX = "pseudo/"  # pseudo rows' image keys: training images are images/<person>/..., so never the same
+PERSON_PREFIX = "pseudo:"  # each pseudo image is its own person: fold -1, never grouped with a training person
+ENSEMBLE_RECORD = "ensemble.json"
+
+
+def record_path(table: Path) -> Path:
+    return table.with_suffix(".json")
+
+
+def fingerprint(image_ids, digests) -> str:
+    """One digest for the set of images a table is valid for: sha256 over sorted 'ImageID sha256' lines."""
+    lines = sorted(f"{i} {d}\n" for i, d in zip(image_ids, digests))
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------- making the table
+
+
+def _source_record(source: Path) -> tuple[dict, list[Path]]:
+    """The sealed record of SOURCE's predictions (a run's predict.json or an ensemble's
+    ensemble.json) and the run folders behind it."""
+    from maskctl.engine.kfold import is_run_folder
+    from maskctl.io import check_set_record
+    from maskctl.predict import PREDICT_RECORD, PREDICT_SET
+    from maskctl.schema import read_json
+
+    if not source.is_dir():
+        raise MaskctlError(f"{source} is not a folder: pass a run folder or an ensemble folder with probs.csv")
+    if not (source / "probs.csv").is_file():
+        raise MaskctlError(f"{source} has no probs.csv: run `maskctl predict {source}` (or `maskctl ensemble`) first")
+    name = ENSEMBLE_RECORD if (source / ENSEMBLE_RECORD).is_file() and not is_run_folder(source) else PREDICT_RECORD
+    check_set_record(source / name, list(PREDICT_SET), f"run `maskctl {'predict' if name == PREDICT_RECORD else 'ensemble'}` again")
+    record = read_json(source / name, "output record")
+    if name == PREDICT_RECORD:
+        # predict --out elsewhere: the runs are the folders of the checkpoints it used (runs/NAME/fold0/best.pt)
+        checkpoints = record.get("checkpoints") if isinstance(record.get("checkpoints"), list) else []
+        runs = [source] if is_run_folder(source) else []
+        return record, runs + [Path(c).parent.parent for c in checkpoints if isinstance(c, str)]
+    members = record.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise MaskctlError(f"{source / name}: field 'members' must be a list of run folders")
+    return record, [Path(m) for m in members]
+
+
+def _label_edges(source: Path, runs: list[Path]) -> list[int]:
+    """The age edges the labels were predicted in: the runs' (they must agree)."""
+    from maskctl.config import load_config
+    from maskctl.engine.kfold import CONFIG_FILE, is_run_folder
+
+    edges = {tuple(L.parse_age_edges(load_config(run / CONFIG_FILE).age_edges)) for run in runs if is_run_folder(run)}
+    if len(edges) > 1:
+        raise MaskctlError(f"{source} combines runs trained with different age edges ({', '.join(map(str, sorted(edges)))}): "
+                           "their classes mean different age bands")
+    if not edges:
+        raise MaskctlError(f"{source}: no run folder behind its predictions to tell which age edges its classes use")
+    return list(edges.pop())
+
+
+def _default_data(record: dict, runs: list[Path]) -> Path:
+    """The eval folder the predictions were made on, as predict recorded it; else data/eval."""
+    from maskctl.predict import PREDICT_RECORD
+    from maskctl.schema import read_json
+
+    if isinstance(record.get("data"), str):
+        return Path(record["data"])
+    for run in runs:
+        if (run / PREDICT_RECORD).is_file():
+            data = read_json(run / PREDICT_RECORD, "output record").get("data")
+            if isinstance(data, str):
+                return Path(data)
+    return Path("data/eval")
+
+
+def make_pseudo_table(source: Path, min_prob: float = 0.9, data: Path | None = None, out: Path | None = None, overwrite: bool = False) -> dict:
+    """`maskctl pseudo`: the confident eval images of SOURCE's predictions -> pseudo.csv + pseudo.json."""
+    import pandas as pd
+
+    from maskctl.data.layout import detect_kind, read_eval, require_readable_images
+    from maskctl.engine.report import prob_columns
+    from maskctl.schema import read_csv
+
+    out = Path(out) if out is not None else source / DEFAULT_TABLE
+    if out.suffix.lower() != ".csv":
+        raise UsageError(f"--out names the table to write, a .csv file (its record goes beside it as .json), got {shown(str(out))}")
+    if out.is_dir():
+        raise MaskctlError(f"{out} is a folder; --out names the table to write, e.g. {out / DEFAULT_TABLE}")
+    if (out.exists() or record_path(out).exists()) and not overwrite:
+        raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+    io.require_writable(out.parent)
+    record, runs = _source_record(source)
+    edges = _label_edges(source, runs)
+    data = Path(data) if data is not None else _default_data(record, runs)
+    if detect_kind(data) != "eval":
+        raise MaskctlError(f"{data} is a training folder: pseudo-labels come from predictions of an eval folder (info.csv + images/)")
+    dataset = read_eval(data)
+    require_readable_images(dataset)
+    probs_table = read_csv(source / "probs.csv", {"ImageID": "text"}, what="predictions", probabilities=True)
+    if probs_table["ImageID"].tolist() != dataset.table["ImageID"].tolist():
+        raise MaskctlError(f"{source / 'probs.csv'} predicts other images than {data / 'info.csv'} lists: predict {data} first (or pass its --data)")
+    probs = probs_table[prob_columns(probs_table)].to_numpy()
+    if probs.shape[1] != L.NUM_CLASSES:
+        raise MaskctlError(f"{source} predicts {probs.shape[1]} classes; pseudo-labels are for the {L.NUM_CLASSES} mask classes")
+
+    confident = np.flatnonzero(probs.max(1) >= min_prob)
+    paths = [str(Path(p).resolve()) for p in dataset.table["path"].to_numpy()[confident]]
+    digests = [io.file_sha256(p) for p in paths]
+    table = pd.DataFrame({"ImageID": dataset.table["ImageID"].to_numpy()[confident], "path": paths,
+                          "label": probs[confident].argmax(1), "prob": probs[confident].max(1), "sha256": digests})
+    counts = np.bincount(table["label"].to_numpy(), minlength=L.NUM_CLASSES)
+    summary = {"source": str(source), "data": str(data.resolve()), "min_prob": min_prob, "age_edges": edges,
+               "images": len(table), "eval_images": len(probs), "counts": counts.tolist(),
+               "fingerprint": fingerprint(table["ImageID"], digests)}
+    io.write_csv(out, table, float_format="%.6g")
+    io.write_set_record(record_path(out), summary, [out])
+    console.print(count_table(counts, edges, f"pseudo-labels: {len(table)} of {len(probs)} eval images at probability >= {min_prob}"))
+    console.print(f"[green]wrote[/] {out} and {record_path(out).name}; train with `maskctl train --pseudo {out}`")
+    return summary
+
+
+def count_table(counts: np.ndarray, edges, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column, justify in (("class", "right"), ("name", "left"), ("images", "right")):
+        table.add_column(column, justify=justify)
+    for c, count in enumerate(counts):
+        table.add_row(str(c), L.class_name(c, edges), str(int(count)), style="dim" if count == 0 else None)
+    table.add_row("", "[bold]all[/]", f"[bold]{int(counts.sum())}[/]")
+    return table
+
+
+# ------------------------------------------------------------------------------- training with it
+
+
+def read_pseudo_table(path: str | Path, age_edges) -> "pandas.DataFrame":  # noqa: F821
+    """pseudo.csv checked against its record (not torn or edited), its age edges against the
+    run's, and every image against its digest (not changed since): else one line, before training."""
+    from maskctl.schema import read_csv, read_json
+
+    path = Path(path)
+    if not path.is_file():
+        raise MaskctlError(f"pseudo-label table not found: {path} (make one with `maskctl pseudo RUN`)")
+    io.check_set_record(record_path(path), [path.name], "make the table again with `maskctl pseudo`")
+    record = read_json(record_path(path), "pseudo-label record")
+    table = read_csv(path, TABLE_COLUMNS, what="pseudo-label table")
+    if not table["label"].between(0, L.NUM_CLASSES - 1).all() or table["ImageID"].duplicated().any():
+        raise MaskctlError(f"pseudo-label table {path}: labels must be classes 0..{L.NUM_CLASSES - 1}, each ImageID once")
+    edges = list(L.parse_age_edges(age_edges))
+    if record.get("age_edges") != edges:
+        raise MaskctlError(f"pseudo-label table {path} labels classes by age edges {shown(record.get('age_edges'))}, this run trains with "
+                           f"age edges {edges}: make the table from a run with the same --age-edges")
+    for image_id, image_path, digest in zip(table["ImageID"], table["path"], table["sha256"]):
+        if not Path(image_path).is_file() or io.file_sha256(image_path) != digest:
+            raise MaskctlError(f"pseudo-label table {path} is stale: eval image {shown(image_id)} ({shown(image_path)}) is missing or changed "
+                               "since it was made; make it again with `maskctl pseudo`")
+    return table
+
+
+def add_pseudo(samples, config):
+    """Samples + the table's images (column pseudo=True): each its own person, labelled with the
+    pseudo label; `pseudo_rows` tells fold assignment to keep them in training only."""
+    import pandas as pd
+
+    if not samples.mask_classes:
+        raise MaskctlError(f"--pseudo adds eval images of the {L.NUM_CLASSES} mask classes; dataset {config.dataset} has other classes")
+    table = read_pseudo_table(config.pseudo, config.age_edges)
+    label = table["label"].to_numpy()
+    mask, gender, age = L.decode(label)
+    rows = pd.DataFrame({"image": IMAGE_PREFIX + table["ImageID"], "path": table["path"], "person": PERSON_PREFIX + table["ImageID"],
+                         "mask_label": mask, "gender_label": gender, "age_label": age, "label": label, "score_label": label})
+    taken = set(samples.table["person"]) & set(rows["person"])
+    if taken:
+        raise MaskctlError(f"training person id {shown(sorted(taken)[0])} looks like a pseudo-label's; rename that person to use --pseudo")
+    combined = pd.concat([samples.table.assign(pseudo=False), rows.assign(pseudo=True)], ignore_index=True)
+    console.print(f"pseudo-labels: {len(rows)} eval images from {config.pseudo} join every fold's training part (never validation)")
+    return dataclasses.replace(samples, table=combined)
+
+
+def pseudo_rows(samples) -> np.ndarray:
+    """Which rows are pseudo-labelled eval images (all False without --pseudo)."""
+    if "pseudo" not in samples.table:
+        return np.zeros(len(samples.table), dtype=bool)
+    return samples.table["pseudo"].to_numpy(dtype=bool)

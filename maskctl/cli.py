@@ -375,13 +375,13 @@ def pseudo(
     out: Annotated[Optional[Path], typer.Option(help="The table to write (.csv; its record beside it as .json) \\[SOURCE/pseudo.csv].", show_default=False)] = None,
     overwrite: Overwrite = False,
 ):
-    """Pseudo-labels: a table of the eval images SOURCE's predictions are confident about (ImageID,
-    path, label, probability, image digest), counts per class printed. `maskctl train --pseudo
-    TABLE` adds them to every fold's training part, never to validation; a table whose images
-    changed since is refused.
+    """Pseudo-labels: the eval images a run or an ensemble predicts confidently, as a table for `train --pseudo`.
 
-    Example: maskctl predict runs/exp, maskctl pseudo runs/exp --min-prob 0.9, then
-    maskctl train --config cpu-quick --pseudo runs/exp/pseudo.csv
+    The table (ImageID, path, label, probability, image digest) and its record go to SOURCE/pseudo.csv
+    and pseudo.json; counts per class are printed. `maskctl train --pseudo TABLE` adds the images to
+    every fold's training part, never to validation; a table whose images changed since is refused.
+
+    Example: maskctl pseudo runs/exp --min-prob 0.9, then maskctl train --config cpu-quick --pseudo runs/exp/pseudo.csv
     """
     from maskctl.pseudo import make_pseudo_table
 

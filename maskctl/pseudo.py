@@ -27,12 +27,12 @@ from maskctl import io
 from maskctl.console import console
 from maskctl.data import labels as L
 from maskctl.errors import MaskctlError, UsageError, shown
+from maskctl.runfolder import PREDICT_SET, PROBS, RunFolder, run_folder_of
 
 TABLE_COLUMNS = {"ImageID": "text", "path": "text", "label": "int", "prob": "number", "sha256": "text"}
 DEFAULT_TABLE = "pseudo.csv"
 IMAGE_PREFIX = "pseudo/"  # pseudo rows' image keys: training images are images/<person>/..., so never the same
 PERSON_PREFIX = "pseudo:"  # each pseudo image is its own person: fold -1, never grouped with a training person
-ENSEMBLE_RECORD = "ensemble.json"
 
 
 def record_path(table: Path) -> Path:
@@ -48,38 +48,36 @@ def fingerprint(image_ids, digests) -> str:
 # ------------------------------------------------------------------------------- making the table
 
 
-def _source_record(source: Path) -> tuple[dict, list[Path]]:
+def _source_record(source: Path) -> tuple[dict, list[RunFolder]]:
     """The sealed record of SOURCE's predictions (a run's predict.json or an ensemble's
     ensemble.json) and the run folders behind it."""
-    from maskctl.engine.kfold import is_run_folder
-    from maskctl.io import check_set_record
-    from maskctl.predict import PREDICT_RECORD, PREDICT_SET
+    from maskctl.ensemble import ENSEMBLE_RECORD
     from maskctl.schema import read_json
 
+    folder = RunFolder(source)
     if not source.is_dir():
-        raise MaskctlError(f"{source} is not a folder: pass a run folder or an ensemble folder with probs.csv")
-    if not (source / "probs.csv").is_file():
-        raise MaskctlError(f"{source} has no probs.csv: run `maskctl predict {source}` (or `maskctl ensemble`) first")
-    name = ENSEMBLE_RECORD if (source / ENSEMBLE_RECORD).is_file() and not is_run_folder(source) else PREDICT_RECORD
-    check_set_record(source / name, list(PREDICT_SET), f"run `maskctl {'predict' if name == PREDICT_RECORD else 'ensemble'}` again")
-    record = read_json(source / name, "output record")
-    if name == PREDICT_RECORD:
-        # predict --out elsewhere: the runs are the folders of the checkpoints it used (runs/NAME/fold0/best.pt)
+        raise MaskctlError(f"{source} is not a folder: pass a run folder or an ensemble folder with {PROBS}")
+    if not folder.probs.is_file():
+        raise MaskctlError(f"{source} has no {PROBS}: run `maskctl predict {source}` (or `maskctl ensemble`) first")
+    from_ensemble = (source / ENSEMBLE_RECORD).is_file() and not folder.is_run()
+    record_file = source / ENSEMBLE_RECORD if from_ensemble else folder.predict_record
+    io.check_set_record(record_file, list(PREDICT_SET), f"run `maskctl {'ensemble' if from_ensemble else 'predict'}` again")
+    record = read_json(record_file, "output record")
+    if not from_ensemble:
+        # predict --out elsewhere: the runs are those of the checkpoints it used (runs/NAME/fold0/best.pt)
         checkpoints = record.get("checkpoints") if isinstance(record.get("checkpoints"), list) else []
-        runs = [source] if is_run_folder(source) else []
-        return record, runs + [Path(c).parent.parent for c in checkpoints if isinstance(c, str)]
+        return record, [folder] + [run_folder_of(c) for c in checkpoints if isinstance(c, str)]
     members = record.get("members")
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise MaskctlError(f"{source / name}: field 'members' must be a list of run folders")
-    return record, [Path(m) for m in members]
+    return record, [RunFolder(m) for m in members]
 
 
-def _label_edges(source: Path, runs: list[Path]) -> list[int]:
+def _label_edges(source: Path, runs: list[RunFolder]) -> list[int]:
     """The age edges the labels were predicted in: the runs' (they must agree)."""
     from maskctl.config import load_config
-    from maskctl.engine.kfold import CONFIG_FILE, is_run_folder
 
-    edges = {tuple(L.parse_age_edges(load_config(run / CONFIG_FILE).age_edges)) for run in runs if is_run_folder(run)}
+    edges = {tuple(L.parse_age_edges(load_config(run.config).age_edges)) for run in runs if run.is_run()}
     if len(edges) > 1:
         raise MaskctlError(f"{source} combines runs trained with different age edges ({', '.join(map(str, sorted(edges)))}): "
                            "their classes mean different age bands")
@@ -88,16 +86,15 @@ def _label_edges(source: Path, runs: list[Path]) -> list[int]:
     return list(edges.pop())
 
 
-def _default_data(record: dict, runs: list[Path]) -> Path:
+def _default_data(record: dict, runs: list[RunFolder]) -> Path:
     """The eval folder the predictions were made on, as predict recorded it; else data/eval."""
-    from maskctl.predict import PREDICT_RECORD
     from maskctl.schema import read_json
 
     if isinstance(record.get("data"), str):
         return Path(record["data"])
     for run in runs:
-        if (run / PREDICT_RECORD).is_file():
-            data = read_json(run / PREDICT_RECORD, "output record").get("data")
+        if run.predict_record.is_file():
+            data = read_json(run.predict_record, "output record").get("data")
             if isinstance(data, str):
                 return Path(data)
     return Path("data/eval")
@@ -126,9 +123,9 @@ def make_pseudo_table(source: Path, min_prob: float = 0.9, data: Path | None = N
         raise MaskctlError(f"{data} is a training folder: pseudo-labels come from predictions of an eval folder (info.csv + images/)")
     dataset = read_eval(data)
     require_readable_images(dataset)
-    probs_table = read_csv(source / "probs.csv", {"ImageID": "text"}, what="predictions", probabilities=True)
+    probs_table = read_csv(RunFolder(source).probs, {"ImageID": "text"}, what="predictions", probabilities=True)
     if probs_table["ImageID"].tolist() != dataset.table["ImageID"].tolist():
-        raise MaskctlError(f"{source / 'probs.csv'} predicts other images than {data / 'info.csv'} lists: predict {data} first (or pass its --data)")
+        raise MaskctlError(f"{RunFolder(source).probs} predicts other images than {data / 'info.csv'} lists: predict {data} first (or pass its --data)")
     probs = probs_table[prob_columns(probs_table)].to_numpy()
     if probs.shape[1] != L.NUM_CLASSES:
         raise MaskctlError(f"{source} predicts {probs.shape[1]} classes; pseudo-labels are for the {L.NUM_CLASSES} mask classes")

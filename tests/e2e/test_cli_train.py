@@ -128,14 +128,16 @@ def test_other_datasets_and_options_train(synth_data, tmp_path, extra, recorded)
 
 
 def test_a_time_budget_ends_each_fold_after_an_epoch(synth_data, tmp_path):
-    started = time.monotonic()
     result = invoke("train", "--data", synth_data / "train", "--epochs", "500", "--folds", "2", *TINY, "--time-budget-minutes", "0.1",
                     "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.output
-    assert time.monotonic() - started < 6 + 20  # the budget, and the epoch or two around it and the summary
     for fold in (0, 1):
         record = json.loads((tmp_path / "exp" / f"fold{fold}" / "result.json").read_text())
         assert record["stopped_early"] and 1 <= record["epochs_run"] < 500
+        # Measured in the run's own epoch times, not the test's clock, so a busy machine cannot fail it:
+        # a fold spends at most the 6 s budget plus the epoch that ran past it and one of estimate error.
+        seconds = pd.read_csv(tmp_path / "exp" / f"fold{fold}" / "metrics.csv")["seconds"]
+        assert seconds.sum() <= 6 + 2 * seconds.max() + 1
         assert (tmp_path / "exp" / f"fold{fold}" / "best.pt").is_file()
     assert result.output.count("time budget: ") == 3  # the plan, and each fold's reason to stop
 

@@ -9,6 +9,8 @@ next worker on the same machine that finds the dead process's id.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -66,17 +68,38 @@ def open_storage(url: str, heartbeat: int):
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+            with _creation_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
         except ImportError as exc:
             raise MaskctlError(f"--storage {shown(url)} needs its database driver: {exc}") from None
         except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server that does not answer
-            # Workers started together on a new database race to create its tables; the loser
-            # finds them made (an IntegrityError) and opens them on the next attempt.
-            if type(exc).__name__ == "IntegrityError" and attempt + 1 < STORAGE_ATTEMPTS:
+            # Workers started together on a new database server race to create its tables; the
+            # loser finds them made (an IntegrityError, or "table ... already exists") and opens
+            # them on the next attempt.
+            if (type(exc).__name__ == "IntegrityError" or "already exists" in str(exc)) and attempt + 1 < STORAGE_ATTEMPTS:
                 time.sleep(1 + attempt)
                 continue
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise MaskctlError(f"cannot open the study storage {shown(url)}: {first_line}") from None
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str):
+    """An SQLite file is on this machine: its workers take turns creating or opening it, under
+    an exclusive lock on a file beside it, so none meets a half-made schema."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    import fcntl
+
+    database = Path(url[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def base_recipe(config: TrainConfig) -> dict:

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -20,6 +21,15 @@ def invoke(*args):
 def run_cli(*args, timeout: int = 300, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def readme_plugin(first_line: str, target: Path) -> Path:
+    """The README's ```python example that starts with `first_line`, exactly as printed there,
+    written to `target` (a plugin file for $MASKCTL_PLUGINS)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split(f"```python\n{first_line}\n", 1)[1].split("```", 1)[0]
+    target.write_text(f"{first_line}\n{example}")
+    return target
 
 
 def one_line_error(result) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import TINY, invoke, one_line_error, run_cli
+from cli_helpers import TINY, invoke, one_line_error, readme_plugin, run_cli
 
 from maskctl.engine.fit import TIMING_COLUMNS
 
@@ -104,10 +104,7 @@ def test_callback_names_are_checked_before_any_work(synth_data, tmp_path):
 
 def test_the_readme_plugin_callback_works_through_maskctl_plugins(synth_data, tmp_path):
     """The README's `best-f1-file` example, exactly as printed there."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split('```python\n"""best_f1_file.py', 1)[1].split("```", 1)[0]
-    plugin = tmp_path / "best_f1_file.py"
-    plugin.write_text('"""best_f1_file.py' + example)
+    plugin = readme_plugin('"""best_f1_file.py: each fold\'s best validation macro F1, and the run\'s mean, in RUN/best_f1.txt."""', tmp_path / "best_f1_file.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     trained = run_cli("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--callbacks", "best-f1-file",
                       "--runs-dir", tmp_path, "--name", "cb", env=env)

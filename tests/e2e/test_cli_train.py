@@ -6,12 +6,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import TINY, invoke, one_line_error, run_cli
+from cli_helpers import TINY, invoke, one_line_error, readme_plugin, run_cli
 
 from maskctl.engine.fit import TIMING_COLUMNS
 
@@ -235,10 +234,7 @@ def test_farmed_folds_end_in_one_run(synth_data, tmp_path):
 
 def test_a_plugin_augmentation_from_the_readme_trains_and_predicts(synth_data, tmp_path):
     """The README's `zoom` example, loaded through $MASKCTL_PLUGINS by a real maskctl process."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("```python\nimport albumentations as A\n", 1)[1].split("```", 1)[0]
-    plugin = tmp_path / "zoom.py"
-    plugin.write_text("import albumentations as A\n" + example)
+    plugin = readme_plugin("import albumentations as A", tmp_path / "zoom.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     options = [o if o != "light" else "zoom" for o in TINY]
     trained = run_cli("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *options,

@@ -4,7 +4,8 @@ memory, class-balanced sampling, AdamW with a one-cycle lr, horizontal flip only
 people (no validation), then macro F1 on an eval folder's answers.csv.
 
 The wall-time budget counts from the call, decoding included. The one-cycle lr follows whichever
-runs out first, the epochs or the budget, so a cut-short run still anneals its lr.
+runs out first, the epochs or the budget, so a cut-short run still anneals its lr; with no epoch
+count (`--epochs 0`) it trains for the whole budget.
 
     python bench/plain_loop.py data/train data/eval --minutes 10 --seed 0
 """
@@ -53,7 +54,7 @@ def one_cycle(progress: float, peak: float) -> float:
     return peak / 25e4 + (peak - peak / 25e4) * (1 + math.cos(math.pi * (progress - warm) / (1 - warm))) / 2
 
 
-def run(train: Path, eval_dir: Path, minutes: float, seed: int = 0, epochs: int = 12, size_hw=(128, 96), batch_size: int = 64,
+def run(train: Path, eval_dir: Path, minutes: float, seed: int = 0, epochs: int | None = 12, size_hw=(128, 96), batch_size: int = 64,
         peak_lr: float = 2e-3, device: str = "cpu") -> dict:
     started = time.monotonic()
     deadline = started + minutes * 60
@@ -65,7 +66,7 @@ def run(train: Path, eval_dir: Path, minutes: float, seed: int = 0, epochs: int 
     optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr)
     weights = (1.0 / torch.bincount(targets, minlength=18).clamp(min=1).float())[targets]  # class-balanced draws
     steps_per_epoch = max(1, len(targets) // batch_size)
-    total_steps, step, progress = epochs * steps_per_epoch, 0, 0.0
+    total_steps, step, progress = epochs * steps_per_epoch if epochs else math.inf, 0, 0.0
     while progress < 1:
         order = torch.multinomial(weights, len(targets), replacement=True)
         model.train()
@@ -107,7 +108,7 @@ if __name__ == "__main__":
     parser.add_argument("eval", type=Path)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=12, help="0: as many as the budget allows")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     print(json.dumps(run(args.train, args.eval, args.minutes, args.seed, args.epochs, device=args.device), indent=2))

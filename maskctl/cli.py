@@ -281,6 +281,8 @@ def train(
     strict: Annotated[Optional[bool], _recipe("strict", "Stop at a training image that cannot be decoded (without it: skip it, listed in RUN/skipped.csv).",
                                               "--strict/--no-strict")] = None,
     patience: Annotated[Optional[int], _recipe("patience", "Early stopping: epochs without a better validation macro F1 \\[no early stopping].")] = None,
+    keep: Annotated[Optional[str], _recipe("keep", "The weights a fold keeps (best.pt): best (its best validation macro F1 epoch) or last (its last "
+                                            "epoch: a small hold-out picks the best on noise).")] = None,
     time_budget_minutes: Annotated[Optional[float], _recipe("time_budget_minutes", "Wall time for the whole run, data decoding included: each fold gets "
                                                             "an equal share of what is left and stops before an epoch that would not fit.")] = None,
     ema: Annotated[Optional[float], _recipe("ema", "Weight EMA decay, e.g. 0.999: validation, best.pt and predict use the averaged weights \\[off].")] = None,

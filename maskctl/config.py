@@ -175,6 +175,7 @@ class TrainConfig:
     mix: str = "none"  # none, cutmix (left/right face halves) or mixup, applied per batch
     mix_prob: float = _setting(0.5, Range(0, 1))
     patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
+    keep: str = "best"  # the weights best.pt keeps: the best validation epoch's, or the last epoch's
     time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
     ema: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # decay of a weight EMA, validated and kept instead
     accumulate: int = _setting(1, Range(1, 1000))  # optimizer step every N batches (gradients of N batches summed)

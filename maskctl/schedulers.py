@@ -49,10 +49,26 @@ def cosine_warmup_restarts(optimizer, eta_max: float, t0: int = 10, t_mult: int 
     return WarmupRestarts(optimizer, eta_max, t0, t_mult, t_up, gamma)
 
 
-@SCHEDULERS.register("cosine", "cosine decay from lr to eta_min (lr/100 unless set) over all epochs")
+class ReplannableCosine(torch.optim.lr_scheduler.CosineAnnealingLR):
+    """Cosine annealing whose length can shrink mid-run: a time budget that sees fewer epochs fit
+    than the recipe asked for ends the cosine at the last one that fits, so a cut run still anneals
+    (engine/fold_callbacks.TimeBudgetStop). The closed form, so a new length takes effect at once;
+    T_max, the planned length, is in the state a resume restores."""
+
+    def get_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2 for base in self.base_lrs]
+
+    def replan_epochs(self, epochs: int) -> None:
+        self.T_max = max(1, epochs)
+        self._last_lr = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+
+@SCHEDULERS.register("cosine", "cosine decay from lr to eta_min (lr/100 unless set) over all epochs, or over those a time budget leaves")
 def cosine(optimizer, epochs: int, eta_min: float | None = None):
     floor = optimizer.param_groups[0]["lr"] / 100 if eta_min is None else eta_min
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs), eta_min=floor)
+    return ReplannableCosine(optimizer, T_max=max(1, epochs), eta_min=floor)
 
 
 @SCHEDULERS.register("plateau", "lr x factor (0.5) when validation macro F1 stalls for patience (2) epochs")
@@ -72,6 +88,19 @@ def constant(optimizer):
 
 def _one(epoch: int) -> float:
     return 1.0
+
+
+def replan_epochs(scheduler, epochs: int) -> bool:
+    """Shorten a schedule to `epochs` in all, if it can be (True); the others keep their curve and are cut."""
+    if not hasattr(scheduler, "replan_epochs"):
+        return False
+    scheduler.replan_epochs(epochs)
+    return True
+
+
+def planned_epochs(scheduler) -> int | None:
+    """The length a replannable schedule was last given (restored on resume), else None."""
+    return scheduler.T_max if hasattr(scheduler, "replan_epochs") else None
 
 
 def step_scheduler(scheduler, val_f1: float) -> None:

@@ -26,12 +26,13 @@ from maskctl.errors import MaskctlError
 from maskctl.losses import build_loss, inverse_frequency_weights
 from maskctl.models import MultiHead, build_model, model_meta
 from maskctl.registry import OPTIMIZERS, SAMPLERS, SCHEDULERS
-from maskctl.schedulers import step_scheduler
+from maskctl.schedulers import planned_epochs, replan_epochs, step_scheduler
 from maskctl.tta import no_tta
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "acc", "f1", "f1_mask", "f1_gender", "f1_age", "images_per_s", "seconds")
 # Wall-clock columns: everything else in metrics.csv is reproducible for a seed on the CPU.
 TIMING_COLUMNS = ("images_per_s", "seconds")
+KEEP_MODES = ("best", "last")  # the recipe's `keep`: which epoch's weights a fold keeps as best.pt
 
 
 @dataclass
@@ -150,8 +151,12 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         callbacks("on_epoch_end", state)
         if state.improved:
             callbacks("on_best", state)
-        # Rank 0's callbacks decide (early stopping sees the validation there); every rank stops with it.
+        # Rank 0's callbacks decide (early stopping sees the validation there, the time budget its clock); every rank
+        # stops with it, and re-plans its lr schedule with it.
         state.stop_reason = broadcast_object(state.stop_reason, dist)
+        state.epochs = broadcast_object(state.epochs, dist)
+        if state.epochs != (planned_epochs(state.scheduler) or state.epochs):
+            replan_epochs(state.scheduler, state.epochs)
         if state.stop_reason:
             break
     callbacks("on_fit_end", state)
@@ -173,7 +178,8 @@ def _validate(state: FoldState, val_loader, device, use_amp: bool) -> dict:
 def _record(state: FoldState, row: dict) -> None:
     state.row = row
     state.history.append({c: row.get(c, float("nan")) for c in METRIC_COLUMNS})
-    state.improved = row["f1"] > state.best_f1
+    # The kept epoch (best.pt, oof.csv, best_f1) is the best so far, or with `keep: last` every epoch in turn.
+    state.improved = row["f1"] > state.best_f1 or state.config.keep == "last"
     if state.improved:
         state.best_f1, state.best_epoch = row["f1"], state.epoch
 

@@ -13,6 +13,7 @@ from maskctl.engine import checkpoint
 from maskctl.engine.fit import METRIC_COLUMNS
 from maskctl.errors import MaskctlError
 from maskctl.registry import CALLBACKS
+from maskctl.schedulers import planned_epochs
 
 DEFAULT_CALLBACKS = ("best-checkpoint", "last-checkpoint", "metrics-csv", "console", "early-stopping")
 
@@ -57,7 +58,7 @@ class ConsoleLine(_Default):
         row = state.row
         tasks = [f"{row[f'f1_{t}']:.3f}" for t in ("mask", "gender", "age") if f"f1_{t}" in row]
         task_f1 = f" (mask/gender/age {'/'.join(tasks)})" if tasks else ""
-        mark = " [green]best[/]" if state.improved else ""
+        mark = " [green]best[/]" if state.improved and state.config.keep == "best" else ""
         console.print(
             f"fold {state.fold} epoch {row['epoch'] + 1}/{state.epochs}  lr {row['lr']:.1e}  loss {row['train_loss']:.3f}/{row['val_loss']:.3f}  "
             f"acc {row['acc']:.3f}  [bold]F1 {row['f1']:.4f}[/]{task_f1}  {row['images_per_s']:.0f} img/s{mark}"
@@ -65,7 +66,7 @@ class ConsoleLine(_Default):
 
     def on_fit_end(self, state: FoldState) -> None:
         if state.stop_reason:
-            console.print(f"fold {state.fold}: {state.stop_reason}; stopping early, after epoch {state.epoch + 1} of {state.epochs}")
+            console.print(f"fold {state.fold}: {state.stop_reason}; stopping early, after epoch {state.epoch + 1} of {state.config.epochs}")
 
 
 @CALLBACKS.register("early-stopping", "stops a fold after `patience` epochs without a better macro F1 (always on; off without patience)")
@@ -79,8 +80,11 @@ class EarlyStopping(_Default):
 
 
 class TimeBudgetStop(Callback):
-    """Ends a fold after an epoch when the next one would not fit in its share of the run's
-    `time_budget_minutes` (engine/budget.py); made by kfold, which starts the run's clock."""
+    """Fits a fold into its share of the run's `time_budget_minutes` (engine/budget.py); made by
+    kfold, which starts the run's clock. After each epoch the fold stops when the next epoch, as
+    long as the last, would not fit. A schedule that can be re-planned (cosine) is also fitted to
+    the epochs that fit at the fold's median epoch time, and the fold stops at the plan's end;
+    any other schedule keeps its curve and is cut."""
 
     name = "time-budget"
 
@@ -89,11 +93,29 @@ class TimeBudgetStop(Callback):
 
     def on_fit_start(self, state: FoldState) -> None:
         self.budget.start_fold()
+        planned = planned_epochs(state.scheduler)
+        if planned is not None and planned < state.epochs:  # a resumed fold continues the plan it was trained under
+            state.epochs = planned
 
     def on_epoch_end(self, state: FoldState) -> None:
-        if state.stop_reason is None and state.epoch + 1 < state.epochs:
-            state.stop_reason = self.budget.stop_reason()
+        self.budget.end_epoch()
+        done = state.epoch + 1
+        if state.stop_reason is None and done < state.config.epochs:
+            if done >= state.epochs:
+                state.stop_reason = f"time budget: the {state.epochs} epochs planned to fit are done"
+            else:
+                state.stop_reason = self.budget.stop_reason()
+            if state.stop_reason is None and planned_epochs(state.scheduler) is not None:
+                self._replan(state, done)
         self.budget.start_epoch()  # the next epoch starts now
+
+    def _replan(self, state: FoldState, done: int) -> None:
+        """Shrink the plan whenever it no longer fits; grow it back only by two epochs or more
+        (the lr rises a little each time). fit_fold re-plans the schedule on every rank from it."""
+        fit = max(done + 1, min(self.budget.epochs_that_fit(done), state.config.epochs))
+        if fit < state.epochs or fit >= state.epochs + 2:
+            console.print(f"fold {state.fold}: time budget: about {fit} of {state.config.epochs} epochs fit; the lr schedule now ends at epoch {fit}")
+            state.epochs = fit
 
 
 def build_callbacks(config, budget=None) -> list:

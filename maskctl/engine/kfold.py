@@ -19,7 +19,7 @@ from maskctl.data.layout import problem_summary
 from maskctl.data.unreadable import decode_errors, skip_unreadable
 from maskctl.engine.budget import TimeBudget
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
-from maskctl.engine.fit import fit_fold
+from maskctl.engine.fit import KEEP_MODES, fit_fold
 from maskctl.engine.fold_callbacks import build_callbacks
 from maskctl.trackers import create_trackers
 from maskctl.engine.report import fold_result_table, summarise_run
@@ -77,6 +77,10 @@ def check_names(config: TrainConfig) -> None:
     check_trackers(config.log)  # a tracker asked for but not installed: one line before any work
     if config.mix not in MIX_MODES:
         raise MaskctlError(f"unknown mix {config.mix!r}; use one of {', '.join(MIX_MODES)}")
+    if config.keep not in KEEP_MODES:
+        raise MaskctlError(f"unknown keep {config.keep!r}; use one of {', '.join(KEEP_MODES)}")
+    if config.keep == "last" and config.patience is not None:
+        raise MaskctlError("keep last with patience: early stopping waits for a better epoch to keep, keep last keeps every last one; drop one")
     if config.pretrained and config.pretrained != "hub":
         from maskctl.models import check_weights_file
 

@@ -58,7 +58,7 @@ def test_bench_quality_scores_both_arms_on_held_out_people_within_the_budget(tmp
     assert 0 < row["plain_train_s"] <= minutes * 60 + 20 and 0 < row["maskctl_train_s"] <= minutes * 60 + 20
     assert row["plain_epochs"] < 12
     fold = json.loads((tmp_path / "q" / "seed3" / "runs" / "maskctl" / "fold0" / "result.json").read_text())
-    assert fold["stopped_early"] and fold["epochs_run"] < 50
+    assert fold["stopped_early"] and fold["epochs_run"] < 50 and row["maskctl_epochs"] == [fold["epochs_run"]]
     # Held out: the maskctl arm predicted the eval people only, none of them a training person
     predicted = json.loads((tmp_path / "q" / "seed3" / "runs" / "maskctl" / "predict.json").read_text())
     assert predicted["data"].endswith("eval") and predicted["images"] == 4 * 7

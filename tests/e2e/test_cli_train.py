@@ -138,7 +138,31 @@ def test_a_time_budget_ends_each_fold_after_an_epoch(synth_data, tmp_path):
         seconds = pd.read_csv(tmp_path / "exp" / f"fold{fold}" / "metrics.csv")["seconds"]
         assert seconds.sum() <= 6 + 2 * seconds.max() + 1
         assert (tmp_path / "exp" / f"fold{fold}" / "best.pt").is_file()
-    assert result.output.count("time budget: ") == 3  # the plan, and each fold's reason to stop
+        # cosine is re-planned to end where the budget ends: the fold's last epoch ran at the lowest lr so far
+        lrs = pd.read_csv(tmp_path / "exp" / f"fold{fold}" / "metrics.csv")["lr"]
+        assert len(lrs) == 1 or lrs.iloc[-1] == lrs.min() < lrs.iloc[0]
+    assert "time budget: 0.1 min for 2 fold(s)" in result.output and result.output.count("; stopping early") == 2
+    ran = [json.loads((tmp_path / "exp" / f"fold{fold}" / "result.json").read_text())["epochs_run"] for fold in (0, 1)]
+    if max(ran) > 1:  # a fold that had time for a second epoch was re-planned after its first (a busy machine may leave one)
+        assert "the lr schedule now ends at epoch" in result.output
+
+
+def test_keep_last_keeps_the_last_epochs_weights_and_scores(synth_data, tmp_path):
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "3", "--val-ratio", "0.3", *TINY, "--keep", "last", "--runs-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    fold = tmp_path / "exp" / "fold0"
+    best, last = torch.load(fold / "best.pt", weights_only=True), torch.load(fold / "last.pt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 2
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    final_f1 = pd.read_csv(fold / "metrics.csv")["f1"].iloc[-1]
+    assert json.loads((fold / "result.json").read_text())["best_f1"] == pytest.approx(final_f1)  # what the run reports is what it kept
+
+
+def test_keep_takes_best_or_last_and_not_with_patience(synth_data, tmp_path):
+    unknown = invoke("train", "--data", synth_data / "train", *TINY, "--keep", "worst", "--runs-dir", tmp_path)
+    assert unknown.exit_code == 1 and "best, last" in one_line_error(unknown)
+    both = invoke("train", "--data", synth_data / "train", *TINY, "--keep", "last", "--patience", "2", "--runs-dir", tmp_path)
+    assert both.exit_code == 1 and "patience" in one_line_error(both)
 
 
 def test_image_folder_dataset(tmp_path):

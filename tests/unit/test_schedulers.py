@@ -1,3 +1,4 @@
+import math
 import warnings
 from dataclasses import replace
 
@@ -148,3 +149,25 @@ def test_other_schedulers_build_and_step():
             optimizer.step()
             S.step_scheduler(plateau, f1)
         assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+
+
+def test_a_replanned_cosine_anneals_to_its_floor_at_the_new_end_and_a_resume_keeps_the_plan():
+    optimizer = make_optimizer(1e-3)
+    cosine = SCHEDULERS.create("cosine", optimizer=optimizer, epochs=12)
+    assert S.planned_epochs(cosine) == 12
+    optimizer.step()
+    cosine.step()  # epoch 1 of 12
+    assert S.replan_epochs(cosine, 4)  # a time budget finds 4 epochs fit
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi / 4)) / 2)  # at once
+    lrs = run_epochs(optimizer, cosine, 3)
+    assert lrs[-1] > 1e-5 and cosine.get_last_lr()[0] == pytest.approx(1e-5)  # epoch 3 ends the curve: the next lr is the floor
+    resumed_optimizer = make_optimizer(1e-3)
+    resumed = SCHEDULERS.create("cosine", optimizer=resumed_optimizer, epochs=12)
+    resumed.load_state_dict(cosine.state_dict())
+    assert S.planned_epochs(resumed) == 4
+
+
+def test_schedules_that_cannot_be_replanned_say_so():
+    optimizer = make_optimizer(1e-3)
+    step = SCHEDULERS.create("step", optimizer=optimizer, t0=2)
+    assert not S.replan_epochs(step, 3) and S.planned_epochs(step) is None

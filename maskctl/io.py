@@ -145,6 +145,17 @@ def write_csv(path: str | Path, table, **kwargs) -> Path:
     return Path(path)
 
 
+def write_csv_rows(path: str | Path, header: list[str], rows) -> Path:
+    """A CSV from plain rows, laid out as pandas' to_csv writes it (minimal quoting, \\n)."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
 def save_figure(path: str | Path, figure) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")

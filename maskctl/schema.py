@@ -82,10 +82,7 @@ def read_csv(path: str | Path, columns: dict[str, str], what: str = "", probabil
     import pandas as pd
 
     path = Path(path)
-    header, rows, lines = _csv_rows(path, what)
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise MaskctlError(f"{_named(path, what)} lacks column(s) {', '.join(missing)}; expected {','.join(columns)} (has: {shown(','.join(header))})")
+    header, rows, lines = read_text_rows(path, columns, what)
     table = pd.DataFrame(rows, columns=header, dtype=str)
     kinds = dict(columns)
     if probabilities:
@@ -98,6 +95,17 @@ def read_csv(path: str | Path, columns: dict[str, str], what: str = "", probabil
         if kind != "text":
             table[column] = _numbers(table[column], lines, kind, _named(path, what), column)
     return table
+
+
+def read_text_rows(path: str | Path, columns, what: str = "") -> tuple[list[str], list[list[str]], list[int]]:
+    """read_csv's checks without pandas (predict from an export imports neither it nor torch):
+    the header, holding every name in `columns`, and the rows as text with their line numbers."""
+    path = Path(path)
+    header, rows, lines = _csv_rows(path, what)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise MaskctlError(f"{_named(path, what)} lacks column(s) {', '.join(missing)}; expected {','.join(columns)} (has: {shown(','.join(header))})")
+    return header, rows, lines
 
 
 def _csv_rows(path: Path, what: str) -> tuple[list[str], list[list[str]], list[int]]:

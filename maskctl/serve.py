@@ -1,6 +1,6 @@
 """`maskctl predict EXPORT`: predict from `maskctl export`'s ONNX model through ONNX Runtime,
 with neither torch nor timm imported in the process (they cost about 4 s of every predict on a
-2-core CPU). The same submission.csv, probs.csv, predict.json and scores as `maskctl predict RUN`:
+2-core CPU), nor pandas for an eval folder without answers (0.2 s). The same submission.csv, probs.csv, predict.json and scores as `maskctl predict RUN`:
 images decoded by the same code at the run's decode size, after the run's centre crop of the
 photo if it has one (in a forked child while onnxruntime imports), centre-cropped, TTA views on the uint8 batch, views averaged by weight.
 """
@@ -130,19 +130,11 @@ def predict_export(
 
     meta, model_path = read_export(export)
     out = refuse_overwrite(out or model_path.parent, overwrite)
-    # Decoding starts before pandas and onnxruntime import: the child has the other core to
-    # itself for that third of a second (1,001 images on 2 cores: 1.78 s -> 1.60 s a process).
-    decode_hw, crop = tuple(meta["decode_size"]), meta.get("crop")
-    listed = _listed_eval_images(data)
-    prefetch = Prefetcher(listed, decode_hw, crop=crop) if listed else None
-    dataset, ids, labels = read_prediction_data(data)
+    paths, ids, labels = read_prediction_data(data)  # an eval folder is read without pandas
     if labels is not None and not meta["mask_classes"]:
         raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")
-    paths = dataset.table["path"].tolist()
-    if prefetch is None or prefetch.paths != paths:  # not an eval folder, or its reader kept other rows
-        if prefetch is not None:
-            prefetch.stop()
-        prefetch = Prefetcher(paths, decode_hw, crop=crop)
+    # Decoding starts before onnxruntime imports: the child has the other core to itself meanwhile.
+    prefetch = Prefetcher(paths, tuple(meta["decode_size"]), crop=meta.get("crop"))
     views, weights = _views(meta, tta, tta_weights, export)
     labels = known_labels(data, answers, ids, labels, score)
     session, device = open_session(model_path, meta, device_name)
@@ -161,20 +153,6 @@ def predict_export(
     final = combine(np.stack([np.concatenate(parts) for parts in view_probs]), weights)
     result = {"export": str(model_path), "data": str(data), "images": len(ids), "tta": views, "tta_weights": list(weights), "device": device}
     return write_predictions(out, ids, final, labels, meta, result)
-
-
-def _listed_eval_images(data: Path) -> list[str] | None:
-    """An eval folder's image paths in info.csv's order, read with the csv module alone; None
-    where that is not simple (the real reader checks everything afterwards and decides)."""
-    import csv
-
-    try:
-        with open(data / "info.csv", newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        column = [name.strip() for name in rows[0]].index("ImageID")
-        return [str(data / "images" / row[column]) for row in rows[1:] if row]
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError):
-        return None
 
 
 def _views(meta: dict, tta: str, tta_weights: str | None, export: Path) -> tuple[list[str], list[float]]:

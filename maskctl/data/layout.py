@@ -260,9 +260,20 @@ def detect_kind(root: Path) -> str:
     )
 
 
-def read_eval(data_dir: str | Path) -> FolderTable:
+@dataclass
+class EvalListing:
+    """An eval folder's images in info.csv's order and the problems met, read without pandas."""
+
+    root: Path
+    ids: list[str]
+    paths: list[str]
+    problems: list[Problem]
+    hidden_files: list[str]
+
+
+def list_eval(data_dir: str | Path) -> EvalListing:
     """info.csv order is kept: the submission must list the same rows in the same order."""
-    import pandas as pd
+    from maskctl.schema import read_text_rows
 
     root = Path(data_dir)
     _require_dir(root, "eval folder")
@@ -271,38 +282,49 @@ def read_eval(data_dir: str | Path) -> FolderTable:
     info = root / "info.csv"
     if not info.is_file():
         raise MaskctlError(f"{info} not found: an eval folder holds info.csv (ImageID,ans) and images/")
-    table = _read_csv(info, EVAL_CSV_COLUMNS)
-    if table.empty:
+    header, rows, _ = read_text_rows(info, EVAL_CSV_COLUMNS)
+    if not rows:
         raise MaskctlError(f"{info} lists no images")
+    column = header.index("ImageID")
+    ids = [row[column] for row in rows]
     problems: list[Problem] = []
     paths = []
-    for image_id in table["ImageID"]:
+    for image_id in ids:
         path = images_dir / image_id
         if not _inside(path, images_dir):
             problems.append(Problem("path-escapes", image_id, f"ImageID {image_id!r} leaves the images folder"))
         elif not path.is_file():
             problems.append(Problem("missing-image", image_id, f"images/{image_id} listed in info.csv does not exist"))
         paths.append(str(path))
-    duplicated = table["ImageID"][table["ImageID"].duplicated()]
-    for image_id in duplicated:
-        problems.append(Problem("duplicate-id", image_id, f"ImageID {image_id} appears more than once in info.csv"))
-    listed = set(table["ImageID"])
+    seen: set[str] = set()
+    for image_id in ids:
+        if image_id in seen:
+            problems.append(Problem("duplicate-id", image_id, f"ImageID {image_id} appears more than once in info.csv"))
+        seen.add(image_id)
     hidden = []
     for file in sorted(images_dir.iterdir()):
         if is_hidden(file.name):
             hidden.append(str(file.relative_to(root)))
-        elif file.name not in listed:
+        elif file.name not in seen:
             problems.append(Problem("extra-file", file.name, f"images/{file.name} is not in info.csv"))
+    return EvalListing(root, ids, paths, problems, hidden)
+
+
+def read_eval(data_dir: str | Path) -> FolderTable:
+    """list_eval's images as a table (image, path, ImageID, ext), in info.csv's order."""
+    import pandas as pd
+
+    listing = list_eval(data_dir)
     out = pd.DataFrame({
-        "image": [f"images/{i}" for i in table["ImageID"]],
-        "path": paths,
-        "ImageID": table["ImageID"],
-        "ext": [Path(i).suffix.lower() for i in table["ImageID"]],
+        "image": [f"images/{i}" for i in listing.ids],
+        "path": listing.paths,
+        "ImageID": listing.ids,
+        "ext": [Path(i).suffix.lower() for i in listing.ids],
     })
-    return FolderTable(root, out, problems, hidden, [], has_labels=False)
+    return FolderTable(listing.root, out, listing.problems, listing.hidden_files, [], has_labels=False)
 
 
-def require_readable_images(dataset: FolderTable) -> None:
+def require_readable_images(dataset: FolderTable | EvalListing) -> None:
     """For predict: an eval set with missing images cannot produce a valid submission."""
     fatal = [p for p in dataset.problems if p.kind in {"missing-image", "path-escapes", "duplicate-id"}]
     if fatal:

@@ -81,17 +81,22 @@ def test_a_centre_crop_run_predicts_alike_from_the_run_and_from_its_export(synth
     assert np.abs(torch_probs - pd.read_csv(tmp_path / "onnx" / "probs.csv")[PROBS].to_numpy()).max() < 1e-4
 
 
-def test_serving_an_export_imports_neither_torch_nor_timm(exported, synth_data, tmp_path):
+@pytest.mark.parametrize("score", [True, False])
+def test_serving_an_export_imports_neither_torch_nor_timm(exported, synth_data, tmp_path, score):
+    """Nor pandas when nothing is scored (the synthetic eval folder has answers.csv; scoring reads it with pandas)."""
+    unwanted = ("torch", "timm", "torchvision", "albumentations") + (() if score else ("pandas",))
+    flags = [] if score else ["--no-score"]
     script = (
         "import runpy, sys\n"
-        f"sys.argv = ['maskctl', 'predict', {str(exported / 'model.onnx')!r}, '--data', {str(synth_data / 'eval')!r}, '--out', {str(tmp_path)!r}, '--device', 'cpu']\n"
+        f"sys.argv = ['maskctl', 'predict', {str(exported / 'model.onnx')!r}, '--data', {str(synth_data / 'eval')!r}, '--out', {str(tmp_path)!r}, '--device', 'cpu', *{flags!r}]\n"
         "try:\n    runpy.run_module('maskctl', run_name='__main__')\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
-        "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'albumentations') if m in sys.modules))\n"
+        f"print(sorted(m for m in {unwanted!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "submission.csv").is_file()
+    assert ("scores" in json.loads((tmp_path / "predict.json").read_text())) == score
 
 
 def test_one_fold_export(cropped_run, tmp_path):

@@ -101,15 +101,25 @@ def test_a_read_only_output_place_is_one_line_before_any_work(command, run, synt
 
 
 def no_space(monkeypatch, on: str):
-    """Writing a CSV named `on` fails as on a full disk (the OS names no file)."""
-    real = pd.DataFrame.to_csv
+    """Writing a CSV named `on` fails as on a full disk (the OS names no file), whether pandas
+    writes it or io.write_csv_rows does (predict's CSVs)."""
+    real_to_csv, real_open = pd.DataFrame.to_csv, open
 
-    def full(self, path=None, *args, **kwargs):
-        if path is not None and Path(path).name.startswith(f".{on}."):
+    def full(path) -> bool:
+        return path is not None and Path(path).name.startswith(f".{on}.")
+
+    def to_csv(self, path=None, *args, **kwargs):
+        if full(path):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, *args, **kwargs)
+        return real_to_csv(self, path, *args, **kwargs)
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    def open_for_rows(path, *args, **kwargs):
+        if full(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", to_csv)
+    monkeypatch.setattr(io, "open", open_for_rows, raising=False)  # io's own name for the builtin
 
 
 def test_a_full_disk_while_predicting_is_one_line_naming_the_file_and_leaves_no_temporary(run, synth_data, tmp_path, monkeypatch):

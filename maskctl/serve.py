@@ -1,8 +1,10 @@
 """`maskctl predict EXPORT`: predict from `maskctl export`'s ONNX model through ONNX Runtime,
 with neither torch nor timm imported in the process (they cost about 4 s of every predict on a
-2-core CPU), nor pandas for an eval folder without answers (0.2 s). The same submission.csv, probs.csv, predict.json and scores as `maskctl predict RUN`:
-images decoded by the same code at the run's decode size, after the run's centre crop of the
-photo if it has one (in a forked child while onnxruntime imports), centre-cropped, TTA views on the uint8 batch, views averaged by weight.
+2-core CPU), nor pandas for an eval folder without answers (0.2 s). The same submission.csv,
+probs.csv, predict.json and scores as `maskctl predict RUN`: images decoded by the same code at
+the run's decode size, after the run's centre crop of the photo if it has one (in forked
+children, one per core, while onnxruntime imports), centre-cropped, TTA views on the uint8
+batch, views averaged by weight.
 """
 from __future__ import annotations
 
@@ -124,7 +126,8 @@ def predict_export(
     export: Path, data: Path = Path("data/eval"), out: Path | None = None, tta: str = "none", tta_weights: str | None = None,
     answers: Path | None = None, batch_size: int | None = None, device_name: str | None = None, overwrite: bool = False, score: bool = True,
 ) -> dict:
-    from maskctl.data.prefetch import Prefetcher
+    from maskctl.cpus import cpu_count
+    from maskctl.data.prefetch import DecodeAll
     from maskctl.predict import known_labels, read_prediction_data, refuse_overwrite, write_predictions
     from maskctl.tta import NHWC_VIEWS, combine
 
@@ -133,12 +136,12 @@ def predict_export(
     paths, ids, labels = read_prediction_data(data)  # an eval folder is read without pandas
     if labels is not None and not meta["mask_classes"]:
         raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")
-    # Decoding starts before onnxruntime imports: the child has the other core to itself meanwhile.
-    prefetch = Prefetcher(paths, tuple(meta["decode_size"]), crop=meta.get("crop"))
+    # Decoding starts before onnxruntime imports, in one child per core, and ends before the model runs.
+    decoded = DecodeAll(paths, tuple(meta["decode_size"]), cpu_count(), crop=meta.get("crop"))
     views, weights = _views(meta, tta, tta_weights, export)
     labels = known_labels(data, answers, ids, labels, score)
     session, device = open_session(model_path, meta, device_name)
-    prefetch.stop()  # the decoder child would compete with ONNX Runtime's threads
+    decoded.join()
     batch_size = batch_size or (256 if device.startswith("cuda") else 32)
     input_name, output_name = meta["input"]["name"], meta["output"]
     view_probs = [[] for _ in views]
@@ -146,7 +149,7 @@ def predict_export(
         task = bar.add_task(f"predict (ONNX Runtime, {device}) x {len(views)} view(s)", total=len(ids), info="")
         for start in range(0, len(ids), batch_size):
             rows = range(start, min(start + batch_size, len(ids)))
-            batch = center_crop_nhwc(np.stack([prefetch.get(i) for i in rows]), meta["size"])
+            batch = center_crop_nhwc(np.stack([decoded.get(i) for i in rows]), meta["size"])
             for v, view in enumerate(views):
                 view_probs[v].append(session.run([output_name], {input_name: np.ascontiguousarray(NHWC_VIEWS[view](batch))})[0])
             bar.advance(task, len(rows))

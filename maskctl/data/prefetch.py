@@ -9,7 +9,8 @@ prefetch at all, on 1,001 images).
 The parent calls `stop()` when the model is ready to run: a decoder beside 2-thread torch on 2
 cores slows torch down several times (over-subscription). Images the child has not reached,
 or could not decode, are decoded by the parent on demand, so errors surface there as usual.
-Where fork is unavailable (Windows) nothing is prefetched.
+Where fork is unavailable (Windows) nothing is prefetched. `DecodeAll` (predict from an ONNX
+export) instead splits the images over one child per core and waits for them all.
 """
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ class Prefetcher:
         os.waitpid(self._child, 0)
         self._child = None
 
+    def join(self) -> None:
+        """Wait until the child has decoded all it was given (what it could not, get() decodes)."""
+        if self._child is not None:
+            os.waitpid(self._child, 0)
+            self._child = None
+
     def ready_count(self) -> int:
         return int((self._status[1:] == READY).sum())
 
@@ -96,3 +103,22 @@ class Prefetcher:
             self.stop()
         except Exception:  # noqa: BLE001 - interpreter shutdown: the child exits on its own
             pass
+
+
+class DecodeAll:
+    """Every image decoded before the model runs, by `processes` children at once, each taking
+    every n-th image; `join()` waits for them. For ONNX Runtime, whose start-up is short: decoding
+    is then done on every core before inference instead of in the parent between batches, where it
+    held up the model (1,001 images on 2 cores: 1.93 s -> 1.79 s a process)."""
+
+    def __init__(self, paths: list[str], size_hw: tuple[int, int], processes: int, crop: tuple[float, float] | None = None):
+        self.processes = max(1, processes)
+        budget = DEFAULT_BUDGET_BYTES // self.processes
+        self.parts = [Prefetcher(paths[k :: self.processes], size_hw, budget_bytes=budget, crop=crop) for k in range(self.processes)]
+
+    def join(self) -> None:
+        for part in self.parts:
+            part.join()
+
+    def get(self, index: int) -> np.ndarray:
+        return self.parts[index % self.processes].get(index // self.processes)

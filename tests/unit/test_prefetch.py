@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from maskctl.data.images import ImageDecodeError, load_resized
-from maskctl.data.prefetch import Prefetcher
+from maskctl.data.prefetch import DecodeAll, Prefetcher
 
 SIZE = (24, 16)
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="prefetching needs fork")
@@ -142,3 +142,24 @@ def test_the_child_stops_when_its_parent_dies(tmp_path):
     while time.monotonic() < deadline and _running(child):
         time.sleep(0.02)
     assert not _running(child)
+
+
+def test_decode_all_splits_the_images_over_children_and_keeps_their_order(tmp_path):
+    paths = write_jpegs(tmp_path, 7)
+    decoded = DecodeAll(paths, SIZE, processes=3)
+    assert [len(part.paths) for part in decoded.parts] == [3, 2, 2]
+    decoded.join()
+    assert all(part._child is None for part in decoded.parts)  # reaped, not stopped half-way
+    assert sum(part.ready_count() for part in decoded.parts) == 7  # all decoded by the children
+    for i, path in enumerate(paths):
+        assert np.array_equal(decoded.get(i), load_resized(path, SIZE))
+
+
+def test_images_the_children_did_not_decode_are_decoded_by_the_parent(tmp_path):
+    paths = write_jpegs(tmp_path, 5)
+    decoded = DecodeAll(paths, SIZE, processes=2)
+    for part in decoded.parts:  # as if no child had decoded anything (a budget too small, a child killed)
+        part.stop()
+        part._status[1:] = 0
+    for i, path in enumerate(paths):
+        assert np.array_equal(decoded.get(i), load_resized(path, SIZE))

@@ -17,7 +17,7 @@ from maskctl import io
 from maskctl.console import console, warn
 from maskctl.engine.metrics import macro_f1
 from maskctl.errors import MaskctlError
-from maskctl.runfolder import PREDICT_SET, PROBS, SUBMISSION, RunFolder
+from maskctl.runfolder import PREDICT_SET, SUBMISSION, RunFolder
 
 METHODS = ("auto", "soft", "hard", "weighted")
 ENSEMBLE_RECORD = "ensemble.json"  # the ensemble folder's record, sealing its submission.csv and probs.csv
@@ -120,11 +120,10 @@ def shared_oof(members: list[Member]):
 
 
 def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool = False, tune_decision: bool = False) -> dict:
-    import pandas as pd
     from rich.table import Table
 
     from maskctl.decision import crossfit_groups, decide, tune
-    from maskctl.engine.report import prob_frame
+    from maskctl.predict import write_prediction_csvs
 
     if method not in METHODS:
         raise MaskctlError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -171,8 +170,7 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
     final_probs = soft_vote(eval_probs, weights)
     labels = hard_vote(eval_probs) if method == "hard" else decide(final_probs, offsets)
     ids = members[0].ids
-    io.write_csv(out / SUBMISSION, pd.DataFrame({"ImageID": ids, "ans": labels}))
-    io.write_csv(out / PROBS, pd.concat([pd.DataFrame({"ImageID": ids}), prob_frame(final_probs)], axis=1), float_format="%.6g")
+    write_prediction_csvs(out, ids, labels, final_probs)
     result["weights"] = weights.tolist()
     io.write_set_record(out / ENSEMBLE_RECORD, result, [out / name for name in PREDICT_SET])
     console.print(f"[green]wrote[/] {out / SUBMISSION} ({len(ids)} rows)")

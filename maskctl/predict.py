@@ -243,15 +243,20 @@ def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta
     from maskctl.decision import decide
 
     answers = decide(probs, offsets)
-    # The csv module, not pandas: predicting from an export stays free of pandas' import (0.2 s)
-    io.write_csv_rows(out / SUBMISSION, ["ImageID", "ans"], zip(ids, answers.tolist()))
-    io.write_csv_rows(out / PROBS, ["ImageID", *(f"p{c}" for c in range(probs.shape[1]))],
-                      ([image_id, *("%.6g" % p for p in row)] for image_id, row in zip(ids, probs.tolist())))
+    write_prediction_csvs(out, ids, answers, probs)
     if labels is not None:
         result["scores"] = score_and_report(labels, answers, out, meta)
     io.write_set_record(out / PREDICT_RECORD, result, [out / name for name in PREDICT_SET])
     console.print(f"[green]wrote[/] {out / SUBMISSION} ({len(ids)} rows) and {out / PROBS}")
     return result
+
+
+def write_prediction_csvs(out: Path, ids: list[str], answers: np.ndarray, probs: np.ndarray) -> None:
+    """submission.csv (ImageID, ans) and probs.csv (ImageID, p0..p{C-1}), predict's and ensemble's.
+    The csv module, not pandas: predicting from an export stays free of pandas' import (0.2 s)."""
+    io.write_csv_rows(out / SUBMISSION, ["ImageID", "ans"], zip(ids, np.asarray(answers).tolist()))
+    io.write_csv_rows(out / PROBS, ["ImageID", *(f"p{c}" for c in range(probs.shape[1]))],
+                      ([image_id, *("%.6g" % p for p in row)] for image_id, row in zip(ids, probs.tolist())))
 
 
 def _prefetcher(paths: list[str], size, crop=None):

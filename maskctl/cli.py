@@ -3,7 +3,6 @@
 Heavy libraries (torch, timm, albumentations) are imported inside the commands that need them,
 so `maskctl --help` stays instant.
 """
-from __future__ import annotations
 
 import functools
 import sys

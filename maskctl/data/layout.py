@@ -7,6 +7,7 @@ Problems in the data are collected and reported, never raised, unless nothing us
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,14 @@ def _inside(path: Path, root: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _plain_entry_of(folder: Path, name: str) -> bool:
+    """`name` is one entry of `folder`, not a link: `folder / name` is then inside wherever
+    `folder` is, without resolving it (resolving every image of an eval folder took 90 ms of
+    predict's 1,001 images)."""
+    separators = {"/", os.sep, os.altsep} - {None}
+    return name not in ("", ".", "..") and not separators & set(name) and not (folder / name).is_symlink()
 
 
 def _read_csv(path: Path, columns: Sequence[str]):
@@ -291,7 +300,7 @@ def list_eval(data_dir: str | Path) -> EvalListing:
     paths = []
     for image_id in ids:
         path = images_dir / image_id
-        if not _inside(path, images_dir):
+        if not (_plain_entry_of(images_dir, image_id) or _inside(path, images_dir)):
             problems.append(Problem("path-escapes", image_id, f"ImageID {image_id!r} leaves the images folder"))
         elif not path.is_file():
             problems.append(Problem("missing-image", image_id, f"images/{image_id} listed in info.csv does not exist"))

@@ -284,6 +284,19 @@ def test_read_eval_reports_missing_and_require_raises(tmp_path):
         layout.require_readable_images(data)
 
 
+def test_eval_ids_that_leave_the_images_folder(tmp_path):
+    """An ImageID is a file of images/: a path out of it, or a link pointing out, is refused;
+    a link to another image inside is not."""
+    root = make_eval_tree(tmp_path / "eval", [], ["a.jpg"])
+    write_image(tmp_path / "secret.jpg")
+    (root / "images" / "out.jpg").symlink_to(tmp_path / "secret.jpg")
+    (root / "images" / "alias.jpg").symlink_to(root / "images" / "a.jpg")
+    ids = ["a.jpg", "../secret.jpg", str(tmp_path / "secret.jpg"), "out.jpg", "alias.jpg"]
+    (root / "info.csv").write_text("ImageID,ans\n" + "".join(f"{i},0\n" for i in ids))
+    escapes = [p.where for p in layout.list_eval(root).problems if p.kind == "path-escapes"]
+    assert escapes == ids[1:4]
+
+
 def test_read_eval_errors(tmp_path):
     with pytest.raises(MaskctlError, match="eval folder not found"):
         layout.read_eval(tmp_path / "nope")

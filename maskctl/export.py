@@ -18,13 +18,11 @@ import numpy as np
 
 from maskctl import __version__, io
 from maskctl.console import console
-from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_window, checkpoint_crop, checkpoint_decode_size
+from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, checkpoint_crop, checkpoint_decode_size
 from maskctl.errors import MaskctlError
 from maskctl.runfolder import RunFolder, run_folder_of
+from maskctl.serve import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc
 
-EXPORT_FORMAT = "maskctl-onnx"
-EXPORT_VERSION = 1
-META_FILE = "export.json"
 MODEL_FILE = "model.onnx"
 INPUT_NAME, OUTPUT_NAME = "images", "probs"
 OPSET = 17
@@ -109,12 +107,6 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw, ph
         raise MaskctlError(f"{data} holds no images to check the export with")
     decoded = np.stack([load_resized(path, decode_hw, photo_crop) for path in table["path"].iloc[:VERIFY_IMAGES]])
     return center_crop_nhwc(decoded, crop_hw)
-
-
-def center_crop_nhwc(images: np.ndarray, size_hw) -> np.ndarray:
-    """As transforms.center_crop, on (N, H, W, C) arrays."""
-    rows, columns = center_window(images.shape[1:3], tuple(size_hw))
-    return np.ascontiguousarray(images[:, rows, columns])
 
 
 def _write_onnx(graph, path: Path, crop_hw) -> None:

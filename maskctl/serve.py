@@ -13,16 +13,29 @@ from pathlib import Path
 import numpy as np
 
 from maskctl.console import NO_CUDA, console, progress, warn
+from maskctl.data.images import center_window
 from maskctl.errors import MaskctlError
-from maskctl.export import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc
 from maskctl.io import file_sha256
+
+# The export's format is defined here, by its torch-free reader; maskctl.export (torch) writes it.
+EXPORT_FORMAT = "maskctl-onnx"
+EXPORT_VERSION = 1
+META_FILE = "export.json"
+
+
+def center_crop_nhwc(images: np.ndarray, size_hw) -> np.ndarray:
+    """As transforms.center_crop, on (N, H, W, C) arrays."""
+    rows, columns = center_window(images.shape[1:3], tuple(size_hw))
+    return np.ascontiguousarray(images[:, rows, columns])
+
 
 def is_export(path: Path) -> bool:
     return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / META_FILE).is_file())
 
 
-def read_export(path: Path) -> tuple[dict, Path]:
-    """export.json, checked field by field, and the model file it describes (unchanged since)."""
+def read_export(path: Path, verify: bool = True) -> tuple[dict, Path]:
+    """export.json, checked field by field, and the model file it describes, unchanged since
+    (`verify=False` leaves that to a later `verify_model`)."""
     folder = path.parent if path.suffix.lower() == ".onnx" else path
     meta_path = folder / META_FILE
     if path.suffix.lower() == ".onnx" and not path.is_file():
@@ -36,9 +49,14 @@ def read_export(path: Path) -> tuple[dict, Path]:
     model_path = path if path.suffix.lower() == ".onnx" else folder / meta["model_file"]
     if not model_path.is_file():
         raise MaskctlError(f"{model_path} not found (named by {meta_path})")
-    if file_sha256(model_path) != meta["sha256"]:
-        raise MaskctlError(f"{model_path} is not the model {meta_path} describes (its SHA-256 differs: damaged, or changed after export)")
+    if verify:
+        verify_model(meta, model_path)
     return meta, model_path
+
+
+def verify_model(meta: dict, model_path: Path) -> None:
+    if file_sha256(model_path) != meta["sha256"]:
+        raise MaskctlError(f"{model_path} is not the model {model_path.parent / META_FILE} describes (its SHA-256 differs: damaged, or changed after export)")
 
 
 def _check_meta(meta, meta_path: Path) -> None:
@@ -131,16 +149,22 @@ def predict_export(
     from maskctl.predict import known_labels, read_prediction_data, refuse_overwrite, write_predictions
     from maskctl.tta import NHWC_VIEWS, combine
 
-    meta, model_path = read_export(export)
+    meta, model_path = read_export(export, verify=False)
     out = refuse_overwrite(out or model_path.parent, overwrite)
     paths, ids, labels = read_prediction_data(data)  # an eval folder is read without pandas
     if labels is not None and not meta["mask_classes"]:
         raise MaskctlError(f"{data} is a mask training folder (18 classes), but this export predicts {meta['num_classes']} other classes")
-    # Decoding starts before onnxruntime imports, in one child per core, and ends before the model runs.
+    # Decoding starts as early as it can, before the model file is hashed and onnxruntime imported,
+    # in one child per core, and ends before the model runs.
     decoded = DecodeAll(paths, tuple(meta["decode_size"]), cpu_count(), crop=meta.get("crop"))
-    views, weights = _views(meta, tta, tta_weights, export)
-    labels = known_labels(data, answers, ids, labels, score)
-    session, device = open_session(model_path, meta, device_name)
+    try:
+        verify_model(meta, model_path)
+        views, weights = _views(meta, tta, tta_weights, export)
+        labels = known_labels(data, answers, ids, labels, score)
+        session, device = open_session(model_path, meta, device_name)
+    except BaseException:
+        decoded.stop()  # the decoding children are of no use now: stop them before the error is shown
+        raise
     decoded.join()
     batch_size = batch_size or (256 if device.startswith("cuda") else 32)
     input_name, output_name = meta["input"]["name"], meta["output"]

@@ -118,5 +118,9 @@ class DecodeAll:
         for part in self.parts:
             part.join()
 
+    def stop(self) -> None:
+        for part in self.parts:
+            part.stop()
+
     def get(self, index: int) -> np.ndarray:
         return self.parts[index % self.processes].get(index // self.processes)

@@ -95,7 +95,8 @@ def test_every_path_decodes_a_crop_run_the_same_way(photos, tmp_path):
     from maskctl.data.transforms import center_crop, checkpoint_crop, checkpoint_decode_size, create_augmentation
     from maskctl.engine.inference import inference_loader
     from maskctl.explain import model_input
-    from maskctl.export import center_crop_nhwc, verification_images
+    from maskctl.export import verification_images
+    from maskctl.serve import center_crop_nhwc
     from maskctl.models import model_meta
 
     config = load_config(None, {"size": "64x48", "crop": "0.7x0.8", "augmentation": "crop"})

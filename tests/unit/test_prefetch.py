@@ -163,3 +163,16 @@ def test_images_the_children_did_not_decode_are_decoded_by_the_parent(tmp_path):
         part._status[1:] = 0
     for i, path in enumerate(paths):
         assert np.array_equal(decoded.get(i), load_resized(path, SIZE))
+
+
+def test_decode_all_stop_reaps_every_child_and_keeps_get_working(tmp_path):
+    """What predict does when the export fails a check after decoding started."""
+    paths = write_jpegs(tmp_path, 40)
+    decoded = DecodeAll(paths, SIZE, processes=2)
+    children = [part._child for part in decoded.parts]
+    decoded.stop()
+    assert all(part._child is None for part in decoded.parts)
+    for pid in children:  # already reaped: no child of that id is left to wait for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert np.array_equal(decoded.get(39), load_resized(paths[39], SIZE))

@@ -63,14 +63,6 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def _plain_entry_of(folder: Path, name: str) -> bool:
-    """`name` is one entry of `folder`, not a link: `folder / name` is then inside wherever
-    `folder` is, without resolving it (resolving every image of an eval folder took 90 ms of
-    predict's 1,001 images)."""
-    separators = {"/", os.sep, os.altsep} - {None}
-    return name not in ("", ".", "..") and not separators & set(name) and not (folder / name).is_symlink()
-
-
 def _read_csv(path: Path, columns: Sequence[str]):
     """Every cell as text: a bad value in a row is that row's problem, reported with the others."""
     return read_csv(path, {c: "text" for c in columns})
@@ -298,11 +290,22 @@ def list_eval(data_dir: str | Path) -> EvalListing:
     ids = [row[column] for row in rows]
     problems: list[Problem] = []
     paths = []
+    # One pass over the folder gives each file's name and type: an ImageID that is a file there and
+    # not a link is inside it, with no resolving and no stat per image (both were 90 % of reading
+    # 1,001 images); only links and names that are not entries take the long way.
+    entries = {entry.name: entry for entry in os.scandir(images_dir)}
     for image_id in ids:
         path = images_dir / image_id
-        if not (_plain_entry_of(images_dir, image_id) or _inside(path, images_dir)):
+        entry = entries.get(image_id)
+        if entry is not None and not entry.is_symlink():
+            present = entry.is_file()
+        elif _inside(path, images_dir):
+            present = path.is_file()
+        else:
             problems.append(Problem("path-escapes", image_id, f"ImageID {image_id!r} leaves the images folder"))
-        elif not path.is_file():
+            paths.append(str(path))
+            continue
+        if not present:
             problems.append(Problem("missing-image", image_id, f"images/{image_id} listed in info.csv does not exist"))
         paths.append(str(path))
     seen: set[str] = set()
@@ -311,11 +314,11 @@ def list_eval(data_dir: str | Path) -> EvalListing:
             problems.append(Problem("duplicate-id", image_id, f"ImageID {image_id} appears more than once in info.csv"))
         seen.add(image_id)
     hidden = []
-    for file in sorted(images_dir.iterdir()):
-        if is_hidden(file.name):
-            hidden.append(str(file.relative_to(root)))
-        elif file.name not in seen:
-            problems.append(Problem("extra-file", file.name, f"images/{file.name} is not in info.csv"))
+    for name in sorted(entries):
+        if is_hidden(name):
+            hidden.append(str((images_dir / name).relative_to(root)))
+        elif name not in seen:
+            problems.append(Problem("extra-file", name, f"images/{name} is not in info.csv"))
     return EvalListing(root, ids, paths, problems, hidden)
 
 

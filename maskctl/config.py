@@ -269,8 +269,12 @@ def resolve_recipe(path_or_name: str | Path) -> Path:
                 return path
         except OSError:  # a name too long to be a file
             pass
-    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
-    raise MaskctlError(f"config {shown(str(path_or_name))} not found (a YAML file, or a shipped recipe: {names})")
+    import difflib
+
+    names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(str(path_or_name)[:100], names, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise MaskctlError(f"config {shown(str(path_or_name))} not found (a YAML file, or a shipped recipe: {', '.join(names)}){hint}")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | None = None) -> TrainConfig:

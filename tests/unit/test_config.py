@@ -126,6 +126,13 @@ def test_the_old_recipe_name_still_loads_with_a_note(capsys):
     assert "the recipe 'seed' is now called 'gpu-b4'" in capsys.readouterr().err
 
 
+def test_an_unknown_recipe_name_lists_the_shipped_ones_and_the_closest():
+    with pytest.raises(MaskctlError, match=r"cpu-quick, cpu-score, gpu-b4\); did you mean cpu-score\?$"):
+        load_config("cpu-scor")
+    with pytest.raises(MaskctlError, match=r"gpu-b4\)$"):  # nothing close: no guess
+        load_config("my-recipe.yaml")
+
+
 def test_every_shipped_recipe_says_what_it_is_on_its_first_line():
     from maskctl.config import RECIPES_DIR, shipped_recipes
 

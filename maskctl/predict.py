@@ -14,6 +14,7 @@ from maskctl.console import console, progress, warn
 from maskctl.data.transforms import checkpoint_crop, checkpoint_decode_size
 from maskctl.errors import MaskctlError, shown
 from maskctl.runfolder import BEST, FOLD_PREFIX, PREDICT_RECORD, PREDICT_SET, PROBS, SUBMISSION, RunFolder, run_folder_of
+from maskctl.schema import probability_columns
 
 
 @dataclass
@@ -255,7 +256,7 @@ def write_prediction_csvs(out: Path, ids: list[str], answers: np.ndarray, probs:
     """submission.csv (ImageID, ans) and probs.csv (ImageID, p0..p{C-1}), predict's and ensemble's.
     The csv module, not pandas: predicting from an export stays free of pandas' import (0.2 s)."""
     io.write_csv_rows(out / SUBMISSION, ["ImageID", "ans"], zip(ids, np.asarray(answers).tolist()))
-    io.write_csv_rows(out / PROBS, ["ImageID", *(f"p{c}" for c in range(probs.shape[1]))],
+    io.write_csv_rows(out / PROBS, ["ImageID", *probability_columns(probs.shape[1])],
                       ([image_id, *("%.6g" % p for p in row)] for image_id, row in zip(ids, probs.tolist())))
 
 

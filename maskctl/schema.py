@@ -75,6 +75,11 @@ def read_json(path: str | Path, what: str = "") -> Any:
 
 # ------------------------------------------------------------------------------- CSV
 
+def probability_columns(num_classes: int) -> list[str]:
+    """p0..p{C-1}: the probability columns of oof.csv and probs.csv, as written and as read."""
+    return [f"p{c}" for c in range(num_classes)]
+
+
 def read_csv(path: str | Path, columns: dict[str, str], what: str = "", probabilities: bool = False):
     """The table with `columns` (name -> kind) converted: text stays str, int/number/probability
     become numbers (every cell must be one). With `probabilities`, columns p0..p{C-1} must be
@@ -87,7 +92,7 @@ def read_csv(path: str | Path, columns: dict[str, str], what: str = "", probabil
     kinds = dict(columns)
     if probabilities:
         classes = [c for c in header if re.fullmatch(r"p[0-9]+", c)]
-        expected = [f"p{c}" for c in range(len(classes))]
+        expected = probability_columns(len(classes))
         if not classes or sorted(classes, key=lambda c: int(c[1:])) != expected:
             raise MaskctlError(f"{_named(path, what)} needs probability columns p0..pN (has: {shown(','.join(header))})")
         kinds.update({c: "probability" for c in expected})

@@ -32,7 +32,7 @@ def read_oof(run_dir: Path):
     # would otherwise join as NaN columns or index past the classes downstream.
     for path, part in zip(paths, parts):
         classes = prob_columns(part)
-        if classes != [f"p{c}" for c in range(len(classes))] or classes != prob_columns(parts[0]):
+        if classes != schema.probability_columns(len(classes)) or classes != prob_columns(parts[0]):
             raise MaskctlError(f"out-of-fold table {path}: probability columns must be p0..p{len(prob_columns(parts[0])) - 1} like the other folds'")
         for column in [c for c in ("label", "train_label") if c in part]:
             labels = pd.to_numeric(part[column].map(lambda v: schema.ascii_int(v) if isinstance(v, str) else v), errors="coerce")
@@ -77,7 +77,7 @@ def prob_frame(probs: np.ndarray):
     """(N, C) probabilities as columns p0..p{C-1}: the layout of oof.csv and probs.csv."""
     import pandas as pd
 
-    return pd.DataFrame(probs, columns=[f"p{c}" for c in range(probs.shape[1])])
+    return pd.DataFrame(probs, columns=schema.probability_columns(probs.shape[1]))
 
 
 def summarise_run(run_dir: Path, num_classes: int, class_names: list[str], mask_classes: bool = True,

@@ -297,15 +297,10 @@ def list_eval(data_dir: str | Path) -> EvalListing:
     for image_id in ids:
         path = images_dir / image_id
         entry = entries.get(image_id)
-        if entry is not None and not entry.is_symlink():
-            present = entry.is_file()
-        elif _inside(path, images_dir):
-            present = path.is_file()
-        else:
+        plain = entry is not None and not entry.is_symlink()
+        if not (plain or _inside(path, images_dir)):
             problems.append(Problem("path-escapes", image_id, f"ImageID {image_id!r} leaves the images folder"))
-            paths.append(str(path))
-            continue
-        if not present:
+        elif not (entry.is_file() if plain else path.is_file()):
             problems.append(Problem("missing-image", image_id, f"images/{image_id} listed in info.csv does not exist"))
         paths.append(str(path))
     seen: set[str] = set()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -251,6 +252,56 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_differs(tmp_path):
     first_images = sorted(v for k, v in first.items() if k.startswith("train/images"))
     other_images = sorted(v for k, v in other.items() if k.startswith("train/images"))
     assert first_images != other_images
+
+
+def test_the_real_style_is_todays_pictures_and_each_other_style_changes_them(tmp_path):
+    args = dict(people=6, eval_people=2, seed=2, **SMALL)
+    today = files_of(synth.synthesize(tmp_path / "today", **args).out)
+    assert files_of(synth.synthesize(tmp_path / "real", style="real", **args).out) == today
+    for name in ("easy", "hard", "wild"):
+        styled = files_of(synth.synthesize(tmp_path / name, style=name, **args).out)
+        assert styled != today and set(styled) >= {"train/train.csv", "eval/answers.csv"}
+        recorded = json.loads(styled["synth.json"])["style"]
+        assert recorded == synth.STYLES[name].changed() and recorded
+    assert "style" not in json.loads(today["synth.json"])
+
+
+def test_style_knobs_over_a_named_style():
+    style = synth.parse_style("hard, blur=0.5,clutter=3")
+    assert style.blur == 0.5 and style.clutter == 3 and style.age_cue == synth.STYLES["hard"].age_cue
+    assert synth.parse_style("age_cue=0.5,clothes=leak") == synth.SynthStyle(age_cue=0.5, clothes="leak")
+    assert synth.parse_style("real") == synth.DEFAULT_STYLE
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("hrad", "did you mean hard"),
+    ("real,sharpness=1", "unknown synth style knob 'sharpness'"),
+    ("blur=much", "takes a float"),
+    ("blur=2", "blur must be from 0 to 1"),
+    ("ages=old", "ages must be one of real, flat"),
+    ("clothes=suits", "clothes must be one of random, leak"),
+])
+def test_bad_styles_are_one_line(text, problem):
+    with pytest.raises(MaskctlError, match=re.escape(problem)):
+        synth.parse_style(text)
+
+
+def test_flat_ages_cover_each_band_evenly(tmp_path):
+    people = synth.roster(600, seed=0, stream=synth.TRAIN_ROSTER, first_number=1, ages="flat")
+    ages = np.array([p.age for p in people])
+    assert ages.min() == 18 and ages.max() == 69 and (ages == 60).mean() < 0.05
+    assert len(set(ages[(ages >= 30) & (ages < 60)])) == 30  # every middle age drawn, not a bump at 58
+
+
+def test_leaking_clothes_follow_gender_and_age_band():
+    style = synth.SynthStyle(clothes="leak")
+    matched = 0
+    people = synth.roster(60, seed=0, stream=synth.TRAIN_ROSTER, first_number=1)
+    for person in people:
+        look, _, _ = synth._look_of(person, 0, style)
+        base = synth.LEAK_CLOTHES[(person.gender, L.age_band(person.age))]
+        matched += np.abs(np.subtract(look.clothes, base)).max() < 60
+    assert 0.5 < matched / len(people) < 0.95  # most people follow the rule, not all
 
 
 def test_refuses_a_non_empty_folder_without_overwrite(tmp_path):

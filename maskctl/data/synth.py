@@ -16,6 +16,13 @@ injected_noise.csv says what was written and what is true, to check `maskctl aud
 The pictures are cartoon faces, learnable the way the real task is: each person keeps one
 identity across their 7 pictures (so a per-image split leaks it), the gender cue is noisy and
 the age cues change smoothly with age, so 58 vs 60 stays hard while 20 vs 50 is easy.
+
+A style (`SynthStyle`, or one of the named STYLES) changes what differs between real data sets:
+how visible age and gender are, the age distribution, photo conditions (light, blur, tilt,
+framing, background clutter) and clothes that do or do not go with the labels. A lever judged on
+one look of the data can lose on another; `maskctl bench quality --styles` judges it on several.
+The default style draws today's pictures byte for byte: every new draw comes from a stream of
+its own, taken only when a knob is off its default.
 """
 from __future__ import annotations
 
@@ -24,11 +31,11 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from maskctl.console import track
 from maskctl.data import labels as L
@@ -62,7 +69,7 @@ MIN_SIDE = 16
 MARKER = "synth.json"
 
 # Independent random streams, so that e.g. the eval people do not change the train people.
-TRAIN_ROSTER, EVAL_ROSTER, PERSON_STREAM, QUIRK_STREAM, NOISE_STREAM = 1, 2, 3, 4, 5
+TRAIN_ROSTER, EVAL_ROSTER, PERSON_STREAM, QUIRK_STREAM, NOISE_STREAM, STYLE_STREAM = 1, 2, 3, 4, 5, 6
 
 NOISE_KINDS = ("gender", "age-band", "mask-swap")  # the kinds `maskctl audit` reports, by the same names
 NOISE_FILE = "injected_noise.csv"
@@ -72,6 +79,81 @@ GREY_HAIR = (205.0, 203.0, 198.0)
 LIGHT_SKIN, DARK_SKIN = (240.0, 208.0, 184.0), (182.0, 138.0, 108.0)
 MASK_COLOURS = ((235, 235, 238), (35, 35, 40), (90, 140, 215), (150, 200, 225), (230, 170, 185), (120, 120, 125))
 MASK_PATTERNS = ("plain", "stripes", "dots", "trim")
+
+
+@dataclass(frozen=True)
+class SynthStyle:
+    """What differs between data sets, beyond who is in them. The defaults are today's pictures."""
+
+    age_cue: float = 1.0  # how visible age is (grey hair, wrinkles): 0.5 doubles the per-person noise around the age's cue
+    gender_cue: float = 1.0  # how visible gender is: scales the brow and face-width gaps; the hair rule's exceptions (10 % at 1) grow as it falls
+    ages: str = "real"  # real: students, a bump at 50-59, the old band exactly 60 (as the real data); flat: uniform in 18-29, 30-59, 60-69
+    light: float = 0.0  # extra brightness change (+- this share) and a colour cast, per picture
+    blur: float = 0.0  # share of pictures blurred (radius up to 1 % of the height)
+    rotation: float = 0.0  # head tilt of each picture, up to +- this many degrees
+    framing: float = 0.0  # face position (+- this share of the size) and scale (+- twice it), per picture
+    clutter: int = 0  # shapes on each person's background
+    clothes: str = "random"  # random, or leak: clothes colour goes with gender and age band (uniforms, tracksuits)
+
+    def check(self) -> None:
+        ranges = {"age_cue": (0.1, 10), "gender_cue": (0.1, 10), "light": (0, 0.6), "blur": (0, 1), "rotation": (0, 45), "framing": (0, 0.2),
+                  "clutter": (0, 50)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise MaskctlError(f"synth style: {name} must be from {low:g} to {high:g}, got {value:g}")
+        if self.ages not in AGE_DISTRIBUTIONS:
+            raise MaskctlError(f"synth style: ages must be one of {', '.join(AGE_DISTRIBUTIONS)}, got {self.ages!r}")
+        if self.clothes not in CLOTHES:
+            raise MaskctlError(f"synth style: clothes must be one of {', '.join(CLOTHES)}, got {self.clothes!r}")
+
+    def changed(self) -> dict:
+        """The knobs off their defaults (what synth.json records)."""
+        return {k: v for k, v in asdict(self).items() if v != getattr(DEFAULT_STYLE, k)}
+
+    def conditions(self) -> bool:
+        """Whether pictures get any per-picture photo condition beyond today's."""
+        return bool(self.light or self.blur or self.rotation or self.framing)
+
+
+AGE_DISTRIBUTIONS = ("real", "flat")
+CLOTHES = ("random", "leak")
+DEFAULT_STYLE = SynthStyle()
+# Named styles for `synth --style` and `bench quality --styles`: each a different look of the task.
+STYLES = {
+    "real": DEFAULT_STYLE,  # the cues and ages of the real data as this generator draws them
+    "easy": SynthStyle(age_cue=2.0, gender_cue=2.0),
+    "hard": SynthStyle(age_cue=0.5, gender_cue=0.6, ages="flat", light=0.25, blur=0.3, rotation=10, framing=0.06, clutter=6),
+    "wild": SynthStyle(age_cue=0.8, light=0.35, blur=0.5, rotation=15, framing=0.1, clutter=12, clothes="leak"),
+}
+STYLE_KNOBS = tuple(f.name for f in fields(SynthStyle))
+
+
+def parse_style(text: str) -> SynthStyle:
+    """'hard' or 'hard,blur=0.5' or 'age_cue=0.5,clutter=8': a named style (default real) with knobs over it."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    style = DEFAULT_STYLE
+    if parts and "=" not in parts[0]:
+        name = parts.pop(0)
+        if name not in STYLES:
+            import difflib
+
+            close = difflib.get_close_matches(name, STYLES, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise MaskctlError(f"unknown synth style {name[:40]!r}: use one of {', '.join(STYLES)}, optionally with knobs (hard,blur=0.5){hint}")
+        style = STYLES[name]
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in STYLE_KNOBS:
+            raise MaskctlError(f"unknown synth style knob {key[:40]!r}: use {', '.join(STYLE_KNOBS)}")
+        kind = type(getattr(DEFAULT_STYLE, key))
+        try:
+            style = replace(style, **{key: kind(value.strip()) if kind is not int else int(float(value))})
+        except ValueError:
+            raise MaskctlError(f"synth style knob {key} takes a {kind.__name__}, got {value.strip()[:40]!r}") from None
+    style.check()
+    return style
 
 
 @dataclass
@@ -172,6 +254,7 @@ class Look:
     glasses: tuple | None
     masks: list[MaskDesign]  # mask1..mask5
     incorrect_design: int  # which of the five masks the person wears wrongly
+    clutter: list = field(default_factory=list)  # (shape, box as shares of the picture, colour) behind the person (style)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,18 +278,24 @@ def allocate(people: int) -> list[int]:
     return counts
 
 
-def roster(people: int, seed: int, stream: int, first_number: int) -> list[Person]:
+def roster(people: int, seed: int, stream: int, first_number: int, ages: str = "real") -> list[Person]:
     """`people` people in a shuffled order (real ids are not grouped by class)."""
     rng = np.random.default_rng([seed, stream])
     groups = [group for group, n in zip(GROUPS, allocate(people)) for _ in range(n)]
     order = rng.permutation(len(groups))
     return [
-        Person(first_number + i, gender, _draw_age(band, rng))
+        Person(first_number + i, gender, _draw_age(band, rng, ages))
         for i, (gender, band) in enumerate(groups[j] for j in order)
     ]
 
 
-def _draw_age(band: int, rng: np.random.Generator) -> int:
+FLAT_AGES = ((18, 29), (30, 59), (60, 69))  # each band's ages, for the flat distribution
+
+
+def _draw_age(band: int, rng: np.random.Generator, ages: str = "real") -> int:
+    if ages == "flat":
+        low, high = FLAT_AGES[band]
+        return int(rng.integers(low, high + 1))
     if band == 2:
         return OLD_AGE
     weights = YOUNG_AGES if band == 0 else MIDDLE_AGES
@@ -233,7 +322,7 @@ def file_styles(people: int, seed: int, quirks: bool) -> list[FileStyle]:
     return styles
 
 
-def inject_noise(people: list[Person], share: float, seed: int) -> dict[int, InjectedError]:
+def inject_noise(people: list[Person], share: float, seed: int, ages: str = "real") -> dict[int, InjectedError]:
     """Label errors for round(share * people) people (at least one when share > 0), the kinds
     taken in turn; keyed by person number. Its own random stream: the clean people stay as they were."""
     if share <= 0:
@@ -246,7 +335,7 @@ def inject_noise(people: list[Person], share: float, seed: int) -> dict[int, Inj
         if kind == "gender":
             written = Person(true.number, 1 - true.gender, true.age)
         elif kind == "age-band":  # young people written as middle-aged (mostly 50-59), the others as young
-            written = Person(true.number, true.gender, _draw_age(1 if L.age_band(true.age) == 0 else 0, rng))
+            written = Person(true.number, true.gender, _draw_age(1 if L.age_band(true.age) == 0 else 0, rng, ages))
         else:
             written = true
         errors[true.number] = InjectedError(true, kind, written)
@@ -265,9 +354,10 @@ def eval_image_id(seed: int, person: Person, mask_kind: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # What a person looks like
 
-def draw_look(gender: int, age: int, rng: np.random.Generator) -> Look:
+def draw_look(gender: int, age: int, rng: np.random.Generator, style: SynthStyle = DEFAULT_STYLE) -> Look:
     """A person's identity. Age cues are smooth functions of age plus per-person noise;
-    gender cues are a hair style that 10 % of people do not follow, and brow thickness."""
+    gender cues are a hair style that 10 % of people do not follow, and brow thickness (both as
+    visible as the style's cues say; the draws are the same, only their scale changes)."""
     def colour(low, high):
         return _rgb(rng.uniform(low, high))
 
@@ -283,12 +373,12 @@ def draw_look(gender: int, age: int, rng: np.random.Generator) -> Look:
         lips=colour((150, 60, 60), (200, 100, 100)),
         clothes=colour((20, 20, 20), (230, 230, 230)),
         hair_base=colour((20, 15, 10), (75, 55, 40)),
-        greyness=float(np.clip((age - 28) / 38 + rng.normal(0, 0.1), 0, 1)),
-        wrinkle_lines=int(np.clip(round((age - 28) / 8 + rng.normal(0, 0.6)), 0, 4)),
-        wrinkle_darkness=float(np.clip((age - 22) / 38 + rng.normal(0, 0.08), 0.05, 1)),
-        long_hair=(gender == 1) != (rng.random() < 0.1),
-        brow_thickness=float(max(0.004, rng.normal(0.019 if gender == 0 else 0.012, 0.003))),
-        face_w=float(rng.uniform(0.25, 0.31) + (0.01 if gender == 0 else 0.0)),
+        greyness=float(np.clip((age - 28) / 38 + rng.normal(0, 0.1 / style.age_cue), 0, 1)),
+        wrinkle_lines=int(np.clip(round((age - 28) / 8 + rng.normal(0, 0.6 / style.age_cue)), 0, 4)),
+        wrinkle_darkness=float(np.clip((age - 22) / 38 + rng.normal(0, 0.08 / style.age_cue), 0.05, 1)),
+        long_hair=(gender == 1) != (rng.random() < min(0.45, 0.1 / style.gender_cue)),
+        brow_thickness=float(max(0.004, rng.normal(_scaled_gap(0.019 if gender == 0 else 0.012, BROW_MIDPOINT, style.gender_cue), 0.003))),
+        face_w=float(rng.uniform(0.25, 0.31) + (0.01 * style.gender_cue if gender == 0 else 0.0)),
         face_h=float(rng.uniform(0.24, 0.29)),
         hairline=float(rng.uniform(-0.62, -0.5)),
         hair_top=float(rng.uniform(-1.3, -1.15)),
@@ -301,6 +391,14 @@ def draw_look(gender: int, age: int, rng: np.random.Generator) -> Look:
         masks=masks,
         incorrect_design=int(rng.integers(5)),
     )
+
+
+BROW_MIDPOINT = 0.0155  # between men's and women's mean brow thickness
+
+
+def _scaled_gap(value: float, midpoint: float, cue: float) -> float:
+    """`value`'s distance from `midpoint` scaled by `cue` (exactly `value` at cue 1)."""
+    return value if cue == 1 else midpoint + (value - midpoint) * cue
 
 
 def _draw_mask_design(rng: np.random.Generator) -> MaskDesign:
@@ -336,15 +434,24 @@ class _Face:
         return max(1, round(fraction_of_height * self.height))
 
 
-def render(look: Look, mask_kind: str, rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    """One picture of a person; `rng` supplies only the small per-picture jitter."""
+def render(look: Look, mask_kind: str, rng: np.random.Generator, width: int, height: int, style: SynthStyle = DEFAULT_STYLE,
+           style_rng: np.random.Generator | None = None) -> Image.Image:
+    """One picture of a person; `rng` supplies only the small per-picture jitter, `style_rng` the
+    style's photo conditions (needed only when the style has any)."""
     bright = rng.uniform(0.9, 1.1)
     scale = rng.uniform(0.97, 1.03)
+    shift_x = shift_y = 0.0
+    if style.conditions():
+        bright *= style_rng.uniform(1 - style.light, 1 + style.light)
+        scale *= 1 + style_rng.uniform(-2 * style.framing, 2 * style.framing)
+        shift_x, shift_y = style_rng.uniform(-style.framing, style.framing, size=2)
     image = _backdrop(look, bright, width, height)
+    if look.clutter:
+        _draw_clutter(ImageDraw.Draw(image), look.clutter, bright, width, height)
     face = _Face(
         ImageDraw.Draw(image),
-        cx=width * (0.5 + rng.uniform(-0.02, 0.02)),
-        cy=height * (0.46 + rng.uniform(-0.015, 0.015)),
+        cx=width * (0.5 + rng.uniform(-0.02, 0.02) + shift_x),
+        cy=height * (0.46 + rng.uniform(-0.015, 0.015) + shift_y),
         rx=width * look.face_w * scale,
         ry=height * look.face_h * scale,
         bright=bright,
@@ -358,7 +465,45 @@ def render(look: Look, mask_kind: str, rng: np.random.Generator, width: int, hei
         _draw_mask(face, look.masks[int(mask_kind[-1]) - 1], top=-0.1)  # over nose and mouth
     if look.glasses:
         _draw_glasses(face, look)
+    return _photo_conditions(image, look, bright, style, style_rng) if style.conditions() else image
+
+
+def _photo_conditions(image: Image.Image, look: Look, bright: float, style: SynthStyle, rng: np.random.Generator) -> Image.Image:
+    """A colour cast, a tilt and a blur: what one camera, room and hand do to a photo."""
+    if style.light:
+        cast = 1 + rng.normal(0, style.light / 3, size=3)
+        image = Image.fromarray(np.clip(np.asarray(image, dtype=np.float32) * cast, 0, 255).astype(np.uint8), "RGB")
+    if style.rotation:
+        wall = tuple(int(c) for c in np.clip(look.backdrop.mean((0, 1)) * bright, 0, 255))
+        image = image.rotate(rng.uniform(-style.rotation, style.rotation), resample=Image.Resampling.BILINEAR, fillcolor=wall)
+    if style.blur and rng.random() < style.blur:
+        image = image.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.3, 1.0) * 0.01 * image.height))
     return image
+
+
+def _draw_clutter(draw, clutter: list, bright: float, width: int, height: int) -> None:
+    for shape, (x0, y0, x1, y1), colour in clutter:
+        box = [x0 * width, y0 * height, x1 * width, y1 * height]
+        fill = tuple(min(255, int(c * bright)) for c in colour)
+        (draw.ellipse if shape == "ellipse" else draw.rectangle)(box, fill=fill)
+
+
+# Clothes colours per (gender, age band) when they leak labels: uniforms, tracksuits, suits.
+LEAK_CLOTHES = {(0, 0): (40, 60, 140), (0, 1): (60, 60, 65), (0, 2): (120, 95, 70),
+                (1, 0): (200, 60, 90), (1, 1): (150, 150, 160), (1, 2): (90, 120, 80)}
+LEAK_SHARE = 0.7  # the share of people whose clothes follow the rule
+
+
+def _style_person(look: Look, person: Person, style: SynthStyle, rng: np.random.Generator) -> None:
+    """The style's per-person changes to a look: clothes that go with the labels, clutter behind."""
+    if style.clothes == "leak" and rng.random() < LEAK_SHARE:
+        base = LEAK_CLOTHES[(person.gender, L.age_band(person.age))]
+        look.clothes = _rgb(np.add(base, rng.normal(0, 18, size=3)))
+    for _ in range(style.clutter):
+        x, y = rng.uniform(0, 1, size=2)
+        w, h = rng.uniform(0.05, 0.3, size=2)
+        look.clutter.append(("ellipse" if rng.random() < 0.5 else "rect", (x - w / 2, y - h / 2, x + w / 2, y + h / 2),
+                             _rgb(rng.uniform(0, 255, size=3))))
 
 
 def _backdrop(look: Look, bright: float, width: int, height: int) -> Image.Image:
@@ -467,24 +612,30 @@ def synthesize(
     show_progress: bool = True,
     overwrite: bool = False,
     label_noise: float = 0.0,
+    style: SynthStyle | str = DEFAULT_STYLE,
 ) -> SynthSummary:
-    """Write a synthetic train and eval set under `out` (see the module docstring)."""
+    """Write a synthetic train and eval set under `out` (see the module docstring); `style` is a
+    SynthStyle or its text (a named style with knobs: 'hard', 'real,blur=0.3')."""
     started = time.perf_counter()
     eval_people = max(1, people // 3) if eval_people is None else eval_people
     _check_arguments(people, eval_people, width, height, label_noise)
+    style = parse_style(style) if isinstance(style, str) else style
+    style.check()
     out = _prepare(Path(out), overwrite)
     # The marker goes first, so an interrupted run can be replaced with overwrite=True.
     parameters = dict(people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks)
     if label_noise:  # only then: a clean set's synth.json keeps today's bytes
         parameters["label_noise"] = label_noise
+    if style.changed():  # likewise: the default style's synth.json stays as it was
+        parameters["style"] = style.changed()
     write_text(out / MARKER, json.dumps({"maskctl_synth": 1, **parameters}, indent=2) + "\n")
 
-    train = roster(people, seed, TRAIN_ROSTER, first_number=1)
-    noise = inject_noise(train, label_noise, seed)
-    class_counts = _write_train(out / "train", train, file_styles(people, seed, quirks), noise, seed, (width, height), show_progress)
+    train = roster(people, seed, TRAIN_ROSTER, first_number=1, ages=style.ages)
+    noise = inject_noise(train, label_noise, seed, style.ages)
+    class_counts = _write_train(out / "train", train, file_styles(people, seed, quirks), noise, seed, (width, height), style, show_progress)
     if eval_people:
-        evaluation = roster(eval_people, seed, EVAL_ROSTER, first_number=people + 1)
-        _write_eval(out / "eval", evaluation, seed, (width, height), show_progress)
+        evaluation = roster(eval_people, seed, EVAL_ROSTER, first_number=people + 1, ages=style.ages)
+        _write_eval(out / "eval", evaluation, seed, (width, height), style, show_progress)
     return SynthSummary(
         out=out,
         train_people=people,
@@ -523,24 +674,24 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def _write_train(root: Path, people: list[Person], styles: list[FileStyle], noise: dict[int, InjectedError], seed: int, size,
-                 show_progress: bool) -> list[int]:
+def _write_train(root: Path, people: list[Person], file_styles: list[FileStyle], noise: dict[int, InjectedError], seed: int, size,
+                 style: SynthStyle, show_progress: bool) -> list[int]:
     """The pictures show each true person; the folder names and train.csv say what is written
     (the truth, but for the people in `noise`). Class counts are of the written labels."""
     import pandas as pd
 
     written = [noise[p.number].written if p.number in noise else p for p in people]
     class_counts = [0] * L.NUM_CLASSES
-    for person, label_person, style in _progress(list(zip(people, written, styles)), "synthesizing train people", show_progress):
+    for person, label_person, file_style in _progress(list(zip(people, written, file_styles)), "synthesizing train people", show_progress):
         folder = root / "images" / label_person.folder
         folder.mkdir(parents=True)
-        look, rng = _look_of(person, seed)
+        look, rng, style_rng = _look_of(person, seed, style)
         error = noise.get(person.number)
         for kind in L.MASK_KINDS:
             file_kind = error.file_kind(kind) if error else kind
-            path = folder / f"{file_kind}{style.ext}"
-            _save(render(look, kind, rng, *size), path, style)
-            if style.resource_forks:
+            path = folder / f"{file_kind}{file_style.ext}"
+            _save(render(look, kind, rng, *size, style, style_rng), path, file_style)
+            if file_style.resource_forks:
                 path.with_name("._" + path.name).write_bytes(RESOURCE_FORK_BYTES)
             class_counts[label_person.label(file_kind)] += 1
     table = pd.DataFrame({
@@ -556,17 +707,17 @@ def _write_train(root: Path, people: list[Person], styles: list[FileStyle], nois
     return class_counts
 
 
-def _write_eval(root: Path, people: list[Person], seed: int, size, show_progress: bool) -> None:
+def _write_eval(root: Path, people: list[Person], seed: int, size, style: SynthStyle, show_progress: bool) -> None:
     import pandas as pd
 
     images = root / "images"
     images.mkdir(parents=True)
     answers = []
     for person in _progress(people, "synthesizing eval people", show_progress):
-        look, rng = _look_of(person, seed)
+        look, rng, style_rng = _look_of(person, seed, style)
         for kind in L.MASK_KINDS:
             name = eval_image_id(seed, person, kind)
-            _save(render(look, kind, rng, *size), images / name, FileStyle())
+            _save(render(look, kind, rng, *size, style, style_rng), images / name, FileStyle())
             answers.append((name, person.label(kind)))
     # Sorted hashed names scatter each person's pictures over the list, as in the real info.csv.
     answers.sort()
@@ -575,10 +726,14 @@ def _write_eval(root: Path, people: list[Person], seed: int, size, show_progress
     write_csv(root / "answers.csv", pd.DataFrame({"ImageID": names, "ans": [label for _, label in answers]}))
 
 
-def _look_of(person: Person, seed: int) -> tuple[Look, np.random.Generator]:
-    """The person's look and the stream that goes on to give each picture its jitter."""
+def _look_of(person: Person, seed: int, style: SynthStyle = DEFAULT_STYLE) -> tuple[Look, np.random.Generator, np.random.Generator]:
+    """The person's look, the stream that goes on to give each picture its jitter, and the
+    style's own stream (untouched by the default style, so its pictures stay as they were)."""
     rng = person_rng(seed, person)
-    return draw_look(person.gender, person.age, rng), rng
+    look = draw_look(person.gender, person.age, rng, style)
+    style_rng = np.random.default_rng([seed, STYLE_STREAM, person.number])
+    _style_person(look, person, style, style_rng)
+    return look, rng, style_rng
 
 
 def _save(image: Image.Image, path: Path, style: FileStyle) -> None:

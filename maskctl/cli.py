@@ -84,20 +84,24 @@ def synth(
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
     label_noise: Annotated[float, typer.Option(help="Share of people given a known label error (gender flip, age-band move, "
                                                "normal/incorrect_mask swap), listed in train/injected_noise.csv.")] = 0.0,
+    style: Annotated[str, typer.Option(help="How the data looks: real, easy, hard or wild, and/or knobs: age_cue, gender_cue, ages "
+                                            "(real|flat), light, blur, rotation, framing, clutter, clothes (random|leak), "
+                                            "e.g. hard,blur=0.5 or age_cue=0.5,clothes=leak.")] = "real",
     overwrite: Overwrite = False,
 ):
     """Write a synthetic data set in the competition layout (train/, eval/, eval/answers.csv).
 
     Example: maskctl synth data --people 300 --seed 1 (images are 512 high and 384 wide, like the real ones);
-    maskctl synth noisy --label-noise 0.05, then train and check `maskctl audit` against train/injected_noise.csv
+    maskctl synth noisy --label-noise 0.05, then train and check `maskctl audit` against train/injected_noise.csv;
+    maskctl synth hard --style hard (weak age and gender cues, flat ages, light, blur, tilt, clutter): judge a lever on several styles
     """
     from maskctl.console import console
     from maskctl.config import parse_size
-    from maskctl.data.synth import synthesize
+    from maskctl.data.synth import parse_style, synthesize
 
     height, width = parse_size(size)
     summary = synthesize(out, people=people, eval_people=eval_people, seed=seed, width=width, height=height, quirks=quirks,
-                         overwrite=overwrite, label_noise=label_noise)
+                         overwrite=overwrite, label_noise=label_noise, style=parse_style(style))
     console.print(
         f"[green]wrote[/] {summary.train_images} training images ({summary.train_people} people) and "
         f"{summary.eval_images} eval images to {summary.out} in {summary.seconds:.1f}s"
@@ -595,7 +599,9 @@ def bench(
     repeats: Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts).")] = 5,
     config: Annotated[Optional[str], typer.Option(help="quality: the maskctl recipe to compare \\[cpu-score].", show_default=False)] = None,
     minutes: Annotated[float, typer.Option(help="quality: wall time of training for each arm, decoding included.")] = 10.0,
-    seeds: Annotated[str, typer.Option(help="quality: synthetic data seeds, one comparison each.")] = "0,1",
+    styles: Annotated[str, typer.Option(help="quality: synthetic data styles (`maskctl synth --help`), e.g. real,hard,wild.")] = "real",
+    seeds: Annotated[str, typer.Option(help="quality: synthetic data seeds (with --data: the seed of the held-out people).")] = "0,1",
+    train_seeds: Annotated[str, typer.Option(help="quality: training seeds of both arms, one comparison each.")] = "0",
     people: Annotated[int, typer.Option(help="quality: training people of each synthetic set.")] = 240,
     eval_people: Annotated[int, typer.Option(help="quality: held-out eval people of each synthetic set.")] = 80,
     image_size: Annotated[str, typer.Option(help="quality: synthetic photo size HxW.")] = "512x384",
@@ -605,11 +611,13 @@ def bench(
     """Measure images/s on your data and machine, maskctl against the baseline way, side by side:
     the input pipeline, training steps (channels_last, AMP) and predict as whole processes (from
     the run with torch, and from its ONNX export without), against the model's own compute.
-    `quality` instead trains bench/plain_loop.py and a maskctl recipe for the same wall time on
-    synthetic people and scores both on held-out eval people (quality.json).
+    `quality` instead trains a plain PyTorch loop (maskctl/yardstick.py) and a maskctl recipe for
+    the same wall time on every data set x training seed and scores both on held-out eval people:
+    each gap, their mean and the worst (quality.json).
 
     Examples: maskctl bench all --data data/train; maskctl bench loader --workers 4;
-    maskctl bench quality --minutes 10 --seeds 0,1
+    maskctl bench quality --styles real,hard,wild --seeds 0,1 --train-seeds 0,1 (12 cells, about 4 hours on 2 cores);
+    maskctl bench quality --data data/train --train-seeds 0,1 (your data: a quarter of the people held out when eval has no answers)
     """
     from maskctl.errors import UsageError
 
@@ -619,25 +627,31 @@ def bench(
         from maskctl.bench_quality import QUALITY_RECIPE, run_quality
         from maskctl.config import parse_size
 
-        if data is not None:
-            raise UsageError("bench quality makes its own synthetic sets (it scores against their answers); drop --data")
+        from maskctl.data.synth import parse_style
+
         if eval_people < 1:
             raise UsageError("bench quality scores eval people: --eval-people must be at least 1")
-        run_quality(out, config or QUALITY_RECIPE, minutes, _seed_list(seeds), people, eval_people, parse_size(image_size), device, overwrite)
+        style_names = [part.strip() for part in styles.split(",") if part.strip()]
+        for name in style_names:
+            parse_style(name)  # an unknown style: one line before any work
+        if not style_names or len(set(style_names)) < len(style_names):
+            raise UsageError(f"--styles must name different styles, e.g. real,hard,wild; got {styles[:60]!r}")
+        run_quality(out, config or QUALITY_RECIPE, minutes, _seed_list(seeds), people, eval_people, parse_size(image_size), device, overwrite,
+                    styles=style_names, train_seeds=_seed_list(train_seeds, "--train-seeds"), data=data)
         return
     from maskctl.bench import run_bench
 
     run_bench(what, data, out, batches, workers, device, model, overwrite, repeats)
 
 
-def _seed_list(text: str) -> list[int]:
+def _seed_list(text: str, option: str = "--seeds") -> list[int]:
     from maskctl.config import CHECKS
 
     seeds = [part.strip() for part in text.split(",")]
     if not all(part.isascii() and part.isdigit() for part in seeds) or len(set(seeds)) != len(seeds) or CHECKS["seed"]([int(s) for s in seeds]):
         from maskctl.errors import UsageError
 
-        raise UsageError(f"--seeds must be different whole numbers from 0 to 1000000, e.g. 0,1; got {text[:60]!r}")
+        raise UsageError(f"{option} must be different whole numbers from 0 to 1000000, e.g. 0,1; got {text[:60]!r}")
     return [int(s) for s in seeds]
 
 

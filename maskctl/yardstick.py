@@ -1,5 +1,5 @@
 """A plain PyTorch loop, the yardstick of `maskctl bench quality`: what a competent user writes in
-an afternoon. timm resnet18 (no pretrained weights) at 128x96 (HxW), every image decoded once into
+an afternoon, shipped with the package so the comparison runs from an installed wheel. timm resnet18 (no pretrained weights) at 128x96 (HxW), every image decoded once into
 memory, class-balanced sampling, AdamW with a one-cycle lr, horizontal flip only, all training
 people (no validation), then macro F1 on an eval folder's answers.csv.
 
@@ -7,7 +7,7 @@ The wall-time budget counts from the call, decoding included. The one-cycle lr f
 runs out first, the epochs or the budget, so a cut-short run still anneals its lr; with no epoch
 count (`--epochs 0`) it trains for the whole budget.
 
-    python bench/plain_loop.py data/train data/eval --minutes 10 --seed 0
+    python -m maskctl.yardstick data/train data/eval --minutes 10 --seed 0
 """
 from __future__ import annotations
 

@@ -41,32 +41,64 @@ def test_gpu_check_script_smoke_runs_on_cpu(synth_data, tmp_path):
     assert "bound" in report["verdict"]
 
 
-def test_bench_quality_scores_both_arms_on_held_out_people_within_the_budget(tmp_path):
-    """A tiny scale: one data seed, 12 people at 64x48, a 3-second budget and a tiny recipe."""
+def tiny_recipe(tmp_path):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("model: test_resnet\nsize: 64x48\nepochs: 50\nbatch_size: 16\noptimizer: adamw\nlr: 0.003\nscheduler: cosine\n"
                       "augmentation: light\nval_ratio: 0.25\nworkers: 0\n")
+    return recipe
+
+
+def test_bench_quality_scores_both_arms_on_held_out_people_within_the_budget(tmp_path):
+    """A tiny scale: two styles x one data seed x two training seeds, 12 people at 64x48, a 3-second budget and a tiny recipe."""
     minutes = 0.05
-    result = invoke("bench", "quality", "--out", tmp_path / "q", "--config", recipe, "--minutes", minutes, "--seeds", "3",
-                    "--people", "12", "--eval-people", "4", "--image-size", "64x48", "--device", "cpu")
+    result = invoke("bench", "quality", "--out", tmp_path / "q", "--config", tiny_recipe(tmp_path), "--minutes", minutes, "--seeds", "3",
+                    "--styles", "real,hard", "--train-seeds", "0,1", "--people", "12", "--eval-people", "4", "--image-size", "64x48", "--device", "cpu")
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "q" / "quality.json").read_text())
-    (row,) = record["rows"]
-    assert row["seed"] == 3 and 0 <= row["plain_f1"] <= 1 and 0 <= row["maskctl_f1"] <= 1
-    assert row["gap"] == pytest.approx(row["maskctl_f1"] - row["plain_f1"]) == pytest.approx(record["mean_gap"])
-    # Both stop on the budget: at most one step (plain) or one epoch per fold (maskctl) past it, and the run's summary
-    assert 0 < row["plain_train_s"] <= minutes * 60 + 20 and 0 < row["maskctl_train_s"] <= minutes * 60 + 20
-    assert row["plain_epochs"] < 12
-    fold = json.loads((tmp_path / "q" / "seed3" / "runs" / "maskctl" / "fold0" / "result.json").read_text())
-    assert fold["stopped_early"] and fold["epochs_run"] < 50 and row["maskctl_epochs"] == [fold["epochs_run"]]
-    # Held out: the maskctl arm predicted the eval people only, none of them a training person
-    predicted = json.loads((tmp_path / "q" / "seed3" / "runs" / "maskctl" / "predict.json").read_text())
+    assert [(row["data"], row["train_seed"]) for row in record["rows"]] == [("real/seed3", 0), ("real/seed3", 1), ("hard/seed3", 0), ("hard/seed3", 1)]
+    gaps = [row["gap"] for row in record["rows"]]
+    assert record["mean_gap"] == pytest.approx(sum(gaps) / 4) and record["worst_gap"] == min(gaps)
+    spread = max(abs(a["maskctl_f1"] - b["maskctl_f1"]) for a, b in zip(record["rows"][::2], record["rows"][1::2]))
+    assert record["maskctl_seed_spread"] == pytest.approx(spread)
+    for row in record["rows"]:
+        assert 0 <= row["plain_f1"] <= 1 and 0 <= row["maskctl_f1"] <= 1 and row["gap"] == pytest.approx(row["maskctl_f1"] - row["plain_f1"])
+        # Both stop on the budget: at most one step (plain) or one epoch per fold (maskctl) past it
+        assert 0 < row["plain_train_s"] <= minutes * 60 + 20 and 0 < row["maskctl_train_s"] <= minutes * 60 + 20
+        assert row["plain_epochs"] < 12
+    run = tmp_path / "q" / "hard-seed3" / "runs" / "maskctl-t1"
+    fold = json.loads((run / "fold0" / "result.json").read_text())
+    assert fold["stopped_early"] and fold["epochs_run"] < 50 and record["rows"][3]["maskctl_epochs"] == [fold["epochs_run"]]
+    # Held out: the maskctl arm predicted the eval people only, none of them a training person; the training seed is the run's
+    predicted = json.loads((run / "predict.json").read_text())
     assert predicted["data"].endswith("eval") and predicted["images"] == 4 * 7
-    assert "plain loop" in result.output and f"{row['maskctl_f1']:.4f}" in result.output and "mean" in result.output
+    assert "seed: 1" in (run / "config.yaml").read_text()
+    assert json.loads((tmp_path / "q" / "hard-seed3" / "data" / "synth.json").read_text())["style"]["ages"] == "flat"
+    assert "plain loop" in result.output and "worst" in result.output and "mean" in result.output
 
 
-def test_bench_quality_refuses_data_and_bad_seeds(tmp_path):
-    result = invoke("bench", "quality", "--out", tmp_path, "--data", tmp_path)
-    assert result.exit_code == 2 and "synthetic sets" in one_line_error(result)
+def test_bench_quality_on_a_users_data_holds_people_out(synth_data, tmp_path):
+    """No answers beside the data: a quarter of the people become eval people, by person, through hard links."""
+    import shutil
+
+    mine = shutil.copytree(synth_data / "train", tmp_path / "mine" / "train")
+    result = invoke("bench", "quality", "--out", tmp_path / "q", "--config", tiny_recipe(tmp_path), "--minutes", 0.02, "--data", mine, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    made = tmp_path / "q" / "data"
+    train_people = {p.name for p in (made / "train" / "images").iterdir()}
+    eval_people = {p.name.split("_")[0] for p in (made / "eval" / "images").iterdir()}
+    assert train_people and eval_people and not eval_people & {name.split("_")[0] for name in train_people}
+    assert len(train_people) + len(eval_people) == len(list((mine / "images").iterdir()))
+    assert all(p.stat().st_nlink == 2 for p in (made / "eval" / "images").iterdir())  # the user's files, linked, not copied
+    (row,) = json.loads((tmp_path / "q" / "quality.json").read_text())["rows"]
+    assert row["data"] == "train" and row["style"] is None and 0 <= row["maskctl_f1"] <= 1
+
+
+def test_bench_quality_refuses_bad_data_seeds_and_styles(tmp_path):
+    result = invoke("bench", "quality", "--out", tmp_path / "q", "--data", tmp_path)
+    assert result.exit_code == 1 and "images folder not found" in one_line_error(result) and not (tmp_path / "q").exists()
     result = invoke("bench", "quality", "--out", tmp_path, "--seeds", "0,x")
     assert result.exit_code == 2 and "--seeds" in one_line_error(result)
+    result = invoke("bench", "quality", "--out", tmp_path, "--train-seeds", "1,1")
+    assert result.exit_code == 2 and "--train-seeds" in one_line_error(result)
+    result = invoke("bench", "quality", "--out", tmp_path, "--styles", "real,hrad")
+    assert result.exit_code == 1 and "did you mean hard" in one_line_error(result)

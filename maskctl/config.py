@@ -178,6 +178,7 @@ class TrainConfig:
     keep: str = "best"  # the weights best.pt keeps: the best validation epoch's, or the last epoch's
     time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
     ema: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # decay of a weight EMA, validated and kept instead
+    ema_warmup: bool = True  # the EMA's decay grows from 0 to `ema` with the steps taken (timm's warm-up), so early weights do not linger
     accumulate: int = _setting(1, Range(1, 1000))  # optimizer step every N batches (gradients of N batches summed)
     clip_grad: float | None = _setting(None, Range(0, 1e6, low_open=True))  # clip the global gradient norm to this
     callbacks: list[str] = field(default_factory=list)  # extra callbacks by name (`maskctl list callbacks`)

@@ -9,13 +9,14 @@ def mse(model, batch, targets):
     return torch.nn.functional.mse_loss(model(batch), targets)
 
 
-def linear_step(accumulate=1, clip_grad=None, scaler=None, ema_decay=None):
+def linear_step(accumulate=1, clip_grad=None, scaler=None, ema_decay=None, ema_warmup=False):
     """A linear model (no batch statistics: a batch's gradient is the mean of its images')."""
     torch.manual_seed(0)
     model = torch.nn.Linear(6, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
-    return TrainStep(model, optimizer, scaler, mse, torch.device("cpu"), accumulate=accumulate, clip_grad=clip_grad, ema=create_ema(model, ema_decay))
+    return TrainStep(model, optimizer, scaler, mse, torch.device("cpu"), accumulate=accumulate, clip_grad=clip_grad,
+                     ema=create_ema(model, ema_decay, ema_warmup))
 
 
 def data(batches, size=4):
@@ -77,6 +78,22 @@ def test_the_ema_moves_after_each_optimizer_step_only():
     step(*batches[1], 1, 2)
     for old, new, live in zip(before, step.ema.module.parameters(), step.model.parameters()):
         assert torch.allclose(new, 0.5 * old + 0.5 * live)
+
+
+def test_a_warming_up_ema_starts_at_the_live_weights_and_remembers_a_growing_share():
+    """timm's warm-up: decay 1 - (1 + t)^(-2/3) after t steps (t counted from the first), capped
+    at the recipe's decay: the first step copies the weights, later ones average more and more."""
+    batches = data(4)
+    step = linear_step(ema_decay=0.998, ema_warmup=True)
+    step(*batches[0])
+    assert step.updates == 1
+    assert all(torch.equal(e, p) for e, p in zip(step.ema.module.parameters(), step.model.parameters()))
+    before = [p.clone() for p in step.ema.module.parameters()]
+    step(*batches[1])
+    decay = 1 - 2 ** (-2 / 3)  # after the second step: t = 1
+    for old, new, live in zip(before, step.ema.module.parameters(), step.model.parameters()):
+        assert torch.allclose(new, decay * old + (1 - decay) * live, atol=1e-6)
+    assert step.ema.get_decay(10_000) == pytest.approx(1 - 10_000 ** (-2 / 3)) and step.ema.get_decay(10**7) == 0.998
 
 
 def fold_state(ema_decay):

@@ -33,7 +33,8 @@ KINDS: dict[str, Kind] = {
     "scheduler": Kind(SCHEDULERS, ("optimizer",), lambda c: {"epochs": c.epochs, "eta_max": c.eta_max, "t0": c.t0, "t_mult": c.t_mult, "t_up": c.t_up, "gamma": c.gamma}),
     "loss": Kind(LOSSES, ("class_weights",), lambda c: {"gamma": c.focal_gamma, "smoothing": c.label_smoothing}),
     "sampler": Kind(SAMPLERS, ("labels", "seed", "rank", "world_size"), lambda c: {}),
-    "model": Kind(MODELS, ("num_classes",), lambda c: {"backbone": c.backbone, "pretrained": c.pretrained, "drop_rate": c.drop_rate}),
+    "model": Kind(MODELS, ("num_classes", "age_edges"), lambda c: {"backbone": c.backbone, "pretrained": c.pretrained, "drop_rate": c.drop_rate,
+                                                                   "age_edges": c.age_edges}),
 }
 
 

@@ -63,6 +63,14 @@ class SoftF1Loss(nn.Module):
         return 1 - f1[present].mean()
 
 
+class CumulativeBCE(nn.Module):
+    """The ordinal age head's loss: binary cross-entropy of each cut (age >= t), averaged over
+    the cuts, so its scale stays near a 3-class cross-entropy's (task_weights weighs it)."""
+
+    def forward(self, logits, targets):
+        return F.binary_cross_entropy_with_logits(logits.float(), targets)
+
+
 class WeightedSum(nn.Module):
     def __init__(self, parts: list[tuple[float, nn.Module]]):
         super().__init__()

@@ -84,8 +84,30 @@ def _timm_model_names() -> list[str]:
 MODELS.set_fallback(_timm_model_factory, _timm_model_names, ", or any timm model name (`maskctl list models`)")
 
 
+AGE_HEADS = ("bands", "ordinal")
+# The ordinal age head's cut points: P(age >= t) for every whole age t from 19 to 60 (the real
+# data's ages run 18..60), so any band edges in that range are read off the same head.
+ORDINAL_AGES = tuple(range(19, 61))
+
+
+class OrdinalAgeHead(nn.Module):
+    """P(age >= t) for each cut point t, as in CORAL: one shared age score plus a bias per cut, so
+    the cuts stay in order. It learns from the exact ages the labels carry (58 is nearer 60 than
+    40 is), which a 3-band head throws away."""
+
+    def __init__(self, features: int, cut_ages=ORDINAL_AGES):
+        super().__init__()
+        self.score = nn.Linear(features, 1, bias=False)
+        # Cuts start in order, from "almost everyone is older" to "almost nobody is"
+        self.bias = nn.Parameter(torch.linspace(2.0, -2.0, len(cut_ages)))
+
+    def forward(self, features):
+        return self.score(features) + self.bias  # (N, cuts) logits of age >= t
+
+
 class MultiHead(nn.Module):
-    """A shared timm backbone with mask (3), gender (2) and age (3) heads.
+    """A shared timm backbone with mask (3), gender (2) and age heads: three age bands, or with
+    `age_head="ordinal"` P(age >= t) for every whole age t (OrdinalAgeHead), read at the run's edges.
 
     `forward` returns the 18-class log-probabilities composed from the heads
     (log p(mask) + log p(gender) + log p(age)), so cross-entropy on it is the sum of the three
@@ -94,18 +116,45 @@ class MultiHead(nn.Module):
 
     task_sizes = (3, 2, 3)
 
-    def __init__(self, backbone: str, pretrained: str | None = None, drop_rate: float = 0.0):
+    def __init__(self, backbone: str, pretrained: str | None = None, drop_rate: float = 0.0, age_head: str = "bands", age_edges: str = "30,60"):
         super().__init__()
+        from maskctl.data.labels import parse_age_edges
+
+        if age_head not in AGE_HEADS:
+            raise MaskctlError(f"model_args: age_head must be one of {', '.join(AGE_HEADS)}, got {str(age_head)[:40]!r}")
+        self.age_head = age_head
         self.backbone = MODELS.create(backbone, num_classes=0, pretrained=pretrained, drop_rate=drop_rate)
         features = self.backbone.num_features
-        self.heads = nn.ModuleList([nn.Linear(features, size) for size in self.task_sizes])
+        if age_head == "ordinal":
+            edges = parse_age_edges(age_edges)
+            if not all(edge in ORDINAL_AGES for edge in edges):
+                raise MaskctlError(f"the ordinal age head cuts at ages {ORDINAL_AGES[0]}..{ORDINAL_AGES[-1]}; age edges {age_edges} are outside")
+            self.edge_cuts = tuple(ORDINAL_AGES.index(edge) for edge in edges)
+            age = OrdinalAgeHead(features)
+        else:
+            age = nn.Linear(features, 3)
+        self.heads = nn.ModuleList([nn.Linear(features, 3), nn.Linear(features, 2), age])
 
     def forward(self, x, tasks: bool = False):
         """`tasks=True` gives the three heads' logits (the multitask loss); a keyword rather
         than a second method so that DistributedDataParallel's forward hooks still run."""
         features = self.backbone(x)
         task_logits = tuple(head(features) for head in self.heads)
-        return task_logits if tasks else compose_task_logits(*task_logits)
+        return task_logits if tasks else self.compose(task_logits)
+
+    def compose(self, task_logits):
+        mask_logits, gender_logits, age_logits = task_logits
+        if self.age_head == "ordinal":
+            age_logits = ordinal_band_log_probs(age_logits, self.edge_cuts)
+        return compose_task_logits(mask_logits, gender_logits, age_logits)
+
+    def soft_targets(self, targets):
+        """(N, 4) mask, gender, age band, exact age -> what each head is taught: one-hot
+        mask and gender, and one-hot bands or, for the ordinal head, [age >= t] per cut."""
+        from maskctl.data.transforms import one_hot
+
+        age = one_hot(targets[:, 2], 3) if self.age_head == "bands" else cumulative_age_targets(targets[:, 3])
+        return one_hot(targets[:, 0], 3), one_hot(targets[:, 1], 2), age
 
     # timm's split of forward, so Grad-CAM (maskctl/explain.py) reaches the backbone's feature map
     def forward_features(self, x):
@@ -113,7 +162,23 @@ class MultiHead(nn.Module):
 
     def forward_head(self, feature_map):
         pooled = self.backbone.forward_head(feature_map)
-        return compose_task_logits(*(head(pooled) for head in self.heads))
+        return self.compose(tuple(head(pooled) for head in self.heads))
+
+
+def cumulative_age_targets(ages):
+    """(N,) exact ages -> (N, cuts) floats [age >= t] for the ordinal head's cut points."""
+    cuts = torch.tensor(ORDINAL_AGES, device=ages.device)
+    return (ages[:, None] >= cuts[None, :]).float()
+
+
+def ordinal_band_log_probs(cut_logits, edge_cuts: tuple[int, int]):
+    """(N, cuts) logits of age >= t -> (N, 3) log-probabilities of the bands the edges make.
+    The middle band is what lies between the two cuts, kept above a floor: nothing forces an
+    untrained head's cuts into order."""
+    older_young, older_old = (torch.sigmoid(cut_logits[:, cut].float()) for cut in edge_cuts)
+    middle = (older_young - older_old).clamp(min=1e-6)
+    bands = torch.stack([(1 - older_young).clamp(min=1e-6), middle, older_old.clamp(min=1e-6)], 1)
+    return torch.log(bands / bands.sum(1, keepdim=True))
 
 
 def compose_task_logits(mask_logits, gender_logits, age_logits):
@@ -124,19 +189,22 @@ def compose_task_logits(mask_logits, gender_logits, age_logits):
     return (lm + lg + la).reshape(mask_logits.shape[0], 18)
 
 
-@MODELS.register("multihead", "shared timm backbone (--backbone) with mask/gender/age heads, 18 classes composed")
-def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0):
+@MODELS.register("multihead", "shared timm backbone (--backbone) with mask/gender/age heads, 18 classes composed; "
+                              "model_args age_head: bands or ordinal (learns the exact age, cut at the age edges)")
+def multihead(num_classes: int = 18, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0,
+              age_head: str = "bands", age_edges: str = "30,60"):
     if num_classes != 18:
         raise MaskctlError(f"the multihead model predicts the 18 mask classes, not {num_classes}")
-    return MultiHead(backbone, pretrained, drop_rate)
+    return MultiHead(backbone, pretrained, drop_rate, age_head, age_edges)
 
 
 def build_model(name: str, num_classes: int, backbone: str = "efficientnet_b0", pretrained: str | None = None, drop_rate: float = 0.0,
-                **model_args) -> nn.Module:
-    """`backbone`, `pretrained` and `drop_rate` go to the factories that name them (a timm model
-    has no backbone); a recipe's `model_args` as they are (checked by component_args first)."""
+                age_edges: str = "30,60", **model_args) -> nn.Module:
+    """`backbone`, `pretrained`, `drop_rate` and the run's `age_edges` go to the factories that
+    name them (a timm model has no backbone); a recipe's `model_args` as they are (checked by
+    component_args first)."""
     factory = MODELS.get(name)
-    common = {"backbone": backbone, "pretrained": pretrained, "drop_rate": drop_rate}
+    common = {"backbone": backbone, "pretrained": pretrained, "drop_rate": drop_rate, "age_edges": age_edges}
     named = settings_taken(factory).names
     return factory(num_classes=num_classes, **{k: v for k, v in common.items() if k in named}, **model_args)
 
@@ -160,4 +228,5 @@ def model_meta(config, num_classes: int, class_names: list[str], mask_classes: b
 
 
 def model_from_meta(meta: dict[str, Any]) -> nn.Module:
-    return build_model(meta["model"], meta["num_classes"], meta.get("backbone", "efficientnet_b0"), **meta.get("model_args", {}))
+    return build_model(meta["model"], meta["num_classes"], meta.get("backbone", "efficientnet_b0"), age_edges=meta.get("age_edges", "30,60"),
+                       **meta.get("model_args", {}))

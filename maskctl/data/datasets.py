@@ -41,8 +41,9 @@ class Samples:
         return self.table[column].to_numpy()
 
     def task_targets(self) -> np.ndarray:
-        """(N, 3) mask, gender, age band: the targets of the multitask dataset."""
-        return self.table[["mask_label", "gender_label", "age_label"]].to_numpy()
+        """(N, 4) mask, gender, age band and the exact age: the targets of the multitask dataset
+        (an ordinal age head learns the age itself)."""
+        return self.table[["mask_label", "gender_label", "age_label", "age"]].to_numpy()
 
 
 class DatasetKind:

@@ -21,9 +21,9 @@ from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import predict_views
 from maskctl.engine.metrics import scores
 from maskctl.engine.runtime import loader_kwargs
-from maskctl.engine.step import TrainStep, create_ema
+from maskctl.engine.step import TrainStep, create_ema, unwrapped
 from maskctl.errors import MaskctlError
-from maskctl.losses import build_loss, inverse_frequency_weights
+from maskctl.losses import CumulativeBCE, build_loss, inverse_frequency_weights
 from maskctl.models import MultiHead, build_model, model_meta
 from maskctl.registry import OPTIMIZERS, SAMPLERS, SCHEDULERS
 from maskctl.schedulers import planned_epochs, replan_epochs, step_scheduler
@@ -78,7 +78,7 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
     return train_loader, val_loader, sampler, augmentation.device_noise
 
 
-def _criterion(config, samples: Samples, train_rows, device):
+def _criterion(config, samples: Samples, train_rows, device, model):
     settings = component_settings("loss", config)
     if not samples.multitask:
         weights = inverse_frequency_weights(samples.table["label"].to_numpy()[train_rows], samples.num_classes).to(device) if config.class_weights else None
@@ -86,6 +86,9 @@ def _criterion(config, samples: Samples, train_rows, device):
     task_targets = samples.task_targets()[train_rows]
     losses = []
     for t, size in enumerate(MultiHead.task_sizes):
+        if t == 2 and model.age_head == "ordinal":  # cuts of the exact age, not three classes
+            losses.append(CumulativeBCE())
+            continue
         weights = inverse_frequency_weights(task_targets[:, t], size).to(device) if config.class_weights else None
         losses.append(build_loss(config.loss, weights, **settings).to(device))
     return losses
@@ -97,9 +100,9 @@ def _loss(criterion, outputs, soft_targets, task_weights):
     return criterion(outputs, soft_targets)
 
 
-def _soft_targets(targets, samples: Samples):
+def _soft_targets(targets, samples: Samples, model):
     if samples.multitask:
-        return tuple(one_hot(targets[:, t], size) for t, size in enumerate(MultiHead.task_sizes))
+        return model.soft_targets(targets)
     return one_hot(targets, samples.num_classes)
 
 
@@ -118,7 +121,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     optimizer = OPTIMIZERS.create(config.optimizer, params=model.parameters(), **component_settings("optimizer", config))
-    ema = create_ema(model, config.ema)
+    ema = create_ema(model, config.ema, config.ema_warmup)
     use_amp = config.amp and device.type == "cuda"
     state = FoldState(
         config, fold_dir.parent, fold, fold_dir, config.epochs, model=ema.module if ema else model, train_model=model, optimizer=optimizer,
@@ -131,8 +134,10 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         state.resumed_from = state.epoch
     if dist.enabled:
         state.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    step = TrainStep(state.train_model, optimizer, state.scaler, _loss_fn(_criterion(config, samples, train_rows, device), samples, config.task_weights),
+    step = TrainStep(state.train_model, optimizer, state.scaler, _loss_fn(_criterion(config, samples, train_rows, device, model), samples, config.task_weights),
                      device, use_amp, config.accumulate, config.clip_grad, ema)
+    if state.resumed_from is not None:  # epochs take the same number of steps, so the EMA's warm-up picks up where it was
+        step.updates = (state.resumed_from + 1) * math.ceil(len(train_loader) / config.accumulate)
 
     callbacks("on_fit_start", state)
     for epoch in range(0 if state.resumed_from is None else state.resumed_from + 1, config.epochs):
@@ -206,7 +211,7 @@ def _train_epoch(state: FoldState, step: TrainStep, loader, noise, device, dist:
             if noise is not None:
                 images = add_noise_on_device(images, noise, mix_generator)
             batch = normalize_on_device(images, channels_last=config.channels_last)
-            soft = _soft_targets(targets.to(device, non_blocking=True), samples)
+            soft = _soft_targets(targets.to(device, non_blocking=True), samples, unwrapped(state.train_model))
             if config.mix != "none" and torch.rand(1, generator=mix_generator).item() < config.mix_prob:
                 batch, soft = mix_batch(batch, soft, config.mix, mix_generator)
             loss_value, stepped = step(batch, soft, index, len(loader))

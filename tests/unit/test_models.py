@@ -51,6 +51,55 @@ def test_multihead_outputs(multihead):
     torch.testing.assert_close(out.exp().sum(1), torch.ones(2))
 
 
+def test_ordinal_bands_by_hand():
+    """Cut logits at the edges say P(age >= 30) = 0.8 and P(age >= 58) = 0.3: bands 0.2 / 0.5 / 0.3."""
+    logits = torch.zeros(1, len(M.ORDINAL_AGES))
+    logits[0, M.ORDINAL_AGES.index(30)] = torch.logit(torch.tensor(0.8))
+    logits[0, M.ORDINAL_AGES.index(58)] = torch.logit(torch.tensor(0.3))
+    bands = M.ordinal_band_log_probs(logits, (M.ORDINAL_AGES.index(30), M.ORDINAL_AGES.index(58))).exp()[0]
+    torch.testing.assert_close(bands, torch.tensor([0.2, 0.5, 0.3]), atol=1e-6, rtol=0)
+    # cuts out of order (older than 58 likelier than older than 30): the middle band is floored, the rest renormalised
+    logits[0, M.ORDINAL_AGES.index(58)] = torch.logit(torch.tensor(0.9))
+    bands = M.ordinal_band_log_probs(logits, (M.ORDINAL_AGES.index(30), M.ORDINAL_AGES.index(58))).exp()[0]
+    assert bands[1] < 1e-5 and bands.sum().item() == pytest.approx(1.0)
+
+
+def test_cumulative_age_targets():
+    targets = M.cumulative_age_targets(torch.tensor([18, 30, 60]))
+    assert targets.shape == (3, len(M.ORDINAL_AGES))
+    assert targets[0].sum() == 0 and targets[2].sum() == len(M.ORDINAL_AGES)
+    assert targets[1, M.ORDINAL_AGES.index(30)] == 1 and targets[1, M.ORDINAL_AGES.index(31)] == 0
+
+
+def test_ordinal_multihead_reads_its_bands_at_the_run_edges_and_rebuilds_from_meta():
+    torch.manual_seed(0)
+    model = M.build_model("multihead", 18, backbone="test_resnet", age_edges="30,58", age_head="ordinal").eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x)
+        mask, gender, cuts = model(x, tasks=True)
+    assert cuts.shape == (2, len(M.ORDINAL_AGES))
+    edges = (M.ORDINAL_AGES.index(30), M.ORDINAL_AGES.index(58))
+    torch.testing.assert_close(out, M.compose_task_logits(mask, gender, M.ordinal_band_log_probs(cuts, edges)))
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(2))
+    soft = model.soft_targets(torch.tensor([[0, 1, 1, 45], [2, 0, 2, 60]]))
+    assert [t.shape for t in soft] == [(2, 3), (2, 2), (2, len(M.ORDINAL_AGES))]
+    again = M.model_from_meta({"model": "multihead", "backbone": "test_resnet", "num_classes": 18, "age_edges": "30,58",
+                               "model_args": {"age_head": "ordinal"}})
+    again.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), out)
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    ({"age_head": "regression"}, "age_head must be one of bands, ordinal"),
+    ({"age_head": "ordinal", "age_edges": "30,65"}, "cuts at ages 19..60"),
+])
+def test_ordinal_head_refusals(arguments, problem):
+    with pytest.raises(MaskctlError, match=problem):
+        M.build_model("multihead", 18, backbone="test_resnet", **arguments)
+
+
 def test_multihead_refuses_other_class_counts():
     with pytest.raises(MaskctlError, match="18"):
         M.build_model("multihead", num_classes=5, backbone="test_resnet")

@@ -155,13 +155,15 @@ def split(
 @app.command("list")
 @user_errors
 def list_entries(
-    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta, trackers or recipes.")] = None,
+    kind: Annotated[Optional[str], typer.Argument(help="datasets, models, losses, samplers, schedulers, optimizers, augmentations, tta, trackers, "
+                                                       "recipes or spaces.")] = None,
     pattern: Annotated[str, typer.Option(help="Filter names with a wildcard, e.g. 'focal*'.")] = "*",
 ):
     """What the registries hold: every dataset, model, loss, sampler, scheduler, optimizer,
-    augmentation, TTA policy and experiment tracker; and the shipped recipes that --config takes by name.
+    augmentation, TTA policy and experiment tracker; the shipped recipes that --config takes by name,
+    and the shipped search spaces that `tune --space` takes by name.
 
-    Examples: maskctl list; maskctl list recipes; maskctl list losses --pattern 'f*';
+    Examples: maskctl list; maskctl list recipes; maskctl list spaces; maskctl list losses --pattern 'f*';
     maskctl list models --pattern 'efficientnet_b*' (timm's names too)
     """
     import difflib
@@ -169,24 +171,28 @@ def list_entries(
 
     from rich.table import Table
 
-    from maskctl.config import shipped_recipes
+    from maskctl.config import shipped_recipes, shipped_spaces
     from maskctl.console import console
     from maskctl.registry import REGISTRIES, UnknownNameError, registry_for
 
-    if kind in ("recipes", "recipe"):
-        table = Table(title="shipped recipes (maskctl train --config NAME)")
+    shipped = {"recipes": ("recipe", shipped_recipes, "maskctl train --config NAME"), "spaces": ("space", shipped_spaces, "maskctl tune --space NAME")}
+    chosen = next((key for key, (single, _, _) in shipped.items() if kind in (key, single)), None)
+    if chosen:
+        _, listed, usage = shipped[chosen]
+        table = Table(title=f"shipped {chosen} ({usage})")
         table.add_column("name", style="bold")
         table.add_column("what it is")
-        for name, description in shipped_recipes():
+        for name, description in listed():
             if fnmatch.fnmatch(name, pattern):
                 table.add_row(name, description)
         console.print(table)
         return
     try:
         registries = [registry_for(kind)] if kind else list(REGISTRIES.values())
-    except UnknownNameError as exc:  # the registries' kinds, and the recipes listed here
-        hint = "" if "Did you mean" in str(exc) or not difflib.get_close_matches(kind[:100], ["recipes"]) else " Did you mean 'recipes'?"
-        raise UnknownNameError(f"{exc}, recipes.{hint}".replace("..", ".")) from None
+    except UnknownNameError as exc:  # the registries' kinds, and the shipped files listed here
+        close = difflib.get_close_matches(kind[:100], list(shipped), n=1)
+        hint = "" if "Did you mean" in str(exc) or not close else f" Did you mean {close[0]!r}?"
+        raise UnknownNameError(f"{exc}, recipes, spaces.{hint}".replace("..", ".")) from None
     table = Table(title="maskctl registry")
     table.add_column("kind")
     table.add_column("name", style="bold")
@@ -195,9 +201,10 @@ def list_entries(
         for entry in registry.entries(pattern):
             table.add_row(registry.kind, entry.name, entry.description)
     if kind is None:
-        for name, description in shipped_recipes():
-            if fnmatch.fnmatch(name, pattern):
-                table.add_row("recipe", name, description)
+        for single, listed, _ in shipped.values():
+            for name, description in listed():
+                if fnmatch.fnmatch(name, pattern):
+                    table.add_row(single, name, description)
     if table.rows or pattern == "*":
         console.print(table)
     models = next((r for r in registries if r.kind == "model"), None)
@@ -330,7 +337,8 @@ def train(
 @user_errors
 def tune(
     config: Annotated[Optional[Path], _opt("Base recipe (a YAML file or a shipped one, e.g. cpu-quick); trials vary the settings in --space.")] = None,
-    space: Annotated[Optional[Path], _opt("Search space YAML: `lr: {low: 1.0e-4, high: 1.0e-2, log: true}`, `loss: {choices: [focal, ce]}`.")] = None,
+    space: Annotated[Optional[Path], _opt("Search space YAML: `lr: {low: 1.0e-4, high: 1.0e-2, log: true}`, `loss: {choices: [focal, ce]}`; "
+                                          "or a shipped one by name: levers (`maskctl list spaces`).")] = None,
     study: Annotated[Optional[str], _opt("Study name: trials, best.yaml and the default storage go to tune/NAME/.")] = None,
     trials: Annotated[int, typer.Option(help="Trials in the study, all workers together (finished, pruned or running).")] = 20,
     storage: Annotated[Optional[str], _opt("Where the study lives: a database URL (postgresql://..., mysql://..., sqlite:///...) "

@@ -18,6 +18,7 @@ from maskctl.errors import MaskctlError, UsageError, shown
 from maskctl.schema import MAX_IMAGE_SIDE
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+SPACES_DIR = Path(__file__).parent / "spaces"  # shipped tune search spaces, taken by name like recipes
 MAX_RECIPE_BYTES = 100_000  # a recipe is about 1 kB; a bigger file is not one
 MAX_TEXT = 4096  # characters of any text setting (PATH_MAX on Linux)
 
@@ -247,13 +248,22 @@ RENAMED_RECIPES = {"seed": "gpu-b4"}
 
 
 def shipped_recipes() -> list[tuple[str, str]]:
-    """(name, what it is) of each recipe shipped in maskctl/recipes: the first line of a recipe
-    is a comment that says what it is."""
-    recipes = []
-    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+    """(name, what it is) of each recipe shipped in maskctl/recipes."""
+    return shipped_files(RECIPES_DIR)
+
+
+def shipped_spaces() -> list[tuple[str, str]]:
+    """(name, what it is) of each tune search space shipped in maskctl/spaces."""
+    return shipped_files(SPACES_DIR)
+
+
+def shipped_files(folder: Path) -> list[tuple[str, str]]:
+    """(name, what it is) of each YAML file in `folder`: its first line is a comment that says what it is."""
+    shipped = []
+    for path in sorted(folder.glob("*.yaml")):
         first = (path.read_text(encoding="utf-8").splitlines() or [""])[0]
-        recipes.append((path.stem, first.lstrip("#").strip()))
-    return recipes
+        shipped.append((path.stem, first.lstrip("#").strip()))
+    return shipped
 
 
 def resolve_recipe(path_or_name: str | Path) -> Path:
@@ -264,7 +274,13 @@ def resolve_recipe(path_or_name: str | Path) -> Path:
 
         path_or_name = RENAMED_RECIPES[old]
         note(f"the recipe {old!r} is now called {path_or_name!r}; using {path_or_name}")
-    for path in (Path(path_or_name), RECIPES_DIR / f"{path_or_name}.yaml"):
+    return resolve_shipped(path_or_name, RECIPES_DIR, "config", "recipe")
+
+
+def resolve_shipped(path_or_name: str | Path, folder: Path, what: str, kind: str) -> Path:
+    """A path, or the name of a YAML file shipped in `folder`; a wrong name is one line that
+    lists the shipped ones and suggests the closest."""
+    for path in (Path(path_or_name), folder / f"{path_or_name}.yaml"):
         try:
             if path.is_file():
                 return path
@@ -272,10 +288,10 @@ def resolve_recipe(path_or_name: str | Path) -> Path:
             pass
     import difflib
 
-    names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
     close = difflib.get_close_matches(str(path_or_name)[:100], names, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
-    raise MaskctlError(f"config {shown(str(path_or_name))} not found (a YAML file, or a shipped recipe: {', '.join(names)}){hint}")
+    raise MaskctlError(f"{what} {shown(str(path_or_name))} not found (a YAML file, or a shipped {kind}: {', '.join(names)}){hint}")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | None = None) -> TrainConfig:

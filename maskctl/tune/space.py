@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maskctl.config import FIELDS, TrainConfig, load_config, read_recipe
+from maskctl.config import FIELDS, SPACES_DIR, TrainConfig, load_config, read_recipe, resolve_shipped
 from maskctl.errors import MaskctlError, shown
 
 # Set by tune itself for every trial (tune/NAME/trial-<number>): a space cannot move them.
@@ -57,10 +57,9 @@ class Dimension:
 
 
 def read_space(path: str | Path, base: TrainConfig) -> list[Dimension]:
-    """The space file's dimensions, each checked against the recipe (one line on the first problem)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MaskctlError(f"space {shown(str(path))} not found (a YAML file of settings to search)")
+    """The space file's (or shipped space's, e.g. `levers`) dimensions, each checked against the
+    recipe (one line on the first problem)."""
+    path = resolve_shipped(path, SPACES_DIR, "space", "space")
     raw = read_recipe(path, what="space")
     where = f"space {path}: "
     if not raw:

@@ -69,7 +69,7 @@ def _source_record(source: Path) -> tuple[dict, list[RunFolder]]:
         return record, [folder] + [run_folder_of(c) for c in checkpoints if isinstance(c, str)]
     members = record.get("members")
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-        raise MaskctlError(f"{source / name}: field 'members' must be a list of run folders")
+        raise MaskctlError(f"{record_file}: field 'members' must be a list of run folders")
     return record, [RunFolder(m) for m in members]
 
 

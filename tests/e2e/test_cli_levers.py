@@ -128,3 +128,30 @@ def test_a_stale_torn_or_mismatched_pseudo_table_is_refused_before_training(pred
     torn = invoke(*train, "--age-edges", "30,58", "--pseudo", table)
     assert torn.exit_code == 1 and "pseudo.csv is not the file pseudo.json records" in one_line_error(torn)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_pseudo_names_an_ensemble_record_whose_members_are_not_a_list(predicted, tmp_path):
+    run, _ = predicted
+    assert invoke("ensemble", run, "--out", tmp_path / "ens").exit_code == 0
+    record_file = tmp_path / "ens" / "ensemble.json"
+    record = json.loads(record_file.read_text())
+    record["members"] = "runs/a"
+    record_file.write_text(json.dumps(record))
+    result = invoke("pseudo", tmp_path / "ens", "--min-prob", "0.5", "--out", tmp_path / "pseudo.csv")
+    assert result.exit_code == 1 and f"{record_file}: field 'members' must be a list of run folders" in one_line_error(result)
+
+
+def test_an_ordinal_age_head_trains_predicts_and_exports_like_the_bands_head(synth_data, tmp_path):
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--model", "multihead", "--backbone", "test_resnet",
+                    "--dataset", "mask-multitask", "--age-edges", "30,58", "--set", "model_args.age_head=ordinal", "--runs-dir", tmp_path, "--name", "ordinal")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "ordinal"
+    oof = pd.read_csv(run / "oof.csv")
+    np.testing.assert_allclose(oof[PROBS].sum(axis=1), 1, atol=1e-4)
+    predicted = invoke("predict", run, "--data", synth_data / "eval", "--device", "cpu")
+    assert predicted.exit_code == 0, predicted.output
+    probs = pd.read_csv(run / "probs.csv")
+    np.testing.assert_allclose(probs[PROBS].sum(axis=1), 1, atol=1e-4)
+    bad = invoke("train", "--data", synth_data / "train", "--epochs", "1", *TINY, "--model", "multihead", "--backbone", "test_resnet",
+                 "--dataset", "mask-multitask", "--set", "model_args.age_head=regression", "--runs-dir", tmp_path, "--name", "bad")
+    assert bad.exit_code == 1 and "age_head must be one of bands, ordinal" in one_line_error(bad) and not (tmp_path / "bad").exists()

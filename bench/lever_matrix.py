@@ -4,7 +4,7 @@ any result (training on the CPU is deterministic for a seed). `maskctl bench qua
 equal-wall-time check of a finished recipe; this is the cheaper sieve before it.
 
 Each arm is a recipe with `--set`-style overrides, or `plain` (maskctl/yardstick.py) with its
-epoch count; every (style, data seed, training seed) cell trains every arm once. Results go to
+epoch count or its wall-time budget in minutes; every (style, data seed, training seed) cell trains every arm once. Results go to
 OUT/results.jsonl, one line per arm and cell, and a rerun skips what is there.
 
     python bench/lever_matrix.py --out /tmp/levers --styles real,hard,wild --seeds 0 --train-seeds 0,1 \\
@@ -51,8 +51,10 @@ def run_cell(task: dict) -> dict:
     if task["recipe"] == "plain":
         from maskctl.yardstick import run
 
-        epochs = int(dict(item.split("=") for item in task["sets"]).get("epochs", 12))
-        result = run(data / "train", data / "eval", minutes=10_000, seed=task["train_seed"], epochs=epochs)
+        settings = dict(item.split("=") for item in task["sets"])
+        # epochs=N: equal work; minutes=M: the plain loop's own wall-time budget (its lr follows the clock)
+        epochs = int(settings["epochs"]) if "epochs" in settings else None
+        result = run(data / "train", data / "eval", minutes=float(settings.get("minutes", 10_000)), seed=task["train_seed"], epochs=epochs)
         return {**_key(task), "f1": result["f1"], "seconds": result["train_s"] + result["predict_s"], "epochs": result["epochs"]}
     from maskctl.config import load_config
     from maskctl.engine import kfold
@@ -117,7 +119,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=240)
     parser.add_argument("--eval-people", type=int, default=80)
     parser.add_argument("--photo-size", default="512x384")
-    parser.add_argument("--arm", action="append", default=[], help="name=recipe:key=value;... or name=plain:epochs=N")
+    parser.add_argument("--arm", action="append", default=[], help="name=recipe:key=value;... or name=plain:epochs=N (or minutes=M)")
     parser.add_argument("--baseline", default=None, help="the arm the others' gaps are taken against")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--summary", action="store_true", help="only print the table of what results.jsonl holds")

@@ -31,6 +31,14 @@ SUSPECTS_FILE, SHEET_FILE, DRAFT_FILE, RECORD_FILE = "suspects.csv", "contact_sh
 SUSPECT_COLUMNS = ("rank", "person", "kind", "evidence", "runs_agreeing", "label", "predicted", "p_label", "p_predicted", "images")
 NORMAL, INCORRECT = L.MASK_KIND_TO_STATUS["normal"], L.MASK_KIND_TO_STATUS["incorrect_mask"]
 SHEET_TILE_INCHES = 1.3
+# Log-odds are taken of probabilities at least this, so that one image read with certainty
+# (a probability of 0) cannot decide a person alone.
+PROB_FLOOR = 1e-4
+# A kind's disagreements spread at least this much (log-odds): runs that agree with almost
+# every label alike would otherwise make any disagreement at all count without bound.
+MIN_SPREAD = 0.5
+# An age this many years or more outside the predicted band counts in full; nearer, in proportion.
+NEAR_MISS_YEARS = 5
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Audit:
     suspects: "pandas.DataFrame"  # noqa: F821  SUSPECT_COLUMNS, best first
     images: "pandas.DataFrame"  # noqa: F821  image, person, label, predicted (over the runs' mean probabilities)
     runs: list[RunOOF]
+    data: Path  # the training folder the exact ages and the contact sheet's images come from
 
 
 def load_runs(runs: list[Path]) -> list[RunOOF]:
@@ -99,50 +108,108 @@ def _alternative(p: np.ndarray, label: int) -> int:
 
 def candidates_of_run(table, probs: np.ndarray) -> list[dict]:
     """One run's candidates, in the same order for every run of the same data: per person and
-    kind, the task's probabilities averaged over the person's images (mask-swap: [as named,
-    swapped], each the mean of the two images read that way); per image, its mask status."""
+    kind, the task's probabilities of each of the person's images (mask-swap: per image of the
+    two, [as named, swapped]); per image, its mask status."""
     mask_label, gender_label, age_label = L.decode(table["label"].to_numpy())
     tasks = task_probs(probs)
     mask = tasks["mask"]
     candidates = []
     for person, rows in table.groupby("person", sort=True).indices.items():
         for kind, task, labels in (("gender", "gender", gender_label), ("age-band", "age", age_label)):
-            candidates.append(dict(person=person, kind=kind, label=int(labels[rows[0]]), probs=tasks[task][rows].mean(0), rows=tuple(rows)))
+            candidates.append(dict(person=person, kind=kind, label=int(labels[rows[0]]), image_probs=tasks[task][rows], rows=tuple(rows)))
         normal = [r for r in rows if mask_label[r] == NORMAL]
         incorrect = [r for r in rows if mask_label[r] == INCORRECT]
         if len(normal) == 1 and len(incorrect) == 1:
             n, i = normal[0], incorrect[0]
-            readings = np.array([mask[n, NORMAL] + mask[i, INCORRECT], mask[n, INCORRECT] + mask[i, NORMAL]]) / 2
-            candidates.append(dict(person=person, kind="mask-swap", label=0, probs=readings, rows=(n, i)))
+            readings = np.array([[mask[n, NORMAL], mask[n, INCORRECT]], [mask[i, INCORRECT], mask[i, NORMAL]]])
+            candidates.append(dict(person=person, kind="mask-swap", label=0, image_probs=readings, rows=(n, i)))
     for row, label in enumerate(mask_label):
-        candidates.append(dict(person=table["person"].iat[row], kind="image", label=int(label), probs=mask[row], rows=(row,)))
+        candidates.append(dict(person=table["person"].iat[row], kind="image", label=int(label), image_probs=mask[row][None], rows=(row,)))
     return candidates
 
 
-def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: float):
-    """Candidates of all runs -> suspects whose evidence (the alternative's probability,
-    averaged over the runs) is at least `min_evidence`, best first. A mask-swap suspect's two
-    images are not listed again as images."""
+def disagreement(image_probs: np.ndarray, label: int, alternative: int) -> float:
+    """How strongly a candidate's images favour `alternative` over `label`: the mean of their
+    log-odds. Each image adds its own say, so a person whose seven pictures all lean the other
+    way outweighs one with a single confident picture."""
+    clipped = np.clip(image_probs, PROB_FLOOR, 1.0)
+    return float(np.mean(np.log(clipped[:, alternative]) - np.log(clipped[:, label])))
+
+
+def reliability(disagreements: np.ndarray) -> float:
+    """How much one unit of disagreement is worth for a kind, judged from the kind's
+    disagreements over all candidates (nearly all of them labelled right): read those as a
+    normal distribution N(mu, sigma) and a wrong label's as its mirror image N(-mu, sigma); the
+    log-likelihood ratio of wrong against right is then 2 * (-mu) / sigma**2 per unit. A task the
+    runs do well (mu far below 0, little spread) makes each unit count much, one they often get
+    wrong little, and one they do not beat the labels on nothing."""
+    centre = float(np.median(disagreements))
+    spread = max(float(np.std(disagreements)), MIN_SPREAD)
+    return 2 * max(-centre, 0.0) / spread**2
+
+
+def years_outside(age: int, band: int, edges) -> int:
+    """How many years `age` lies outside age band `band` (0 inside it): with edges 30,60,
+    29 is 1 year outside 30-59 and 19 is 41 years outside 60+."""
+    young, old = edges
+    low, high = ((None, young - 1), (young, old - 1), (old, None))[band]
+    if low is not None and age < low:
+        return low - age
+    if high is not None and age > high:
+        return age - high
+    return 0
+
+
+def near_miss_weight(age: int | None, band: int, edges) -> float:
+    """An age-band suspect's share of its evidence: a labelled age a year from the predicted band
+    is what a model's error of a year or two gives, one many years away is not. Unknown ages
+    (the data folder gives none for the person) count in full."""
+    if age is None:
+        return 1.0
+    return min(1.0, years_outside(age, band, edges) / NEAR_MISS_YEARS)
+
+
+def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: float, ages: dict | None = None):
+    """Candidates of all runs -> suspects whose alternative the runs give a mean probability of
+    at least `min_evidence`, ranked by evidence: each run's disagreement times the reliability
+    of that run at that kind (age-band suspects also times their near-miss weight from `ages`,
+    person -> exact age), averaged over the runs. A mask-swap suspect's two images are not
+    listed again as images."""
     import pandas as pd
 
-    rows = []
+    ages = ages or {}
+    rows, disagreements = [], []
     for candidates in zip(*per_run):
         first = candidates[0]
-        mean = np.mean([c["probs"] for c in candidates], axis=0)
+        mean = np.mean([c["image_probs"].mean(0) for c in candidates], axis=0)
         label, alternative = first["label"], _alternative(mean, first["label"])
-        agreeing = sum(int(c["probs"][alternative] > c["probs"][label]) for c in candidates)
-        rows.append(dict(person=first["person"], kind=first["kind"], evidence=round(float(mean[alternative]), 4), runs_agreeing=agreeing,
+        disagreements.append([disagreement(c["image_probs"], label, alternative) for c in candidates])
+        agreeing = sum(int(c["image_probs"].mean(0)[alternative] > c["image_probs"].mean(0)[label]) for c in candidates)
+        weight = near_miss_weight(ages.get(first["person"]), alternative, age_edges) if first["kind"] == "age-band" else 1.0
+        rows.append(dict(person=first["person"], kind=first["kind"], runs_agreeing=agreeing,
                          label=_value_name(first["kind"], label, age_edges), predicted=_value_name(first["kind"], alternative, age_edges),
                          p_label=round(float(mean[label]), 4), p_predicted=round(float(mean[alternative]), 4),
-                         images=";".join(table["image"].iloc[list(first["rows"])]), predicted_value=alternative))
-    frame = pd.DataFrame(rows, columns=[*SUSPECT_COLUMNS[1:], "predicted_value"])
-    frame = frame[frame["evidence"] >= min_evidence]
+                         images=";".join(table["image"].iloc[list(first["rows"])]), predicted_value=alternative, weight=weight))
+    frame = pd.DataFrame(rows, columns=[*SUSPECT_COLUMNS[1:], "predicted_value", "weight"])
+    frame["evidence"] = (evidence_per_run(frame["kind"].to_numpy(), np.array(disagreements)).mean(1) * frame["weight"]).round(4)
+    frame = frame[frame["p_predicted"] >= min_evidence]
     swapped = set(frame.loc[frame["kind"] == "mask-swap", "images"].str.split(";").explode())
     frame = frame[~((frame["kind"] == "image") & frame["images"].isin(swapped))]
     frame = frame.assign(kind_order=frame["kind"].map(KINDS.index))
     frame = frame.sort_values(["evidence", "runs_agreeing", "kind_order", "person"], ascending=[False, False, True, True], kind="stable")
     frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame.drop(columns="kind_order").reset_index(drop=True)
+    return frame.drop(columns=["kind_order", "weight"]).reset_index(drop=True)
+
+
+def evidence_per_run(kinds: np.ndarray, disagreements: np.ndarray) -> np.ndarray:
+    """(candidates, runs) disagreements -> evidence: each run's disagreement times that run's
+    reliability at the candidate's kind, judged over all candidates of the kind."""
+    evidence = np.zeros_like(disagreements)
+    for kind in set(kinds):
+        of_kind = kinds == kind
+        for run in range(disagreements.shape[1]):
+            evidence[of_kind, run] = disagreements[of_kind, run] * reliability(disagreements[of_kind, run])
+    return evidence
 
 
 def _value_name(kind: str, value, age_edges) -> str:
@@ -155,17 +222,33 @@ def _value_name(kind: str, value, age_edges) -> str:
     return ("as named", "swapped")[value]
 
 
-def audit(runs: list[Path], min_evidence: float = 0.5) -> Audit:
-    """Suspects over `runs` (see the module docstring); writes nothing."""
+def audit(runs: list[Path], min_evidence: float = 0.5, data: Path | None = None) -> Audit:
+    """Suspects over `runs` (see the module docstring), age-band suspects weighed by the exact
+    ages in the training folder `data` (default: the first run's own); writes nothing."""
     from maskctl.engine.report import prob_columns
 
     loaded = load_runs(runs)
+    data = data or loaded[0].data
+    if not data.is_dir():  # no exact ages, and the contact sheet would be blank tiles
+        raise MaskctlError(f"data folder not found: {data} (the run's training data; pass --data where it is now)")
     table = loaded[0].table
     probs = [r.table[prob_columns(r.table)].to_numpy() for r in loaded]
     per_run = [candidates_of_run(table, p) for p in probs]
-    suspects = rank_suspects(per_run, table, loaded[0].age_edges, min_evidence)
+    ages = labelled_ages(table, data, loaded[0].age_edges)
+    suspects = rank_suspects(per_run, table, loaded[0].age_edges, min_evidence, ages)
     images = table[["image", "person", "label"]].assign(predicted=np.mean(probs, axis=0).argmax(1))
-    return Audit(suspects, images, loaded)
+    return Audit(suspects, images, loaded, data)
+
+
+def labelled_ages(table, data: Path, age_edges) -> dict[str, int]:
+    """Person -> the exact age the training folder `data` gives them, for the people whose age
+    lies in the band the run was taught (a label fix or an edited train.csv since the run would
+    otherwise weigh a suspect by an age the run never saw)."""
+    from maskctl.data.layout import read_train
+
+    given = read_train(data, age_edges).table.drop_duplicates("person").set_index("person")["age"]
+    taught = dict(zip(table["person"], L.decode(table["label"].to_numpy())[2]))
+    return {person: int(age) for person, age in given.items() if person in taught and L.age_band(int(age), age_edges) == taught[person]}
 
 
 def representative_age(band: int, edges) -> int:
@@ -235,16 +318,13 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
     from maskctl.console import console
 
     out = io.check_replaceable(out if out is not None else runs[0] / "audit", "audit", overwrite)
-    result = audit(runs, min_evidence)
+    result = audit(runs, min_evidence, data)
     first = result.runs[0]
     scores = score_against_injected(result.suspects, set(result.images["person"]), injected) if injected is not None else None
-    images_dir = data or first.data
-    if not images_dir.is_dir():  # the contact sheet would be blank tiles
-        raise MaskctlError(f"data folder not found: {images_dir} (the run's training data; pass --data where it is now)")
     with io.staged_folder(out, "audit") as staging:
         io.write_csv(staging / SUSPECTS_FILE, result.suspects[list(SUSPECT_COLUMNS)])
         io.write_csv(staging / DRAFT_FILE, draft_fixes(result.suspects, first.age_edges))
-        contact_sheet(staging / SHEET_FILE, result, images_dir, sheet)
+        contact_sheet(staging / SHEET_FILE, result, result.data, sheet)
         counts = result.suspects["kind"].value_counts()
         io.write_json(staging / RECORD_FILE, {
             "runs": [str(r.run) for r in result.runs],

@@ -9,8 +9,18 @@ the three tasks (mask, gender, age band) and read by the kinds of error the real
     mask-swap  a person whose `normal` image looks like `incorrect_mask` and the other way round
     image      one image whose mask status is predicted as another
 
-A suspect's evidence is the probability of the suggested alternative, averaged over the
-person's images and over the runs; suspects are ranked by it. Outputs, written together into
+A weak model's own confident mistakes must not crowd out the label errors, so suspects are
+ranked by how surprising their disagreement is, not by its probability. A candidate's
+disagreement is the mean log-odds of the alternative against the label over its images (each
+picture has its say; a whole-person error shows in all of them). Each run's reliability at a
+kind is judged from that kind's disagreements over all candidates (see `reliability`): a
+disagreement on a task the run does well is strong evidence, one on a task it often gets wrong
+is weak. An age-band suspect also counts in proportion to how many years its exact age (from
+the training folder's train.csv) lies outside the predicted band, up to NEAR_MISS_YEARS: 29
+read as 30-59 is a near miss, 19 read as 60+ is not. Evidence is averaged over the runs, so a
+suspect every run sees outranks one that a single run sees. Single images are listed after the
+people. Suspects are those whose alternative has a mean probability of at least
+`min_evidence`. Outputs, written together into
 OUT (default RUN/audit/): suspects.csv, contact_sheet.png, label_fixes_draft.csv (the format
 `--label-fixes` reads, to review, never applied by audit) and audit.json.
 """
@@ -195,10 +205,12 @@ def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: flo
     frame = frame[frame["p_predicted"] >= min_evidence]
     swapped = set(frame.loc[frame["kind"] == "mask-swap", "images"].str.split(";").explode())
     frame = frame[~((frame["kind"] == "image") & frame["images"].isin(swapped))]
-    frame = frame.assign(kind_order=frame["kind"].map(KINDS.index))
-    frame = frame.sort_values(["evidence", "runs_agreeing", "kind_order", "person"], ascending=[False, False, True, True], kind="stable")
+    # Single images come after the people: one picture read otherwise is any model's commonest
+    # mistake (its evidence has no other pictures to agree with) and a label-fix file cannot fix it.
+    frame = frame.assign(kind_order=frame["kind"].map(KINDS.index), single_image=frame["kind"] == "image")
+    frame = frame.sort_values(["single_image", "evidence", "runs_agreeing", "kind_order", "person"], ascending=[True, False, False, True, True], kind="stable")
     frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame.drop(columns=["kind_order", "weight"]).reset_index(drop=True)
+    return frame.drop(columns=["kind_order", "single_image", "weight"]).reset_index(drop=True)
 
 
 def evidence_per_run(kinds: np.ndarray, disagreements: np.ndarray) -> np.ndarray:
@@ -383,11 +395,13 @@ def _share(value: float | None) -> str:
 def suspects_table(suspects, top: int):
     from rich.table import Table
 
-    table = Table(title=f"top {min(top, len(suspects))} of {len(suspects)} suspected label errors (evidence: mean probability of the alternative)")
-    for column in ("rank", "person", "kind", "label", "predicted", "p_label", "evidence", "runs agreeing"):
-        table.add_column(column, justify="right" if column in {"rank", "p_label", "evidence", "runs agreeing"} else "left")
+    table = Table(title=f"top {min(top, len(suspects))} of {len(suspects)} suspected label errors (evidence: how surprising the "
+                        "disagreement is for the runs; p: mean probabilities)")
+    numbers = ("rank", "p_label", "p_predicted", "evidence", "runs agreeing")
+    for column in ("rank", "person", "kind", "label", "predicted", "p_label", "p_predicted", "evidence", "runs agreeing"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for row in suspects.head(top).itertuples():
         images = "" if row.kind != "image" else f" ({Path(row.images).name})"
-        table.add_row(str(row.rank), row.person, row.kind + images, row.label, row.predicted, f"{row.p_label:.3f}",
-                      f"[bold]{row.evidence:.3f}[/]", str(row.runs_agreeing))
+        table.add_row(str(row.rank), row.person, row.kind + images, row.label, row.predicted, f"{row.p_label:.3f}", f"{row.p_predicted:.3f}",
+                      f"[bold]{row.evidence:.2f}[/]", str(row.runs_agreeing))
     return table

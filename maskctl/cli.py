@@ -556,7 +556,8 @@ def report(
 def audit(
     runs: Annotated[list[Path], typer.Argument(help="Finished run folders on the same data (their folds' oof.csv are read), e.g. runs/a runs/b.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder \\[first RUN/audit].", show_default=False)] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Training folder for the contact sheet's images \\[the first run's own].", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Training folder: its exact ages weigh the age-band suspects, its images make the contact sheet "
+                                                 "\\[the first run's own].", show_default=False)] = None,
     min_evidence: Annotated[float, typer.Option(help="List a suspect when the runs' mean probability of the alternative is at least this.")] = 0.5,
     sheet: Annotated[int, typer.Option(help="People on the contact sheet.")] = 12,
     top: Annotated[int, typer.Option(help="Suspects shown in the terminal.")] = 15,
@@ -564,8 +565,9 @@ def audit(
                                                      "recall and precision against it.", show_default=False)] = None,
     overwrite: Overwrite = False,
 ):
-    """Suspected label errors from the runs' out-of-fold probabilities, ranked by evidence across
-    runs: people predicted as the other gender or another age band, people whose normal and
+    """Suspected label errors from the runs' out-of-fold probabilities, ranked by how surprising
+    each is for the runs (a task they do well counts more; an age near the band edge less):
+    people predicted as the other gender or another age band, people whose normal and
     incorrect_mask images look swapped, single images far from their mask label. Writes
     suspects.csv, contact_sheet.png, label_fixes_draft.csv (review it; audit never applies it)
     and audit.json.

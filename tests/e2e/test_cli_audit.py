@@ -37,7 +37,10 @@ def test_audit_writes_suspects_sheet_draft_and_record(audited, noisy_run):
     assert sorted(p.name for p in audited.iterdir()) == sorted([".maskctl-output", SUSPECTS_FILE, SHEET_FILE, DRAFT_FILE, RECORD_FILE])
     suspects = pd.read_csv(audited / SUSPECTS_FILE, dtype={"person": str})
     assert tuple(suspects.columns) == SUSPECT_COLUMNS
-    assert suspects["evidence"].is_monotonic_decreasing and suspects["rank"].tolist() == list(range(1, len(suspects) + 1))
+    single = suspects["kind"] == "image"
+    assert not single.iloc[:(~single).sum()].any()  # single images after the people, each part by evidence
+    assert suspects.loc[~single, "evidence"].is_monotonic_decreasing and suspects.loc[single, "evidence"].is_monotonic_decreasing
+    assert suspects["rank"].tolist() == list(range(1, len(suspects) + 1))
     assert set(suspects["kind"]) <= {"gender", "age-band", "mask-swap", "image"}
     injected = pd.read_csv(noisy_run.parent.parent / "data" / "train" / NOISE_FILE, dtype=str)
     assert set(injected["id"]) <= set(suspects["person"])  # with --min-evidence 0 everyone is a candidate

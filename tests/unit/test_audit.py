@@ -90,8 +90,9 @@ def test_injected_errors_rank_first_by_their_kind(tmp_path):
     assert set(suspects["person"]) == set(ERRORS)
     assert dict(zip(suspects["person"], suspects["kind"])) == ERRORS
     assert (suspects["runs_agreeing"] == 2).all()
-    assert (suspects["evidence"] > 0.8).all() and (suspects["p_label"] < 0.2).all()
-    assert suspects["evidence"].is_monotonic_decreasing
+    assert (suspects["p_predicted"] > 0.8).all() and (suspects["p_label"] < 0.2).all() and (suspects["evidence"] > 0).all()
+    assert suspects["kind"].tolist()[-1] == "image"  # single images come after the people
+    assert suspects["evidence"].iloc[:-1].is_monotonic_decreasing
     assert suspects["rank"].tolist() == list(range(1, len(ERRORS) + 1))
     gender = suspects[suspects["kind"] == "gender"].iloc[0]
     assert (gender["label"], gender["predicted"]) == ("male", "female")  # 000002 is labelled gender 2 % 2 == 0

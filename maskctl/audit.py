@@ -20,9 +20,10 @@ the training folder's train.csv) lies outside the predicted band, up to NEAR_MIS
 read as 30-59 is a near miss, 19 read as 60+ is not. Evidence is averaged over the runs, so a
 suspect every run sees outranks one that a single run sees. Single images are listed after the
 people. Suspects are those whose alternative has a mean probability of at least
-`min_evidence`. Outputs, written together into
-OUT (default RUN/audit/): suspects.csv, contact_sheet.png, label_fixes_draft.csv (the format
-`--label-fixes` reads, to review, never applied by audit) and audit.json.
+`min_evidence`. Outputs, written together into OUT (default RUN/audit/): suspects.csv,
+contact_sheet.png, label_fixes_draft.csv (the person-level suspects with evidence of at least
+DRAFT_EVIDENCE, in the format `--label-fixes` reads, to review, never applied by audit) and
+audit.json.
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ PROB_FLOOR = 1e-4
 MIN_SPREAD = 0.5
 # An age this many years or more outside the predicted band counts in full; nearer, in proportion.
 NEAR_MISS_YEARS = 5
+# The draft fix file corrects the person-level suspects with at least this evidence: a
+# likelihood ratio of about 20 to 1 (e^3) that the label, not the model, is wrong.
+DRAFT_EVIDENCE = 3.0
 
 
 @dataclass
@@ -269,12 +273,17 @@ def representative_age(band: int, edges) -> int:
     return (young // 2, (young + old) // 2, old)[band]
 
 
+def drafted(suspects):
+    """The suspects the draft fix file corrects: person-level ones with evidence of at least DRAFT_EVIDENCE."""
+    return suspects[suspects["kind"].isin(PERSON_KINDS) & (suspects["evidence"] >= DRAFT_EVIDENCE)]
+
+
 def draft_fixes(suspects, age_edges):
-    """The person-level suspects as a label-fix table (id, gender, age, swap_mask), one row per person."""
+    """The drafted suspects as a label-fix table (id, gender, age, swap_mask), one row per person."""
     import pandas as pd
 
     fixes: dict[str, dict] = {}
-    for row in suspects[suspects["kind"].isin(PERSON_KINDS)].itertuples():
+    for row in drafted(suspects).itertuples():
         fix = fixes.setdefault(row.person, {"id": row.person, "gender": "", "age": "", "swap_mask": ""})
         if row.kind == "gender":
             fix["gender"] = L.GENDER_NAMES[row.predicted_value]
@@ -344,7 +353,7 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
             "people": int(result.images["person"].nunique()),
             "min_evidence": min_evidence,
             "suspects": {kind: int(counts.get(kind, 0)) for kind in KINDS},
-            "draft_people": int(result.suspects.loc[result.suspects["kind"].isin(PERSON_KINDS), "person"].nunique()),
+            "draft_people": int(drafted(result.suspects)["person"].nunique()),
             "age_edges": list(first.age_edges),
             **({"against_injected": {"file": str(injected), **scores}} if scores else {}),
         })

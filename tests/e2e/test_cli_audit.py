@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from cli_helpers import TINY, invoke, one_line_error
 
-from maskctl.audit import DRAFT_FILE, RECORD_FILE, SHEET_FILE, SUSPECT_COLUMNS, SUSPECTS_FILE
+from maskctl.audit import DRAFT_EVIDENCE, DRAFT_FILE, PERSON_KINDS, RECORD_FILE, SHEET_FILE, SUSPECT_COLUMNS, SUSPECTS_FILE
 from maskctl.data.labels import read_label_fixes
 from maskctl.data.synth import NOISE_FILE, synthesize
 from maskctl.runfolder import RunFolder
@@ -52,9 +52,13 @@ def test_audit_writes_suspects_sheet_draft_and_record(audited, noisy_run):
 
 
 def test_the_draft_is_read_by_label_fixes_and_trains(audited, noisy_run, tmp_path):
+    """The draft holds the person-level suspects with evidence of at least DRAFT_EVIDENCE (a
+    one-epoch model is sure of nothing: likely none) and train reads it either way."""
     draft = audited / DRAFT_FILE
     assert draft.read_text().splitlines()[0] == "id,gender,age,swap_mask"
-    assert read_label_fixes(draft)
+    suspects = pd.read_csv(audited / SUSPECTS_FILE, dtype={"person": str})
+    sure = suspects[suspects["kind"].isin(PERSON_KINDS) & (suspects["evidence"] >= DRAFT_EVIDENCE)]
+    assert {fix.person_id for fix in read_label_fixes(draft)} == set(sure["person"])
     data = noisy_run.parent.parent / "data" / "train"
     result = invoke("train", "--data", data, "--label-fixes", draft, "--epochs", "1", "--folds", "2", "--fold", "0", *TINY,
                     "--runs-dir", tmp_path, "--name", "fixed")

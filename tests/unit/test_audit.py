@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskctl.audit import (INCORRECT, MIN_SPREAD, NEAR_MISS_YEARS, NORMAL, PROB_FLOOR, audit, disagreement, draft_fixes, labelled_ages, load_runs,
+from maskctl.audit import (DRAFT_EVIDENCE, INCORRECT, MIN_SPREAD, NEAR_MISS_YEARS, NORMAL, PROB_FLOOR, audit, disagreement, draft_fixes, labelled_ages, load_runs,
                            near_miss_weight, reliability, years_outside)
 from maskctl.data import labels as L
 from maskctl.errors import MaskctlError
@@ -244,3 +244,12 @@ def test_disagreement_is_the_mean_log_odds_over_the_images():
     image_probs = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]])
     assert disagreement(image_probs, label=0, alternative=1) == pytest.approx(np.mean(np.log([4, 1, 1 / 9])))
     assert disagreement(np.array([[1.0, 0.0]]), 0, 1) == pytest.approx(np.log(PROB_FLOOR))  # a certain image is bounded
+
+
+def test_the_draft_corrects_the_label_errors_not_the_weak_models_mistakes(tmp_path):
+    mistakes = {f"{i:06d}": 0.85 for i in range(3, 39, 3)}
+    suspects = audit([weak_run(tmp_path, {}, mistakes, flipped={"000010"}, swapped={"000020"})]).suspects
+    draft = draft_fixes(suspects, L.DEFAULT_AGE_EDGES)
+    assert draft.to_dict("records") == [{"id": "000020", "gender": "", "age": "", "swap_mask": "1"},
+                                        {"id": "000010", "gender": "female", "age": "", "swap_mask": ""}]
+    assert (suspects.loc[suspects["kind"] == "age-band", "evidence"] < DRAFT_EVIDENCE).all()

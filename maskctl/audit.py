@@ -362,7 +362,8 @@ def run_audit(runs: list[Path], out: Path | None = None, data: Path | None = Non
         k = scores["injected"]
         console.print(f"against {injected}: {k} injected; recall at {k} {scores[f'recall_at_{k}']:.2f}, at {2 * k} "
                       f"{scores[f'recall_at_{2 * k}']:.2f}, of all {scores['suspected_people']} suspected people {scores['recall']:.2f}; "
-                      f"precision {_share(scores['precision'])}; kind right for {_share(scores['kind_right'])} of those found")
+                      f"precision {_share(scores['precision'])}; kind right for {_share(scores['kind_right'])} of those found; "
+                      f"the draft's {scores['draft_people']} people: precision {_share(scores['draft_precision'])}")
     console.print(f"[green]wrote[/] {out / SUSPECTS_FILE}, {SHEET_FILE}, {DRAFT_FILE} (review it, then pass it to "
                   f"--label-fixes), {RECORD_FILE}")
     return result, out
@@ -372,8 +373,8 @@ def score_against_injected(suspects, audited_people: set[str], path: Path) -> di
     """How well the person-level suspects find the label errors `maskctl synth --label-noise`
     wrote (its injected_noise.csv): with k injected people among those audited (a run with
     unfinished folds has OOF predictions for only some), the share of them among the first k
-    and 2k suspected people, the share of suspected people who were injected (precision), and
-    the share of found ones whose kind is right."""
+    and 2k suspected people, the share of suspected people who were injected (precision), the
+    share of found ones whose kind is right, and the share of the draft's people who were injected."""
     from maskctl.schema import read_csv
 
     injected = read_csv(path, {"id": "text", "kind": "text"}, what="injected-noise file")
@@ -385,6 +386,7 @@ def score_against_injected(suspects, audited_people: set[str], path: Path) -> di
     k = len(truth)
     found = [p for p in ranked if p in truth]
     right_kind = [p for p in found if truth[p] in set(people.loc[people["person"] == p, "kind"])]
+    draft = set(drafted(suspects)["person"])
     return {
         "injected": k,
         "injected_not_audited": len(injected) - k,
@@ -394,6 +396,8 @@ def score_against_injected(suspects, audited_people: set[str], path: Path) -> di
         "recall": len(found) / k,
         "precision": len(found) / len(ranked) if ranked else None,
         "kind_right": len(right_kind) / len(found) if found else None,
+        "draft_people": len(draft),
+        "draft_precision": len(draft & set(truth)) / len(draft) if draft else None,
     }
 
 

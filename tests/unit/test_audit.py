@@ -154,9 +154,10 @@ def test_scores_against_the_injected_file(tmp_path):
                   "written": "", "true": ""}).to_csv(injected, index=False)
     scores = score_against_injected(suspects, set(PEOPLE), injected)
     # Suspected people (single images aside): 000002, 000003, 000005, 000008; 000006 was missed;
-    # 000099 is not among the audited people (as in a run with unfinished folds).
+    # 000099 is not among the audited people (as in a run with unfinished folds). Two gender
+    # errors in eight people make gender an unreliable task: only 000003 and 000005 are drafted.
     assert scores == {"injected": 4, "injected_not_audited": 1, "suspected_people": 4, "recall_at_4": 0.75, "recall_at_8": 0.75, "recall": 0.75,
-                      "precision": 0.75, "kind_right": pytest.approx(2 / 3)}
+                      "precision": 0.75, "kind_right": pytest.approx(2 / 3), "draft_people": 2, "draft_precision": 1.0}
 
 
 def task_reading(values: int, favoured: int, confidence: float) -> np.ndarray:

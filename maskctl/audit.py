@@ -183,7 +183,7 @@ def near_miss_weight(age: int | None, band: int, edges) -> float:
     return min(1.0, years_outside(age, band, edges) / NEAR_MISS_YEARS)
 
 
-def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: float, ages: dict | None = None):
+def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: float, ages: dict[str, int]):
     """Candidates of all runs -> suspects whose alternative the runs give a mean probability of
     at least `min_evidence`, ranked by evidence: each run's disagreement times the reliability
     of that run at that kind (age-band suspects also times their near-miss weight from `ages`,
@@ -191,14 +191,14 @@ def rank_suspects(per_run: list[list[dict]], table, age_edges, min_evidence: flo
     listed again as images."""
     import pandas as pd
 
-    ages = ages or {}
     rows, disagreements = [], []
     for candidates in zip(*per_run):
         first = candidates[0]
-        mean = np.mean([c["image_probs"].mean(0) for c in candidates], axis=0)
+        per_run_means = [c["image_probs"].mean(0) for c in candidates]
+        mean = np.mean(per_run_means, axis=0)
         label, alternative = first["label"], _alternative(mean, first["label"])
         disagreements.append([disagreement(c["image_probs"], label, alternative) for c in candidates])
-        agreeing = sum(int(c["image_probs"].mean(0)[alternative] > c["image_probs"].mean(0)[label]) for c in candidates)
+        agreeing = sum(int(p[alternative] > p[label]) for p in per_run_means)
         weight = near_miss_weight(ages.get(first["person"]), alternative, age_edges) if first["kind"] == "age-band" else 1.0
         rows.append(dict(person=first["person"], kind=first["kind"], runs_agreeing=agreeing,
                          label=_value_name(first["kind"], label, age_edges), predicted=_value_name(first["kind"], alternative, age_edges),

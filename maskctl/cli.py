@@ -4,6 +4,7 @@ Heavy libraries (torch, timm, albumentations) are imported inside the commands t
 so `maskctl --help` stays instant.
 """
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskctl.config import check_options
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, Terminated
 
 app = typer.Typer(
     help="Train and ship face-mask status classifiers (18 classes, scored by macro F1).\n\n"
@@ -38,7 +39,7 @@ def user_errors(command):
 
         try:
             check_options(kwargs)
-            with discard_outputs_on_failure():
+            with sigterm_as_interrupt(), discard_outputs_on_failure():
                 return command(*args, **kwargs)
         except MaskctlError as exc:
             fail(one_line(str(exc)))
@@ -46,11 +47,36 @@ def user_errors(command):
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
             fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
             raise typer.Exit(1) from None
+        except Terminated:
+            fail("interrupted (SIGTERM)")
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             fail("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises Terminated (a KeyboardInterrupt) where the program
+    is, so it gets Ctrl-C's cleanup and one line instead of a silent exit 143. Signal handlers
+    belong to the main thread: elsewhere (a command called from a worker thread) nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 MAX_ERROR_CHARS = 1000  # the last guard against echoing unbounded input: values are cut where quoted

@@ -22,3 +22,11 @@ def shown(value: object, limit: int = 60) -> str:
     brief.maxstring = brief.maxother = brief.maxlong = limit
     text = brief.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what `timeout`, Slurm, Docker and Kubernetes send to stop a job, raised where the
+    program is, like Ctrl-C's KeyboardInterrupt: the same cleanup runs (temp files, half-made
+    folders, a run with no finished epoch) and a run's resumable state is kept."""
+
+    exit_code = 143  # 128 + SIGTERM, what a scheduler expects of a process it stopped

@@ -26,7 +26,7 @@ import secrets
 from pathlib import Path
 
 from maskctl.callbacks import Callback
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 from maskctl.registry import TRACKERS
 from maskctl.runfolder import FOLD_PREFIX, RunFolder
 
@@ -34,8 +34,9 @@ TENSORBOARD_FOLDER = "tensorboard"  # in the run folder; wandb makes its own wan
 
 
 def check_trackers(names: list[str]) -> None:
-    """Every tracker named is known and its package installed: one line naming the extra to
-    install, before any data is read or run folder made."""
+    """Every tracker named is known, its package installed and its server (if it logs to one)
+    within reach: one line naming the extra to install or the server, before any data is read
+    or run folder made."""
     for name in names:
         factory = TRACKERS.get(name)
         missing = [module for module in getattr(factory, "requires", ()) if importlib.util.find_spec(module) is None]
@@ -43,6 +44,13 @@ def check_trackers(names: list[str]) -> None:
             extra = getattr(factory, "extra", "")  # a plugin's tracker may have none
             install = f"pip install 'maskctl[{extra}]'" if extra else f"pip install {' '.join(missing)}"
             raise MaskctlError(f"--log {name} needs {', '.join(missing)}, which is not installed: {install}")
+        server = getattr(factory, "server", lambda: None)()
+        if server is not None:
+            from maskctl.hub import url_unreachable
+
+            reason = url_unreachable(server)
+            if reason:  # the tracker's client would retry for minutes, silently, after the first epoch
+                raise MaskctlError(f"--log {name}: the tracking server at {shown(server, 200)} cannot be reached: {reason}")
 
 
 def create_trackers(names: list[str]) -> list:
@@ -104,6 +112,11 @@ class Tracker(Callback):
     requires: tuple[str, ...] = ()  # modules that must be importable
     extra = ""  # the pip extra that installs them
     is_open = False
+
+    @staticmethod
+    def server() -> str | None:
+        """The http(s) URL of the server this tracker will log to, None when it logs to files."""
+        return None
 
     def on_run_start(self, run) -> None:
         self._ensure_open(run)
@@ -227,6 +240,11 @@ class MLflowTracker(Tracker):
     requires = ("mlflow", "sqlalchemy", "alembic")  # the last two: the SQLite store (mlflow-skinny leaves them out)
     extra = "mlflow"
 
+    @staticmethod
+    def server() -> str | None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        return uri if uri.startswith(("http://", "https://")) else None
+
     def open(self, run_dir: Path, config) -> None:
         import logging
 
@@ -321,6 +339,11 @@ class WandbTracker(Tracker):
     name = "wandb"
     requires = ("wandb",)
     extra = "wandb"
+
+    @staticmethod
+    def server() -> str | None:
+        online = (os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")) not in ("offline", "dryrun", "disabled")
+        return (os.environ.get("WANDB_BASE_URL") or WANDB_DEFAULT_HOST) if online else None
 
     def open(self, run_dir: Path, config) -> None:
         import wandb

@@ -131,7 +131,7 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         try:
             callbacks("on_run_start", run_state)
             _train_folds(config, samples, folds, plan, run, device, dist, workers, images, callbacks)
-        except (MaskctlError, OSError):
+        except (MaskctlError, OSError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.errors.Terminated)
             if new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise

@@ -30,3 +30,15 @@ class Terminated(KeyboardInterrupt):
     folders, a run with no finished epoch) and a run's resumable state is kept."""
 
     exit_code = 143  # 128 + SIGTERM, what a scheduler expects of a process it stopped
+
+
+def without_passwords(text: str) -> str:
+    """`text` with every password in it shown as ***: a query's password=..., then a URL's
+    (scheme://user:PASSWORD@host, up to the last @, so a password holding @ goes whole).
+    Terminal scrollback and CI logs keep what is printed, and storage and tracking URLs reach
+    messages through libraries too. (SQLAlchemy's own hide_password rendering misreads a query
+    password holding @ as the host, and shows part of it.)"""
+    import re
+
+    text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)\S*@", r"\1***@", text)

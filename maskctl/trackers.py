@@ -26,7 +26,7 @@ import secrets
 from pathlib import Path
 
 from maskctl.callbacks import Callback
-from maskctl.errors import MaskctlError, shown
+from maskctl.errors import MaskctlError, shown, without_passwords
 from maskctl.registry import TRACKERS
 from maskctl.runfolder import FOLD_PREFIX, RunFolder
 
@@ -50,7 +50,7 @@ def check_trackers(names: list[str]) -> None:
 
             reason = url_unreachable(server)
             if reason:  # the tracker's client would retry for minutes, silently, after the first epoch
-                raise MaskctlError(f"--log {name}: the tracking server at {shown(server, 200)} cannot be reached: {reason}")
+                raise MaskctlError(f"--log {name}: the tracking server at {shown(without_passwords(server), 200)} cannot be reached: {reason}")
 
 
 def create_trackers(names: list[str]) -> list:

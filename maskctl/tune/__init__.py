@@ -12,7 +12,7 @@ from pathlib import Path
 
 from maskctl.config import TrainConfig, plain_name
 from maskctl.console import console, warn
-from maskctl.errors import MaskctlError, UsageError, shown
+from maskctl.errors import MaskctlError, UsageError, shown, without_passwords
 
 TUNE_DIR = Path("tune")
 FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: the cause is the setup, not a trial
@@ -60,7 +60,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
     gone = fail_trials_of_dead_workers(study)
     if gone:
         warn(f"trial(s) {', '.join(map(str, gone))} of a worker that is gone marked FAIL")
-    console.print(f"study [bold]{name}[/] ({url}): {counted_trials(study)} of {trials} trials finished or running; "
+    console.print(f"study [bold]{name}[/] ({without_passwords(url)}): {counted_trials(study)} of {trials} trials finished or running; "
                   f"searching {'; '.join(d.describe() for d in dimensions)}")
     worker = Worker(base, dimensions, folder, trials)
     if counted_trials(study) < trials:
@@ -83,7 +83,7 @@ def show(name: str, storage: str | None = None) -> Path | None:
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url, 60))
     except KeyError:
-        raise MaskctlError(f"no study {name} in {shown(url)}") from None
+        raise MaskctlError(f"no study {name} in {shown(without_passwords(url))}") from None
     return show_study(study, folder)
 
 

@@ -84,10 +84,13 @@ MAX_ERROR_CHARS = 1000  # the last guard against echoing unbounded input: values
 
 def one_line(message: str) -> str:
     """A DataLoader worker re-raises our error with the worker's traceback inside the message;
-    its last line is the original 'module.ErrorType: message'."""
+    its last line is the original 'module.ErrorType: message'. Any other message a library
+    wrote over several lines (SQLAlchemy adds the SQL and a link) keeps its first."""
+    lines = [line for line in message.splitlines() if line.strip()] or [""]
     if "DataLoader worker" in message:
-        last = [line for line in message.splitlines() if line.strip()][-1]
-        message = last.split(": ", 1)[1] if ": " in last else last
+        message = lines[-1].split(": ", 1)[1] if ": " in lines[-1] else lines[-1]
+    else:
+        message = lines[0]
     return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 3] + "..."
 
 

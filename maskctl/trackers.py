@@ -250,14 +250,25 @@ class MLflowTracker(Tracker):
 
         # A local store must not phone home; a user who wants MLflow's usage telemetry sets it false.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         # The store's first use prints its table migrations (INFO) between training lines.
         for logger in ("alembic", "mlflow.store.db.utils"):
             logging.getLogger(logger).setLevel(logging.WARNING)
         uri, artifacts = mlflow_store(run_dir.parent)
-        self.client = MlflowClient(tracking_uri=uri)
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+            self._open_run(run_dir, config, uri, artifacts)
+        except MaskctlError:
+            raise
+        except Exception as exc:  # a damaged or foreign store: SQLAlchemy's message holds the SQL it tried
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MaskctlError(f"the MLflow store {without_passwords(uri)} cannot be used: {first}; move it aside (a new one is made) "
+                               "or set MLFLOW_TRACKING_URI") from None
+
+    def _open_run(self, run_dir: Path, config, uri: str, artifacts: str | None) -> None:
+        from mlflow.entities import Param
+
         saved = saved_ids(run_dir).get("mlflow", {})
         self.run_id = saved.get("run_id") if saved.get("tracking_uri") == uri and self._exists(saved.get("run_id")) else None
         if self.run_id is None:

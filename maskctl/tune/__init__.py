@@ -113,9 +113,10 @@ class Worker:
         pruning = PruningCallback(trial)
         try:
             run_dir = kfold.train(config, callbacks=[pruning])
-        except MaskctlError as exc:
-            trial.set_user_attr(ERROR_ATTR, str(exc)[:300])
-            warn(f"trial {trial.number} failed: {exc}")
+        except Exception as exc:  # a crash too: `tune --show` gives every failed trial the reason it failed with
+            reason = " ".join((str(exc) if isinstance(exc, MaskctlError) else f"{type(exc).__name__}: {exc}").split())
+            trial.set_user_attr(ERROR_ATTR, reason[:300])
+            warn(f"trial {trial.number} failed: {reason}")
             raise
         trial.set_user_attr(RUN_ATTR, str(run_dir))
         if pruning.pruned:

@@ -32,7 +32,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
     from maskctl import io
     from maskctl.engine.kfold import check_names
     from maskctl.tune.results import show_study
-    from maskctl.tune.space import read_space, trial_config
+    from maskctl.tune.space import describe_space, read_space
     from maskctl.tune.study import (
         check_same_base, counted_trials, fail_trials_of_dead_workers, make_pruner, make_sampler, open_storage,
         require_optuna, storage_url,
@@ -44,10 +44,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
                            "(CUDA_VISIBLE_DEVICES=0 maskctl tune ... &) instead of torchrun")
     folder = study_dir(name)
     search_pruner = make_pruner(pruner, trials) if isinstance(pruner, str) else pruner
-    dimensions = read_space(space, base)
-    for dimension in dimensions:  # every name a trial can get resolves (models, losses...), before any work
-        for value in dimension.extremes():
-            check_names(trial_config(base, {dimension.name: value}))
+    dimensions = read_space(space, base, check=check_names)  # every name a trial can get resolves (models, losses...), before any work
     io.require_writable(folder)
     if storage is None:
         folder.mkdir(parents=True, exist_ok=True)  # the default storage's file goes there
@@ -61,7 +58,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
     if gone:
         warn(f"trial(s) {', '.join(map(str, gone))} of a worker that is gone marked FAIL")
     console.print(f"study [bold]{name}[/] ({without_passwords(url)}): {counted_trials(study)} of {trials} trials finished or running; "
-                  f"searching {'; '.join(d.describe() for d in dimensions)}")
+                  f"searching {describe_space(dimensions)}")
     worker = Worker(base, dimensions, folder, trials)
     if counted_trials(study) < trials:
         study.optimize(worker.objective, callbacks=[worker.after_trial], catch=(MaskctlError,), gc_after_trial=True)

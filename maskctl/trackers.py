@@ -263,8 +263,8 @@ class MLflowTracker(Tracker):
             raise
         except Exception as exc:  # a damaged or foreign store: SQLAlchemy's message holds the SQL it tried
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise MaskctlError(f"the MLflow store {without_passwords(uri)} cannot be used: {first}; move it aside (a new one is made) "
-                               "or set MLFLOW_TRACKING_URI") from None
+            remedy = "" if os.environ.get("MLFLOW_TRACKING_URI") else "; move it aside (a new one is made) or set MLFLOW_TRACKING_URI"
+            raise MaskctlError(f"the MLflow store {without_passwords(uri)} cannot be used: {first}{remedy}") from None
 
     def _open_run(self, run_dir: Path, config, uri: str, artifacts: str | None) -> None:
         from mlflow.entities import Param

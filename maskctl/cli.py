@@ -35,6 +35,7 @@ def user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from maskctl.console import fail
+        from maskctl.errors import shown
         from maskctl.io import discard_outputs_on_failure
 
         try:
@@ -46,6 +47,9 @@ def user_errors(command):
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
             fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+            raise typer.Exit(1) from None
+        except SystemExit as exc:  # a plugin's sys.exit (maskctl's commands never call it): exit 0 would read as success
+            fail(f"sys.exit({shown(exc.code)}) was called during `maskctl {command.__name__}` (by a plugin?); raise an exception to stop a command")
             raise typer.Exit(1) from None
         except Terminated:
             fail("interrupted (SIGTERM)")
@@ -65,7 +69,8 @@ def sigterm_as_interrupt():
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    # A SIGTERM the parent chose to ignore stays ignored, as Python leaves an ignored SIGINT.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return
 

@@ -1,6 +1,7 @@
 """Stopped from outside (issue 23, class 6): SIGTERM, as `timeout`, Slurm, Docker and Kubernetes
 send it, is Ctrl-C's one line, cleanup and resumable state; a tracking server out of reach is
-one line before any work, not minutes of silent retries."""
+one line before any work, not minutes of silent retries. Stopped from inside (class 10): a
+plugin's sys.exit(0) is one line and exit 1, never a success after one fold."""
 import os
 import signal
 import socket
@@ -26,17 +27,56 @@ class SignalAtFitStart(Callback):
         os.kill(os.getpid(), getattr(signal, os.environ["TEST_SIGNAL"]))
 
 
+@pytest.fixture
+def ctrl_c_as_in_a_terminal():
+    """Python's own SIGINT handler: a test run started in the background inherits SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("name, exit_code, line", [
     ("SIGTERM", 143, "error: interrupted (SIGTERM)"),
     ("SIGINT", 130, "error: interrupted"),
 ])
-def test_a_signal_before_the_first_epoch_is_one_line_and_leaves_no_run(synth_data, tmp_path, monkeypatch, name, exit_code, line):
+def test_a_signal_before_the_first_epoch_is_one_line_and_leaves_no_run(synth_data, tmp_path, monkeypatch, ctrl_c_as_in_a_terminal, name, exit_code,
+                                                                       line):
     monkeypatch.setenv("TEST_SIGNAL", name)
     result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY,
                     "--callbacks", "test-signal-at-fit-start", "--runs-dir", tmp_path)
     assert (result.exit_code, one_line_error(result)) == (exit_code, line)
     assert not list(tmp_path.iterdir())  # nothing trained: no half-made run folder, as after an error
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler was the command's only
+
+
+@CALLBACKS.register("test-exit")
+class ExitsWhere(Callback):
+    """A plugin that calls sys.exit(0) where $TEST_EXIT_AT says: on construction or at an event."""
+
+    def __init__(self, config):
+        self.at = os.environ["TEST_EXIT_AT"]
+        if self.at == "__init__":
+            sys.exit(0)
+
+    def on_fit_start(self, state):
+        if self.at == "on_fit_start":
+            sys.exit(0)
+
+    def on_epoch_end(self, state):
+        if self.at == "on_epoch_end":
+            sys.exit(0)
+
+
+@pytest.mark.parametrize("at, line, kept", [
+    ("__init__", "error: sys.exit(0) was called during `maskctl train` (by a plugin?)", False),
+    ("on_fit_start", "error: callback test-exit called sys.exit(0) in on_fit_start", False),
+    ("on_epoch_end", "error: callback test-exit called sys.exit(0) in on_epoch_end", True),
+])
+def test_a_plugin_calling_sys_exit_ends_train_in_one_line_with_exit_1(synth_data, tmp_path, monkeypatch, at, line, kept):
+    monkeypatch.setenv("TEST_EXIT_AT", at)
+    result = invoke("train", "--data", synth_data / "train", "--epochs", "2", "--folds", "2", *TINY, "--callbacks", "test-exit", "--runs-dir", tmp_path)
+    assert result.exit_code == 1 and one_line_error(result).startswith(line)
+    assert (tmp_path / "exp" / "fold0" / "last.pt").is_file() == kept and not (tmp_path / "exp" / "fold1").exists()
 
 
 def test_sigterm_from_outside_keeps_the_finished_epochs_and_resume_continues(synth_data, tmp_path):

@@ -20,6 +20,8 @@ def shown(value: object, limit: int = 60) -> str:
 
     brief = reprlib.Repr()
     brief.maxstring = brief.maxother = brief.maxlong = limit
+    if isinstance(value, str):  # a URL's password goes before the cut, which could leave half of it
+        value = without_passwords(value[: limit + 300])
     text = brief.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -41,4 +43,5 @@ def without_passwords(text: str) -> str:
     import re
 
     text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)\S*@", r"\1***@", text)
+    # Bounded: a password is not longer, and a megabyte of "a://b:" must not take quadratic time.
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]{0,256}:)\S{0,256}@", r"\1***@", text)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 from maskctl.runfolder import FoldFolder, RunFolder
 
 EVENTS = ("on_run_start", "on_fit_start", "on_train_batch_end", "on_epoch_end", "on_best", "on_fit_end", "on_run_end")
@@ -108,6 +108,9 @@ class CallbackList:
                 raise CallbackError(f"callback {callback_name(callback)} ({event}): {reason}") from None
             except Exception as exc:  # a plugin's bug: one line naming it, not a traceback
                 raise CallbackError(f"callback {callback_name(callback)} failed in {event}: {type(exc).__name__}: {exc}") from None
+            except SystemExit as exc:  # sys.exit(0) would end a run after one fold with exit 0, as if it were done
+                raise CallbackError(f"callback {callback_name(callback)} called sys.exit({shown(exc.code)}) in {event}: a callback "
+                                    "cannot end the run; raise an exception to stop it") from None
 
 
 def callback_name(callback) -> str:

@@ -4,6 +4,7 @@ Heavy libraries (torch, timm, albumentations) are imported inside the commands t
 so `maskctl --help` stays instant.
 """
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskctl.config import check_options
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, Terminated
 
 app = typer.Typer(
     help="Train and ship face-mask status classifiers (18 classes, scored by macro F1).\n\n"
@@ -34,11 +35,12 @@ def user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from maskctl.console import fail
+        from maskctl.errors import shown
         from maskctl.io import discard_outputs_on_failure
 
         try:
             check_options(kwargs)
-            with discard_outputs_on_failure():
+            with sigterm_as_interrupt(), discard_outputs_on_failure():
                 return command(*args, **kwargs)
         except MaskctlError as exc:
             fail(one_line(str(exc)))
@@ -46,6 +48,12 @@ def user_errors(command):
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
             fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
             raise typer.Exit(1) from None
+        except SystemExit as exc:  # a plugin's sys.exit (maskctl's commands never call it): exit 0 would read as success
+            fail(f"sys.exit({shown(exc.code)}) was called during `maskctl {command.__name__}` (by a plugin?); raise an exception to stop a command")
+            raise typer.Exit(1) from None
+        except Terminated:
+            fail("interrupted (SIGTERM)")
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             fail("interrupted")
             raise typer.Exit(130) from None
@@ -53,15 +61,41 @@ def user_errors(command):
     return wrapper
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises Terminated (a KeyboardInterrupt) where the program
+    is, so it gets Ctrl-C's cleanup and one line instead of a silent exit 143. Signal handlers
+    belong to the main thread: elsewhere (a command called from a worker thread) nothing changes."""
+    import signal
+    import threading
+
+    # A SIGTERM the parent chose to ignore stays ignored, as Python leaves an ignored SIGINT.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 MAX_ERROR_CHARS = 1000  # the last guard against echoing unbounded input: values are cut where quoted
 
 
 def one_line(message: str) -> str:
     """A DataLoader worker re-raises our error with the worker's traceback inside the message;
-    its last line is the original 'module.ErrorType: message'."""
+    its last line is the original 'module.ErrorType: message'. Any other message a library
+    wrote over several lines (SQLAlchemy adds the SQL and a link) keeps its first."""
+    lines = [line for line in message.splitlines() if line.strip()] or [""]
     if "DataLoader worker" in message:
-        last = [line for line in message.splitlines() if line.strip()][-1]
-        message = last.split(": ", 1)[1] if ": " in last else last
+        message = lines[-1].split(": ", 1)[1] if ": " in lines[-1] else lines[-1]
+    else:
+        message = lines[0]
     return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 3] + "..."
 
 

@@ -352,15 +352,7 @@ def _set_value(key: str, text: str) -> Any:
     except (yaml.YAMLError, RecursionError) as exc:
         problem = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else "nested too deeply"
         raise UsageError(f"--set {shown(key, 40)}: the value is not YAML ({problem})") from None
-    return [_exponent_number(v) for v in value] if isinstance(value, list) else _exponent_number(value)
-
-
-EXPONENT_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+")
-
-
-def _exponent_number(value: Any) -> Any:
-    """1e-6 as the number it is: PyYAML (YAML 1.1) reads it as text, wanting 1.0e-6."""
-    return float(value) if isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()) else value
+    return value
 
 
 def _unknown_names(unknown: list[Any]) -> str:
@@ -400,17 +392,35 @@ def read_recipe(recipe: Path, what: str = "config") -> dict[str, Any]:
     return loaded
 
 
+EXPONENT_NUMBER = r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"
+
+
 def _recipe_loader():
+    """The one YAML reader of recipes, tune spaces and --set values."""
     import yaml
 
     class RecipeLoader(yaml.SafeLoader):
-        """safe_load that refuses aliases (*name): a recipe has no use for them."""
+        """safe_load that refuses aliases (*name): a recipe has no use for them; and refuses a key
+        given twice in one mapping (PyYAML keeps the later silently: `lr` would be whichever
+        line came last)."""
 
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a recipe", self.peek_event().start_mark)
             return super().compose_node(parent, index)
 
+        def construct_mapping(self, node, deep=False):
+            first: dict[str, Any] = {}
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in first:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {shown(key_node.value, 40)} is given twice (first on line {first[key_node.value].line + 1})", key_node.start_mark)
+                    first[key_node.value] = key_node.start_mark
+            return super().construct_mapping(node, deep)
+
+    # 1e-3 is the number it is, as in YAML 1.2 and JSON: PyYAML (YAML 1.1) reads it as text, wanting 1.0e-3.
+    RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(EXPONENT_NUMBER), list("-+0123456789"))
     return RecipeLoader
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from maskctl.errors import without_passwords
+
 console = Console(highlight=False, soft_wrap=True)  # messages stay one line when piped; tables still fit the width
 error_console = Console(stderr=True, highlight=False)
 
@@ -11,18 +13,21 @@ error_console = Console(stderr=True, highlight=False)
 NO_CUDA = "CUDA is not available: running on the CPU (--device cpu says so and silences this; on a CPU, use small models and sizes, e.g. --config cpu-quick)"
 
 
+# The one-line doors: messages are plain text (a path or a shape in square brackets must not read
+# as markup), and never show a password a library put into them (a storage or tracking URL's).
+
+
 def warn(message: str) -> None:
-    # Messages are plain text: a path or a shape in square brackets must not read as markup.
-    error_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+    error_console.print(f"[yellow]warning:[/] {escape(without_passwords(message))}", soft_wrap=True)
 
 
 def note(message: str) -> None:
     """Something the user should change, though nothing is wrong yet (a renamed recipe)."""
-    error_console.print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
+    error_console.print(f"[yellow]note:[/] {escape(without_passwords(message))}", soft_wrap=True)
 
 
 def fail(message: str) -> None:
-    error_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {escape(without_passwords(message))}", soft_wrap=True)
 
 
 def progress(transient: bool = False):

@@ -20,5 +20,28 @@ def shown(value: object, limit: int = 60) -> str:
 
     brief = reprlib.Repr()
     brief.maxstring = brief.maxother = brief.maxlong = limit
+    if isinstance(value, str):  # a URL's password goes before the cut, which could leave half of it
+        value = without_passwords(value[: limit + 300])
     text = brief.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what `timeout`, Slurm, Docker and Kubernetes send to stop a job, raised where the
+    program is, like Ctrl-C's KeyboardInterrupt: the same cleanup runs (temp files, half-made
+    folders, a run with no finished epoch) and a run's resumable state is kept."""
+
+    exit_code = 143  # 128 + SIGTERM, what a scheduler expects of a process it stopped
+
+
+def without_passwords(text: str) -> str:
+    """`text` with every password in it shown as ***: a query's password=..., then a URL's
+    (scheme://user:PASSWORD@host, up to the last @, so a password holding @ goes whole).
+    Terminal scrollback and CI logs keep what is printed, and storage and tracking URLs reach
+    messages through libraries too. (SQLAlchemy's own hide_password rendering misreads a query
+    password holding @ as the host, and shows part of it.)"""
+    import re
+
+    text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
+    # Bounded: a password is not longer, and a megabyte of "a://b:" must not take quadratic time.
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]{0,256}:)\S{0,256}@", r"\1***@", text)

@@ -1,5 +1,6 @@
-"""Is the Hugging Face hub within reach? Asked once, in about two seconds, before timm asks for
-weights: without network, huggingface_hub retries for about 50 s before it gives up."""
+"""Is a service within reach? Asked once, in about two seconds, before a library asks: the
+Hugging Face hub before timm asks for weights (without network, huggingface_hub retries for
+about 50 s before it gives up), a tracking server before a run starts (maskctl.trackers)."""
 from __future__ import annotations
 
 import contextlib
@@ -18,10 +19,17 @@ def unreachable_reason() -> str | None:
 
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
-    if urllib.request.getproxies().get("https"):
-        return None  # behind a proxy only a real request can tell
-    url = urllib.parse.urlsplit(constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    return url_unreachable(constants.ENDPOINT)
+
+
+def url_unreachable(url: str) -> str | None:
+    """None when the host of an http(s) `url` takes a TCP connection within CONNECT_TIMEOUT_S
+    (or a proxy stands between, which only a real request can judge), else why not. Services
+    (the hub, a tracking server) retry for minutes before they give up: this asks once."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return None
     outcome: list[str | None] = []
 
     def connect() -> None:

@@ -175,7 +175,9 @@ def check_set_record(path: str | Path, names: list[str], remedy: str = "predict 
 
     path = Path(path)
     if not path.is_file():
-        raise MaskctlError(f"{path.parent} has {names[0]} but no {path.name}: it was cut short; {remedy}")
+        present = [name for name in names if (path.parent / name).is_file()]  # what is there, not what the set should hold
+        held = f"has {' and '.join(present)} but no {path.name}" if present else f"has none of {', '.join(names)}, {path.name}"
+        raise MaskctlError(f"{path.parent} {held}: it was cut short; {remedy}")
     record = read_json(path, "output record")
     digests = record.get("files") if isinstance(record, dict) else None
     for name in names:

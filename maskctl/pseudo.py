@@ -161,9 +161,12 @@ def count_table(counts: np.ndarray, edges, title: str):
 # ------------------------------------------------------------------------------- training with it
 
 
-def read_pseudo_table(path: str | Path, age_edges) -> "pandas.DataFrame":  # noqa: F821
+def read_pseudo_table(path: str | Path, age_edges, training_data: str | Path) -> "pandas.DataFrame":  # noqa: F821
     """pseudo.csv checked against its record (not torn or edited), its age edges against the
-    run's, and every image against its digest (not changed since): else one line, before training."""
+    run's, every image held to the eval folder the record names (a re-sealed table could point
+    at training images: they would train under a guessed label and leak into validation) and
+    against its digest (not changed since): else one line, before training."""
+    from maskctl.data.layout import detect_kind
     from maskctl.schema import read_csv, read_json
 
     path = Path(path)
@@ -178,6 +181,18 @@ def read_pseudo_table(path: str | Path, age_edges) -> "pandas.DataFrame":  # noq
     if record.get("age_edges") != edges:
         raise MaskctlError(f"pseudo-label table {path} labels classes by age edges {shown(record.get('age_edges'))}, this run trains with "
                            f"age edges {edges}: make the table from a run with the same --age-edges")
+    data = record.get("data")
+    eval_folder = Path(data).resolve() if isinstance(data, str) and data else None
+    training = Path(training_data).resolve()
+    if eval_folder is None or not eval_folder.is_dir() or detect_kind(eval_folder) != "eval":
+        raise MaskctlError(f"pseudo-label record {record_path(path)}: field 'data' must name the eval folder (info.csv + images/) "
+                           f"the table was made from, found {shown(data)}")
+    if eval_folder == training or eval_folder.is_relative_to(training) or training.is_relative_to(eval_folder):
+        raise MaskctlError(f"pseudo-label record {record_path(path)} names {eval_folder}, which holds this run's training data {training_data}")
+    for line, (image_id, image_path) in enumerate(zip(table["ImageID"], table["path"]), start=2):
+        if Path(image_path).resolve() != (eval_folder / "images" / image_id).resolve():
+            raise MaskctlError(f"pseudo-label table {path}: row {line}, ImageID {shown(image_id)}: path {shown(image_path)} is not "
+                               f"that image in the eval folder its record names ({eval_folder})")
     for image_id, image_path, digest in zip(table["ImageID"], table["path"], table["sha256"]):
         if not Path(image_path).is_file() or io.file_sha256(image_path) != digest:
             raise MaskctlError(f"pseudo-label table {path} is stale: eval image {shown(image_id)} ({shown(image_path)}) is missing or changed "
@@ -192,7 +207,7 @@ def add_pseudo(samples, config):
 
     if not samples.mask_classes:
         raise MaskctlError(f"--pseudo adds eval images of the {L.NUM_CLASSES} mask classes; dataset {config.dataset} has other classes")
-    table = read_pseudo_table(config.pseudo, config.age_edges)
+    table = read_pseudo_table(config.pseudo, config.age_edges, config.data)
     label = table["label"].to_numpy()
     mask, gender, age = L.decode(label)
     rows = pd.DataFrame({"image": IMAGE_PREFIX + table["ImageID"], "path": table["path"], "person": PERSON_PREFIX + table["ImageID"],

@@ -389,12 +389,12 @@ def _cell_class(value: str, stressed: bool) -> str:
 
 
 def to_markdown(title: str, meta: str, sections: list[Section]) -> str:
-    lines = [f"# {title}", "", meta, ""]
+    lines = [f"# {_md(title)}", "", _md(meta), ""]
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {_md(section.title)}", ""]
         for block in section.blocks:
             if isinstance(block, str):
-                lines += [block, ""]
+                lines += [_md(block), ""]
             elif isinstance(block, Table):
                 lines += _markdown_table(block) + [""]
             else:
@@ -404,7 +404,12 @@ def to_markdown(title: str, meta: str, sections: list[Section]) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+    """Text as Markdown shows it literally, whatever the data put in it (a run folder named
+    `<img src=x onerror=...>`, a suspect's `|` or `[`): HTML escaped as report.html escapes it,
+    Markdown's marks for code, emphasis, links and table cells backslashed, a leading # too,
+    and on one line (a line break would end a table row or a paragraph)."""
+    text = re.sub(r"([\\`*\[\]|])", r"\\\1", " ".join(str(text).splitlines()))
+    return html.escape(re.sub(r"^(\s*)#", r"\1\\#", text), quote=False)
 
 
 def _markdown_table(table: Table) -> list[str]:

@@ -26,7 +26,7 @@ import secrets
 from pathlib import Path
 
 from maskctl.callbacks import Callback
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown, without_passwords
 from maskctl.registry import TRACKERS
 from maskctl.runfolder import FOLD_PREFIX, RunFolder
 
@@ -34,8 +34,9 @@ TENSORBOARD_FOLDER = "tensorboard"  # in the run folder; wandb makes its own wan
 
 
 def check_trackers(names: list[str]) -> None:
-    """Every tracker named is known and its package installed: one line naming the extra to
-    install, before any data is read or run folder made."""
+    """Every tracker named is known, its package installed and its server (if it logs to one)
+    within reach: one line naming the extra to install or the server, before any data is read
+    or run folder made."""
     for name in names:
         factory = TRACKERS.get(name)
         missing = [module for module in getattr(factory, "requires", ()) if importlib.util.find_spec(module) is None]
@@ -43,6 +44,13 @@ def check_trackers(names: list[str]) -> None:
             extra = getattr(factory, "extra", "")  # a plugin's tracker may have none
             install = f"pip install 'maskctl[{extra}]'" if extra else f"pip install {' '.join(missing)}"
             raise MaskctlError(f"--log {name} needs {', '.join(missing)}, which is not installed: {install}")
+        server = getattr(factory, "server", lambda: None)()
+        if server is not None:
+            from maskctl.hub import url_unreachable
+
+            reason = url_unreachable(server)
+            if reason:  # the tracker's client would retry for minutes, silently, after the first epoch
+                raise MaskctlError(f"--log {name}: the tracking server at {shown(without_passwords(server), 200)} cannot be reached: {reason}")
 
 
 def create_trackers(names: list[str]) -> list:
@@ -104,6 +112,11 @@ class Tracker(Callback):
     requires: tuple[str, ...] = ()  # modules that must be importable
     extra = ""  # the pip extra that installs them
     is_open = False
+
+    @staticmethod
+    def server() -> str | None:
+        """The http(s) URL of the server this tracker will log to, None when it logs to files."""
+        return None
 
     def on_run_start(self, run) -> None:
         self._ensure_open(run)
@@ -227,19 +240,35 @@ class MLflowTracker(Tracker):
     requires = ("mlflow", "sqlalchemy", "alembic")  # the last two: the SQLite store (mlflow-skinny leaves them out)
     extra = "mlflow"
 
+    @staticmethod
+    def server() -> str | None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        return uri if uri.startswith(("http://", "https://")) else None
+
     def open(self, run_dir: Path, config) -> None:
         import logging
 
         # A local store must not phone home; a user who wants MLflow's usage telemetry sets it false.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         # The store's first use prints its table migrations (INFO) between training lines.
         for logger in ("alembic", "mlflow.store.db.utils"):
             logging.getLogger(logger).setLevel(logging.WARNING)
         uri, artifacts = mlflow_store(run_dir.parent)
-        self.client = MlflowClient(tracking_uri=uri)
+        try:
+            self.client = MlflowClient(tracking_uri=uri)
+            self._open_run(run_dir, config, uri, artifacts)
+        except MaskctlError:
+            raise
+        except Exception as exc:  # a damaged or foreign store: SQLAlchemy's message holds the SQL it tried
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            remedy = "" if os.environ.get("MLFLOW_TRACKING_URI") else "; move it aside (a new one is made) or set MLFLOW_TRACKING_URI"
+            raise MaskctlError(f"the MLflow store {without_passwords(uri)} cannot be used: {first}{remedy}") from None
+
+    def _open_run(self, run_dir: Path, config, uri: str, artifacts: str | None) -> None:
+        from mlflow.entities import Param
+
         saved = saved_ids(run_dir).get("mlflow", {})
         self.run_id = saved.get("run_id") if saved.get("tracking_uri") == uri and self._exists(saved.get("run_id")) else None
         if self.run_id is None:
@@ -321,6 +350,11 @@ class WandbTracker(Tracker):
     name = "wandb"
     requires = ("wandb",)
     extra = "wandb"
+
+    @staticmethod
+    def server() -> str | None:
+        online = (os.environ.get("WANDB_MODE") or ("online" if wandb_logged_in() else "offline")) not in ("offline", "dryrun", "disabled")
+        return (os.environ.get("WANDB_BASE_URL") or WANDB_DEFAULT_HOST) if online else None
 
     def open(self, run_dir: Path, config) -> None:
         import wandb

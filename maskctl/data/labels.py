@@ -104,19 +104,29 @@ class LabelFix:
         return f"{self.person_id}: " + (", ".join(parts) or "no change")
 
 
+SWAP_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
+
+
 def read_label_fixes(path: str | Path) -> list[LabelFix]:
     """CSV with column `id` and any of `gender`, `age`, `swap_mask` (1/true/yes to swap the
-    `normal` and `incorrect_mask` images of that person). Empty cells mean 'leave as is'."""
-    from maskctl.schema import ascii_int, read_csv, shown
+    `normal` and `incorrect_mask` images of that person, 0/false/no or empty to leave them).
+    Empty cells mean 'leave as is'. Every cell must be one of its column's values, and each
+    person is fixed in one row: a file that says two things is refused, never half-applied."""
+    from maskctl.schema import ascii_int, read_text_rows, shown
 
     path = Path(path)
-    table = read_csv(path, {"id": "text"}, what="label-fix file")
+    header, rows, lines = read_text_rows(path, {"id": "text"}, what="label-fix file")
     known = {"id", "gender", "age", "swap_mask"}
-    extra = set(table.columns) - known
+    extra = set(header) - known
     if extra:
         raise MaskctlError(f"label-fix file {path}: unknown columns {sorted(extra)}; use {sorted(known)}")
-    fixes = []
-    for line, row in enumerate(table.to_dict("records"), start=2):
+    fixes, rows_of = [], {}
+    for line, cells in zip(lines, rows):
+        row = dict(zip(header, cells))
+        person = row["id"].strip()
+        if person in rows_of:
+            raise MaskctlError(f"{path}: row {line}, column id: {shown(person)} is fixed in row {rows_of[person]} already; keep one row per person")
+        rows_of[person] = line
         gender = row.get("gender", "").strip().lower() or None
         if gender is not None and gender not in GENDER_NAMES:
             raise MaskctlError(f"{path}: row {line}, column gender: must be male or female, got {shown(gender)}")
@@ -124,6 +134,8 @@ def read_label_fixes(path: str | Path) -> list[LabelFix]:
         age = ascii_int(age_text) if age_text else None
         if age_text and (age is None or age < 0):
             raise MaskctlError(f"{path}: row {line}, column age: must be a whole number in ASCII digits, got {shown(age_text)}")
-        swap = row.get("swap_mask", "").strip().lower() in {"1", "true", "yes", "y"}
-        fixes.append(LabelFix(row["id"].strip(), gender, age, swap))
+        swap = SWAP_VALUES.get(row.get("swap_mask", "").strip().lower())
+        if swap is None:
+            raise MaskctlError(f"{path}: row {line}, column swap_mask: must be 1/true/yes (swap), 0/false/no or empty (leave), got {shown(row['swap_mask'])}")
+        fixes.append(LabelFix(person, gender, age, swap))
     return fixes

@@ -24,7 +24,7 @@ from maskctl.engine.fold_callbacks import build_callbacks
 from maskctl.trackers import create_trackers
 from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 from maskctl.pseudo import add_pseudo, pseudo_rows
 from maskctl.runfolder import RunFolder, new_run_folder
 
@@ -106,6 +106,8 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         if config.pseudo:
             samples = add_pseudo(samples, config)  # a stale or torn table stops here, before any folder or training
         samples, images, skipped = usable_samples(config, samples, dist)  # decode errors surface before a folder is made
+        if run_dir is not None:
+            check_config_describes_run(config, samples, RunFolder(run_dir))
         folds = folds_for(config, kind, samples, run_dir)
         plan = fold_plan(config, folds)
         new_run = run_dir is None
@@ -131,7 +133,7 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         try:
             callbacks("on_run_start", run_state)
             _train_folds(config, samples, folds, plan, run, device, dist, workers, images, callbacks)
-        except (MaskctlError, OSError):
+        except (MaskctlError, OSError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.errors.Terminated)
             if new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
@@ -164,22 +166,51 @@ def _cuda() -> bool:
 
 
 def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.ndarray:
-    """A resumed run keeps the folds it started with, image by image. Pseudo-labelled eval
-    images get fold -1 (always train): never validation, never OOF."""
+    """A resumed run keeps the folds it started with, image by image, and its config must still
+    make them (see check_config_describes_run). Pseudo-labelled eval images get fold -1 (always
+    train): never validation, never OOF."""
+    extra = pseudo_rows(samples)
+    folds = np.full(len(samples.table), -1, dtype=int)
+    training = dataclasses.replace(samples, table=samples.table[~extra].reset_index(drop=True))
+    folds[~extra] = kind.assign_folds(training, config)["fold"].to_numpy()
     if run_dir is None:
-        extra = pseudo_rows(samples)
-        folds = np.full(len(samples.table), -1, dtype=int)
-        training = dataclasses.replace(samples, table=samples.table[~extra].reset_index(drop=True))
-        folds[~extra] = kind.assign_folds(training, config)["fold"].to_numpy()
         return folds
     from maskctl.schema import read_csv
 
-    folds_file = RunFolder(run_dir).folds
-    saved = read_csv(folds_file, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
+    run = RunFolder(run_dir)
+    saved = read_csv(run.folds, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
     merged = samples.table[["image"]].merge(saved[["image", "fold"]], on="image", how="left")
     if merged["fold"].isna().any():
-        raise MaskctlError(f"the data in {config.data} has images that {folds_file} does not know; resume needs the same data")
-    return merged["fold"].astype(int).to_numpy()
+        raise MaskctlError(f"the data in {config.data} has images that {run.folds} does not know; resume needs the same data")
+    recorded = merged["fold"].astype(int).to_numpy()
+    if not np.array_equal(recorded, folds):
+        settings = ", ".join(f"{key} {getattr(config, key)}" for key in ("folds", "val_ratio", "folds_file", "seed", "dataset", "label_fixes"))
+        raise MaskctlError(f"{run.config} no longer makes the folds in {run.folds} ({settings}): was it edited? Put it back, "
+                           f"or start a new run with --config {run.config}")
+    return recorded
+
+
+def check_config_describes_run(config: TrainConfig, samples, run: RunFolder) -> None:
+    """A resume continues the checkpoints its config.yaml made: an edited config.yaml (another
+    size, model or crop) would continue them as something else and relabel them. What every
+    fold's checkpoint records (best.json: the model meta) must be what the config makes now."""
+    from maskctl.models import model_meta
+    from maskctl.schema import read_json
+
+    expected = model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes)
+    for fold in run.fold_folders():
+        if not fold.best_meta.is_file():
+            continue
+        recorded = read_json(fold.best_meta, "checkpoint record")
+        recorded = recorded if isinstance(recorded, dict) else {}
+        for key in dict.fromkeys([*expected, *recorded]):
+            # best.json adds epoch and f1 to the meta; an older maskctl recorded fewer keys (not
+            # compared), and the meta leaves crop out when there is none (compared: none).
+            if key in ("epoch", "f1") or (key not in recorded and key != "crop"):
+                continue
+            if recorded.get(key) != expected.get(key):
+                raise MaskctlError(f"{run.config} says {key} {shown(expected.get(key))}, the checkpoints of {fold.path} were made with {shown(recorded.get(key))}: "
+                                   f"was it edited? Put it back, or start a new run with --config {run.config}")
 
 
 def usable_samples(config: TrainConfig, samples, dist=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from maskctl.config import TrainConfig, plain_name
 from maskctl.console import console, warn
-from maskctl.errors import MaskctlError, UsageError, shown
+from maskctl.errors import MaskctlError, UsageError, shown, without_passwords
 
 TUNE_DIR = Path("tune")
 FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: the cause is the setup, not a trial
@@ -32,7 +32,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
     from maskctl import io
     from maskctl.engine.kfold import check_names
     from maskctl.tune.results import show_study
-    from maskctl.tune.space import read_space, trial_config
+    from maskctl.tune.space import describe_space, read_space
     from maskctl.tune.study import (
         check_same_base, counted_trials, fail_trials_of_dead_workers, make_pruner, make_sampler, open_storage,
         require_optuna, storage_url,
@@ -44,10 +44,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
                            "(CUDA_VISIBLE_DEVICES=0 maskctl tune ... &) instead of torchrun")
     folder = study_dir(name)
     search_pruner = make_pruner(pruner, trials) if isinstance(pruner, str) else pruner
-    dimensions = read_space(space, base)
-    for dimension in dimensions:  # every name a trial can get resolves (models, losses...), before any work
-        for value in dimension.extremes():
-            check_names(trial_config(base, {dimension.name: value}))
+    dimensions = read_space(space, base, check=check_names)  # every name a trial can get resolves (models, losses...), before any work
     io.require_writable(folder)
     if storage is None:
         folder.mkdir(parents=True, exist_ok=True)  # the default storage's file goes there
@@ -60,8 +57,8 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
     gone = fail_trials_of_dead_workers(study)
     if gone:
         warn(f"trial(s) {', '.join(map(str, gone))} of a worker that is gone marked FAIL")
-    console.print(f"study [bold]{name}[/] ({url}): {counted_trials(study)} of {trials} trials finished or running; "
-                  f"searching {'; '.join(d.describe() for d in dimensions)}")
+    console.print(f"study [bold]{name}[/] ({without_passwords(url)}): {counted_trials(study)} of {trials} trials finished or running; "
+                  f"searching {describe_space(dimensions)}")
     worker = Worker(base, dimensions, folder, trials)
     if counted_trials(study) < trials:
         study.optimize(worker.objective, callbacks=[worker.after_trial], catch=(MaskctlError,), gc_after_trial=True)
@@ -83,7 +80,7 @@ def show(name: str, storage: str | None = None) -> Path | None:
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url, 60))
     except KeyError:
-        raise MaskctlError(f"no study {name} in {shown(url)}") from None
+        raise MaskctlError(f"no study {name} in {shown(without_passwords(url))}") from None
     return show_study(study, folder)
 
 
@@ -113,9 +110,10 @@ class Worker:
         pruning = PruningCallback(trial)
         try:
             run_dir = kfold.train(config, callbacks=[pruning])
-        except MaskctlError as exc:
-            trial.set_user_attr(ERROR_ATTR, str(exc)[:300])
-            warn(f"trial {trial.number} failed: {exc}")
+        except Exception as exc:  # a crash too: `tune --show` gives every failed trial the reason it failed with
+            reason = " ".join((str(exc) if isinstance(exc, MaskctlError) else f"{type(exc).__name__}: {exc}").split())
+            trial.set_user_attr(ERROR_ATTR, reason[:300])
+            warn(f"trial {trial.number} failed: {reason}")
             raise
         trial.set_user_attr(RUN_ATTR, str(run_dir))
         if pruning.pruned:

@@ -66,8 +66,8 @@ def _note(trial) -> str:
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         step = max(trial.intermediate_values)
         return f"pruned at step {step} (F1 {trial.intermediate_values[step]:.4f})"
-    if trial.state == TrialState.FAIL:
-        return str(trial.user_attrs.get(ERROR_ATTR, "worker gone (killed?)"))
+    if trial.state == TrialState.FAIL:  # the reason its worker recorded; none when the worker itself stopped mid-trial
+        return str(trial.user_attrs.get(ERROR_ATTR, "no reason recorded: its worker stopped mid-trial (killed, or lost its heartbeat)"))
     return ""
 
 
@@ -111,7 +111,10 @@ def plot_trials(path: Path, trials: list) -> None:
         ax.plot(*zip(*pruned), "x", color="grey", label="pruned (last epoch's F1)")
     ax.set_xlabel("trial")
     ax.set_ylabel("validation macro F1")
-    ax.legend(fontsize=8)
+    if complete or pruned:  # a legend of nothing is a matplotlib warning, printed with its source path
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no trial finished or pruned yet", ha="center", va="center", transform=ax.transAxes)
     io.save_figure(path, fig)
 
 

@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from maskctl.config import FIELDS, SPACES_DIR, TrainConfig, load_config, read_recipe, resolve_shipped
 from maskctl.errors import MaskctlError, shown
@@ -25,6 +25,11 @@ from maskctl.errors import MaskctlError, shown
 # Set by tune itself for every trial (tune/NAME/trial-<number>): a space cannot move them.
 SET_BY_TUNE = ("name", "runs_dir")
 SPEC_KEYS = ("low", "high", "log", "type", "choices")
+# Values a space may name in all (each choice, each range's two ends): each is checked as a whole
+# recipe before any trial, and a study tries tens of trials, not thousands of choices.
+MAX_SPACE_VALUES = 200
+SHOWN_CHOICES = 5  # of a setting's choices, in the study's start line
+SHOWN_DIMENSIONS = 8
 
 
 @dataclass(frozen=True)
@@ -52,22 +57,35 @@ class Dimension:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            return f"{self.name} in {list(self.choices)}"
+            listed = ", ".join(shown(c, 30) if isinstance(c, str) else str(c) for c in self.choices[:SHOWN_CHOICES])
+            more = f", ... {len(self.choices)} in all" if len(self.choices) > SHOWN_CHOICES else ""
+            return f"{shown(self.name, 40)} in [{listed}{more}]"
         return f"{self.name} {self.kind} {self.low:g}..{self.high:g}{' (log)' if self.log else ''}"
 
 
-def read_space(path: str | Path, base: TrainConfig) -> list[Dimension]:
+def read_space(path: str | Path, base: TrainConfig, check: Callable[[TrainConfig], None] | None = None) -> list[Dimension]:
     """The space file's (or shipped space's, e.g. `levers`) dimensions, each checked against the
-    recipe (one line on the first problem)."""
+    recipe (one line on the first problem): its size bounded first, then each value once, as the
+    recipe a trial would get (and by `check`, e.g. tune's check that every name resolves)."""
     path = resolve_shipped(path, SPACES_DIR, "space", "space")
     raw = read_recipe(path, what="space")
     where = f"space {path}: "
     if not raw:
         raise MaskctlError(f"{where}searches nothing; give settings like lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}")
     dimensions = [_dimension(name, spec, base, where) for name, spec in raw.items()]
+    values = sum(len(d.extremes()) for d in dimensions)
+    if values > MAX_SPACE_VALUES:
+        raise MaskctlError(f"{where}{values} values to search in all (choices, and two ends per range), more than {MAX_SPACE_VALUES}: "
+                           "a study tries tens of trials; narrow the choices or search a range")
     for dimension in dimensions:
-        check_bounds(dimension, base, where)
+        check_bounds(dimension, base, where, check)
     return dimensions
+
+
+def describe_space(dimensions: list[Dimension]) -> str:
+    """The space in a line: the first settings, each with its first choices."""
+    more = f"; ... {len(dimensions)} settings in all" if len(dimensions) > SHOWN_DIMENSIONS else ""
+    return "; ".join(d.describe() for d in dimensions[:SHOWN_DIMENSIONS]) + more
 
 
 def trial_config(base: TrainConfig, params: dict[str, Any], **fixed: Any) -> TrainConfig:
@@ -86,11 +104,13 @@ def trial_config(base: TrainConfig, params: dict[str, Any], **fixed: Any) -> Tra
     return dataclasses.replace(config, **{k: None for k, v in values.items() if v is None})
 
 
-def check_bounds(dimension: Dimension, base: TrainConfig, where: str = "") -> None:
-    """Both ends of a range (or each choice) make a recipe the recipe's checks accept."""
+def check_bounds(dimension: Dimension, base: TrainConfig, where: str = "", check: Callable[[TrainConfig], None] | None = None) -> None:
+    """Both ends of a range (or each choice) make a recipe the recipe's checks (and `check`) accept."""
     for value in dimension.extremes():
         try:
-            trial_config(base, {dimension.name: value})
+            config = trial_config(base, {dimension.name: value})
+            if check is not None:
+                check(config)
         except MaskctlError as exc:
             what = f"choice {shown(value)}" if dimension.kind == "choice" else f"range {dimension.low:g}..{dimension.high:g}"
             raise MaskctlError(f"{where}{dimension.name}: {what} is outside what the setting takes ({exc})") from None

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from maskctl.config import TrainConfig
-from maskctl.errors import MaskctlError, shown
+from maskctl.errors import MaskctlError, shown, without_passwords
 
 INSTALL_HINT = "maskctl tune needs Optuna: pip install 'maskctl[tune]'"
 JOURNAL_PREFIX = "journal:"
@@ -61,7 +61,7 @@ def open_storage(url: str, heartbeat: int):
 
         path = Path(url[len(JOURNAL_PREFIX):])
         if not path.name:
-            raise MaskctlError(f"--storage {shown(url)}: name the journal file, e.g. journal:/shared/tune/NAME.log")
+            raise MaskctlError(f"--storage {shown(without_passwords(url))}: name the journal file, e.g. journal:/shared/tune/NAME.log")
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     # SQLite locks the whole file per write: workers wait for each other rather than fail.
@@ -71,7 +71,7 @@ def open_storage(url: str, heartbeat: int):
             with _creation_lock(url):
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
         except ImportError as exc:
-            raise MaskctlError(f"--storage {shown(url)} needs its database driver: {exc}") from None
+            raise MaskctlError(f"--storage {shown(without_passwords(url))} needs its database driver: {exc}") from None
         except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server that does not answer
             # Workers started together on a new database server race to create its tables; the
             # loser finds them made (an IntegrityError, or "table ... already exists") and opens
@@ -80,7 +80,7 @@ def open_storage(url: str, heartbeat: int):
                 time.sleep(1 + attempt)
                 continue
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise MaskctlError(f"cannot open the study storage {shown(url)}: {first_line}") from None
+            raise MaskctlError(f"cannot open the study storage {shown(without_passwords(url))}: {first_line}") from None
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def check_same_base(study, config: TrainConfig, url: str) -> None:
     if attrs[BASE_HASH_ATTR] != recipe_hash(recipe):
         stored = attrs.get(BASE_ATTR) or {}
         different = sorted(k for k in set(stored) | set(recipe) if stored.get(k) != recipe.get(k))
-        raise MaskctlError(f"study {study.study_name} in {shown(url)} was made with another base recipe (it differs in: "
+        raise MaskctlError(f"study {study.study_name} in {shown(without_passwords(url))} was made with another base recipe (it differs in: "
                            f"{', '.join(different) or 'its hash'}); pass the same --config and options, or another --study")
 
 

@@ -232,3 +232,36 @@ def test_the_best_run_is_stressed_per_score_and_per_class(page, two_runs):
         assert bold == ([n == max(numbers) for n in numbers] if len(set(numbers)) > 1 else [False, False]), row
         compared += len(set(numbers)) > 1
     assert len(rows) == CLASSES and compared
+
+
+@pytest.mark.parametrize("folder, label", [
+    ("<img src=x onerror=alert(1)>", "normal"),
+    ("x](javascript:alert(1)) [y", "normal"),
+    ("a|b `c` *d* <b>e</b> &amp;", "normal"),
+    ("# heading\nnext line", "normal"),
+    ("exp", "<script>alert(1)</script> | [z](javascript:alert(2))"),  # a value of the audit's suspects.csv
+])
+def test_report_md_shows_what_data_holds_as_text_never_as_markup(tmp_path, folder, label):
+    """report.md rendered as a Markdown viewer renders it (CommonMark and tables): what data put in
+    it (a folder name, a side file's value) is text, as report.html shows it; no element, link or
+    attribute comes from data, and every table row keeps its cells."""
+    from html import unescape
+
+    from markdown_it import MarkdownIt
+
+    run = make_run(tmp_path / "runs" / folder, seed=3, name="exp")  # the recipe's name is checked; the folder's is data
+    (run / "audit").mkdir()
+    pd.DataFrame({"person": ["000004"], "kind": ["mask-swap"], "score": [0.9], "label": [label], "predicted": ["incorrect_mask"]}).to_csv(
+        run / "audit" / "suspects.csv", index=False)
+    result = invoke("report", run, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    rendered = MarkdownIt("commonmark").enable("table").render((tmp_path / "report" / "report.md").read_text())
+    tags = re.findall(r"<[^>]*>", rendered)
+    assert {re.match(r"</?(\w+)", t).group(1) for t in tags} <= {"h1", "h2", "p", "table", "thead", "tbody", "tr", "th", "td", "strong", "img"}, tags
+    assert all(re.fullmatch(r'<img src="[\w.-]+\.png" alt="[^"<>]*" />', t) for t in tags if t.startswith("<img"))  # our figures only
+    text = unescape(re.sub(r"<[^>]*>", "", rendered))
+    for shown in (" ".join(folder.splitlines()), label):
+        assert shown in text
+    for table in re.findall(r"<table>.*?</table>", rendered, flags=re.S):
+        widths = {len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, flags=re.S)}
+        assert len(widths) == 1, table

@@ -270,3 +270,32 @@ def test_a_plugin_augmentation_from_the_readme_trains_and_predicts(synth_data, t
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     listed = run_cli("list", "augmentations", env=env)
     assert "zoom" in listed.stdout
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("size", "96x72", "says size [96, 72]"),
+    ("model", "test_efficientnet", "says model 'test_efficientnet'"),
+    ("crop", "0.8x0.9", "says crop [0.8, 0.9]"),
+    ("augmentation", "crop", "says decode_size"),
+    ("model_args", {"drop_rate": 0.3}, "says model_args"),
+    ("folds", 3, "no longer makes the folds"),
+    ("seed", 7, "no longer makes the folds"),
+    ("val_ratio", 0.25, "no longer makes the folds"),
+    ("epochs", 2, None),  # unchanged: the run resumes (and is finished)
+])
+def test_resume_refuses_a_config_edited_away_from_its_checkpoints_and_folds(trained_run, tmp_path, key, value, named):
+    import shutil
+
+    import yaml
+
+    run = shutil.copytree(trained_run, tmp_path / "exp")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, key: value}, sort_keys=False))
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*.pt")}
+    result = invoke("train", "--resume", run)
+    if named is None:
+        assert result.exit_code == 0, result.output
+        return
+    line = one_line_error(result)
+    assert result.exit_code == 1 and named in line and "config.yaml" in line and "start a new run" in line
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*.pt")} == before  # no checkpoint continued or relabelled

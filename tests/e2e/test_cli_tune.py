@@ -132,3 +132,32 @@ def test_pruning_stops_a_trial_after_an_epoch_and_keeps_its_run(study_place):
         metrics = pd.read_csv(study_place / trial.user_attrs["run"] / "fold0" / "metrics.csv")
         assert len(metrics) == 2  # stopped after the second of three epochs
         assert metrics["f1"].iloc[-1] == pytest.approx(trial.intermediate_values[1], abs=1e-6)
+
+
+SECRET = "S3cr@tPw"
+
+
+@pytest.mark.parametrize("args, study_runs", [
+    (["--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:1/maskdb"], True),  # opened through a stand-in: a whole study's lines
+    (["--storage", f"mysql://root:{SECRET}@127.0.0.1:1/db"], False),  # no driver
+    (["--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:notaport/db"], False),  # SQLAlchemy cannot parse it
+    (["--storage", f"nosuchdb://admin:{SECRET}@db.example/x"], False),  # unknown dialect
+    (["--storage", f"postgresql://127.0.0.1:1/db?user=maskuser&password={SECRET}"], False),  # the password as a query parameter
+    (["--show", "absent", "--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:1/maskdb"], False),
+])
+def test_no_line_tune_prints_holds_the_storage_password(study_place, monkeypatch, args, study_runs):
+    if study_runs:
+        class StandIn(optuna.storages.RDBStorage):
+            """A database server stand-in: the study runs, and the URL reaches every line the way a real server's would."""
+
+            def __init__(self, url, **kwargs):
+                super().__init__(f"sqlite:///{study_place / 'stand-in.db'}", **kwargs)
+
+        monkeypatch.setattr(optuna.storages, "RDBStorage", StandIn)
+    result = invoke(*(tune_args("secret", 1, "--pruner", "none") if args[0] == "--storage" else ["tune"]), *args)
+    for fragment in (SECRET, SECRET[:4], SECRET[5:]):
+        assert fragment not in result.output, result.output
+    if study_runs:
+        assert result.exit_code == 0 and "(postgresql://maskuser:***@127.0.0.1:1/maskdb)" in result.output
+    else:
+        assert result.exit_code == 1 and "***" in one_line_error(result)

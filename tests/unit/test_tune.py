@@ -166,3 +166,35 @@ def test_without_optuna_tune_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(MaskctlError, match=r"pip install 'maskctl\[tune\]'"):
         require_optuna()
+
+
+LR_CHOICES = lambda n: "lr: {choices: [" + ", ".join(f"{0.0001 * (i + 1):.4f}" for i in range(n)) + "]}\n"  # noqa: E731
+DOTTED_RANGES = lambda n: "".join(f"optimizer_args.k{i}: {{low: 0.1, high: 0.2}}\n" for i in range(n))  # noqa: E731
+
+
+@pytest.mark.parametrize("text, values, refused", [
+    (LR_CHOICES(5000), 5000, True),  # thousands of choices: refused before any is checked
+    (DOTTED_RANGES(150), 300, True),  # two ends per range
+    (LR_CHOICES(120) + "loss: {choices: [ce, focal]}\n" + DOTTED_RANGES(1).replace("k0", "eps"), 124, False),
+    (LR_CHOICES(200), 200, False),
+])
+def test_a_space_is_bounded_and_each_value_checked_once(tmp_path, text, values, refused):
+    """The space's size is bounded before any check; below the bound each value (each choice,
+    each range end) is checked once, as the recipe a trial would get; what is echoed is cut."""
+    import time
+
+    from maskctl.tune.space import MAX_SPACE_VALUES, describe_space
+
+    checked = []
+    started = time.monotonic()
+    if refused:
+        with pytest.raises(MaskctlError) as error:
+            read_space(space_file(tmp_path, text), load_config("cpu-quick"), check=checked.append)
+        message = str(error.value)
+        assert f"{values} values to search in all" in message and str(MAX_SPACE_VALUES) in message and len(message) < 300
+        assert checked == [] and time.monotonic() - started < 5
+        return
+    dimensions = read_space(space_file(tmp_path, text), load_config("cpu-quick"), check=checked.append)
+    assert len(checked) == values  # each value once, none twice
+    line = describe_space(dimensions)
+    assert len(line) < 300 and f"{len(dimensions[0].choices)} in all" in line

@@ -47,6 +47,7 @@ def check_replaceable(out: str | Path, kind: str, overwrite: bool) -> Path:
     is refused even with --overwrite: replacing it would delete what it holds."""
     out = Path(out)
     require_writable(out.parent)
+    claim_output(out)
     if out.exists():
         if not out.is_dir():
             raise MaskctlError(f"{out} is a file, not a folder")
@@ -59,10 +60,41 @@ def check_replaceable(out: str | Path, kind: str, overwrite: bool) -> Path:
 
 
 def _output_kind(folder: Path) -> str | None:
+    lines = _mark_lines(folder)
+    return lines[0].strip() if lines else None
+
+
+def _mark_lines(folder: Path) -> list[str]:
+    """The output mark: the command's name, then `SHA256  NAME` for each file it wrote there."""
     try:
-        return (folder / OUTPUT_MARK).read_text().strip()
+        return (folder / OUTPUT_MARK).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
+        return []
+
+
+def own_files(folder: Path) -> dict[str, str] | None:
+    """Name -> SHA-256 of the files the folder's mark says maskctl wrote; None for a mark of an
+    older maskctl that lists none."""
+    lines = _mark_lines(folder)[1:]
+    if not lines:
         return None
+    return dict(reversed(line.split("  ", 1)) for line in lines if "  " in line)
+
+
+def _write_mark(folder: Path, kind: str, files: dict[str, str]) -> None:
+    write_text(folder / OUTPUT_MARK, "".join([f"{kind}\n", *(f"{digest}  {name}\n" for name, digest in sorted(files.items()))]))
+
+
+def replace_own_file(path: Path, text: str, kind: str) -> bool:
+    """Writes `path`, unless a file is there that maskctl did not write (or that was edited
+    since): that is kept and False returned. The folder's mark records what was written."""
+    path = Path(path)
+    own = own_files(path.parent) or {}
+    if path.exists() and own.get(path.name) != file_sha256(path):
+        return False
+    write_text(path, text)
+    _write_mark(path.parent, kind, {**own, path.name: file_sha256(path)})
+    return True
 
 
 @contextlib.contextmanager
@@ -82,9 +114,11 @@ def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
     try:
         (staging / OUTPUT_MARK).write_text(kind + "\n")
         yield staging
+        _write_mark(staging, kind, {p.name: file_sha256(p) for p in staging.iterdir() if p.is_file() and p.name != OUTPUT_MARK})
         if out.exists():
             if any(out.iterdir()) and _output_kind(out) != kind:  # it changed while we worked
                 raise MaskctlError(f"{out} holds other files (it is not an earlier `maskctl {kind}` output): choose another --out")
+            _carry_others(out, staging, kind)
             old = out.parent / f".{out.name}.old{os.getpid()}"
             os.replace(out, old)
             os.replace(staging, out)
@@ -97,6 +131,29 @@ def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _carry_others(out: Path, staging: Path, kind: str) -> None:
+    """What `out` holds that the earlier KIND did not write (your notes, predictions made from
+    an export) goes into the new output: linked, not moved, so that a kill before the swap
+    leaves it where it was."""
+    own = own_files(out)
+    for entry in out.iterdir():
+        if entry.name == OUTPUT_MARK or (own is not None and entry.name in own) or (own is None and (staging / entry.name).exists()):
+            continue
+        if (staging / entry.name).exists():
+            raise MaskctlError(f"{entry} is not a file `maskctl {kind}` wrote, and the new output has one of that name: move it, or choose another --out")
+        if entry.is_dir():
+            shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, staging / entry.name)
+
+
+def _link_or_copy(source, target) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _remove_dead_stagings(out: Path) -> None:
@@ -197,6 +254,7 @@ def file_sha256(path: str | Path) -> str:
 def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
     """An existing, non-empty output folder is refused unless the user said --overwrite."""
     path = require_writable(path)
+    claim_output(path)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise MaskctlError(f"output folder {path} already exists; pass --overwrite to replace its files")
     made = _first_missing(path)
@@ -234,6 +292,57 @@ def _first_missing(path: Path) -> Path | None:
 
 
 _made_by_this_command: list[Path] | None = None
+_command_scope: contextlib.ExitStack | None = None
+_claimed: dict[Path, int] = {}  # output -> the descriptor of its lock file, held by this process
+
+
+def claim_output(out: str | Path) -> None:
+    """Before the check that `out` may be written: this process is its only writer until the
+    command ends (an exclusive lock on `.NAME.lock` beside it), or one line says which process
+    writes it. Two commands started into the same new --out would otherwise both pass the check,
+    both exit 0, and one result would be gone."""
+    import fcntl
+
+    out = Path(os.path.abspath(out))
+    if out in _claimed:
+        return
+    made = _first_missing(out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if made is not None and _made_by_this_command is not None:
+        _made_by_this_command.append(made)
+    lock = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise MaskctlError(f"another maskctl process{f' ({holder})' if holder else ''} is writing {out}: "
+                               f"wait for it to end, or choose another --out") from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed it as we opened it: take the one there now
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}".encode())
+    _claimed[out] = fd
+    if _command_scope is not None:
+        _command_scope.callback(_release, out)
+    else:
+        import atexit
+
+        atexit.register(_release, out)
+
+
+def _release(out: Path) -> None:
+    fd = _claimed.pop(out, None)
+    if fd is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out.parent / f".{out.name}.lock")  # before unlocking: a waiter then finds it gone, and retries
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -241,13 +350,15 @@ def discard_outputs_on_failure() -> Iterator[None]:
     """Output folders that `prepare_output_dir` makes inside the block are removed when the
     block fails (or is interrupted): a failed command leaves no half-made folder behind. A
     folder that existed before is never removed."""
-    global _made_by_this_command
+    global _made_by_this_command, _command_scope
     outer, _made_by_this_command = _made_by_this_command, []
+    outer_scope, _command_scope = _command_scope, contextlib.ExitStack()
     try:
-        yield
+        with _command_scope:  # the outputs this command claimed are released when it ends
+            yield
     except BaseException:
         for folder in reversed(_made_by_this_command):
             shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
-        _made_by_this_command = outer
+        _made_by_this_command, _command_scope = outer, outer_scope

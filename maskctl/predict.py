@@ -218,8 +218,10 @@ def decision_tuning(run: Path):
 
 
 def refuse_overwrite(out: Path, overwrite: bool) -> Path:
-    """The output folder, writable, holding no earlier predictions unless --overwrite."""
+    """The output folder, writable, this process its only writer, holding no earlier
+    predictions unless --overwrite."""
     out = io.require_writable(out)
+    io.claim_output(out)
     if any((out / name).exists() for name in PREDICT_SET) and not overwrite:
         raise MaskctlError(f"{out} already holds {'/'.join(PREDICT_SET)}; pass --overwrite or choose --out")
     return out

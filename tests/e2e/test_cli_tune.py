@@ -65,6 +65,17 @@ def test_small_study_writes_a_best_recipe_that_reproduces_the_best_trial(study_p
     shown = invoke("tune", "--show", "small")
     assert shown.exit_code == 0 and "study small: 3 trial(s)" in shown.output
 
+    # --show rewrites the best.yaml it wrote, and never one edited since
+    best = study_place / "tune/small/best.yaml"
+    for edit in ("# my note\n", "epochs: 9\n"):
+        best.write_text(best.read_text() + edit)
+        edited = best.read_text()
+        again = invoke("tune", "--show", "small")
+        assert again.exit_code == 0 and "edited by hand?): kept" in again.output
+        assert best.read_text() == edited
+    best.unlink()
+    assert invoke("tune", "--show", "small").exit_code == 0 and best.is_file()
+
 
 def worker(study: str, trials: int, *extra) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "maskctl", *tune_args(study, trials, "--pruner", "none", *extra)],

@@ -1,6 +1,8 @@
 """Atomic writes for every file a user keeps: write a temp file beside the target, then rename.
-Output places are checked before any work (`require_writable`), and output folders a failed
-command made are removed again (`discard_outputs_on_failure`, around every command)."""
+Output places are checked before any work (`require_writable`), claimed by one process at a
+time (`claim_output`), and output folders a failed command made are removed again
+(`discard_outputs_on_failure`, around every command). --overwrite replaces only what the
+command wrote: an output folder's mark lists it."""
 from __future__ import annotations
 
 import contextlib
@@ -100,9 +102,10 @@ def replace_own_file(path: Path, text: str, kind: str) -> bool:
 @contextlib.contextmanager
 def staged_folder(out: str | Path, kind: str) -> Iterator[Path]:
     """Yields an empty staging folder beside `out`; when the block succeeds the finished folder
-    takes `out`'s place in one rename (an old KIND output is moved aside first), and when it
-    fails `out` is as it was: a folder of outputs is never left half-written. Staging folders
-    of killed commands are removed on the way in."""
+    takes `out`'s place in one rename (an old KIND output is moved aside first, what it holds
+    that KIND did not write carried over), and when it fails `out` is as it was: a folder of
+    outputs is never left half-written. Its mark lists the files the block wrote. Staging
+    folders of killed commands are removed on the way in."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MaskctlError(f"{out} is a file, not a folder")
@@ -341,7 +344,7 @@ def _release(out: Path) -> None:
     fd = _claimed.pop(out, None)
     if fd is not None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(out.parent / f".{out.name}.lock")  # before unlocking: a waiter then finds it gone, and retries
+            os.unlink(out.parent / f".{out.name}.lock")  # before unlocking: one who opened it meanwhile finds it gone, and retries
         os.close(fd)
 
 

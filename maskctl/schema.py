@@ -118,7 +118,7 @@ def probability_problem(probs) -> tuple[int, str] | None:
     probs = np.asarray(probs, dtype=np.float64)
     finite = np.isfinite(probs)
     inside = finite & (probs >= 0) & (probs <= 1)
-    sums = np.where(finite, probs, 0).sum(axis=1)
+    sums = np.where(inside, probs, 0).sum(axis=1)  # values outside 0..1 are reported as such; 1e308s would overflow the sum
     bad = ~inside.all(axis=1) | (np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE)
     if not bad.any():
         return None

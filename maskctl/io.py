@@ -296,7 +296,7 @@ def _first_missing(path: Path) -> Path | None:
 
 _made_by_this_command: list[Path] | None = None
 _command_scope: contextlib.ExitStack | None = None
-_claimed: dict[Path, int] = {}  # output -> the descriptor of its lock file, held by this process
+_claimed: dict[Path, tuple[int, Path]] = {}  # output -> its lock file (descriptor, path), held by this process
 
 
 def claim_output(out: str | Path) -> None:
@@ -315,7 +315,13 @@ def claim_output(out: str | Path) -> None:
         _made_by_this_command.append(made)
     lock = out.parent / f".{out.name}.lock"
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except PermissionError:
+            if not out.is_dir() or lock.parent == out:
+                raise
+            lock = out / ".maskctl.lock"  # a writable folder in a read-only one (predict into it): the lock goes inside
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -331,7 +337,7 @@ def claim_output(out: str | Path) -> None:
         os.close(fd)  # its holder removed it as we opened it: take the one there now
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()}".encode())
-    _claimed[out] = fd
+    _claimed[out] = (fd, lock)
     if _command_scope is not None:
         _command_scope.callback(_release, out)
     else:
@@ -341,10 +347,10 @@ def claim_output(out: str | Path) -> None:
 
 
 def _release(out: Path) -> None:
-    fd = _claimed.pop(out, None)
+    fd, lock = _claimed.pop(out, (None, None))
     if fd is not None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(out.parent / f".{out.name}.lock")  # before unlocking: one who opened it meanwhile finds it gone, and retries
+            os.unlink(lock)  # before unlocking: one who opened it meanwhile finds it gone, and retries
         os.close(fd)
 
 

@@ -136,6 +136,9 @@ def ensemble(runs: list[Path], out: Path, method: str = "auto", overwrite: bool 
         raise MaskctlError("weighted voting fits weights on OOF predictions, which needs every run trained on the same folds (same folds.csv); use --method soft or hard")
     if tune_decision and not same_folds:
         raise MaskctlError("--tune-decision fits on the ensemble's OOF predictions, which needs every run trained on the same folds (same folds.csv)")
+    inputs = [m.run for m in members if Path(out).resolve() == m.run.resolve()]
+    if inputs:  # its submission.csv and probs.csv are what this ensemble reads
+        raise MaskctlError(f"--out {out} is the member run {inputs[0]}: the ensemble would write over that run's predictions; choose another --out")
     out = io.prepare_output_dir(out, overwrite)
     if method == "auto":
         method = "weighted" if same_folds and len(members) > 1 else "soft"

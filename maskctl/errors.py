@@ -45,3 +45,14 @@ def without_passwords(text: str) -> str:
     text = re.sub(r"((?:password|passwd|pwd)=)[^&\s'\"]*", r"\1***", text, flags=re.IGNORECASE)
     # Bounded: a password is not longer, and a megabyte of "a://b:" must not take quadratic time.
     return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]{0,256}:)\S{0,256}@", r"\1***@", text)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of a message: its first line (a RuntimeError's text can be many
+    lines, the first says what happened), after its type where the text alone would not say
+    what went wrong (a KeyError's text is just the key)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    first = lines[0][:300] if lines else ""
+    if isinstance(exc, (MaskctlError, ValueError, TypeError, RuntimeError)) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -5,9 +5,12 @@ One file: every fold's model inside one graph, their softmax probabilities avera
 takes uint8 images, NHWC, at the model's size (decoded at the run's decode size and centre-cropped
 first, as predict does) with a dynamic batch axis, and normalises inside; it returns (N, classes)
 probabilities. export.json beside it holds what serving needs to reproduce predict: sizes,
-the centre share of the photo kept before resizing (`crop`, null for the whole photo), normalisation, class names, age edges, the TTA record, the maskctl version and the model file's
-SHA-256. The export is checked before it is kept: ONNX Runtime's probabilities on a batch of the
-run's own images must match PyTorch's, or nothing is written.
+the centre share of the photo kept before resizing (`crop`, null for the whole photo),
+normalisation, class names, age edges, the TTA record, the maskctl version and the model file's
+SHA-256. The model file carries a copy of the fields that change predictions
+(serve.SEALED_FIELDS): an edit of export.json is refused, not served. The export is checked
+before it is kept: ONNX Runtime's probabilities on a batch of the run's own images must match
+PyTorch's, or nothing is written.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from maskctl.console import console
 from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, checkpoint_crop, checkpoint_decode_size
 from maskctl.errors import MaskctlError
 from maskctl.runfolder import RunFolder, run_folder_of
-from maskctl.serve import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, center_crop_nhwc
+from maskctl.serve import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, SEAL_KEY, SEALED_FIELDS, center_crop_nhwc
 
 MODEL_FILE = "model.onnx"
 INPUT_NAME, OUTPUT_NAME = "images", "probs"
@@ -50,19 +53,19 @@ def export_run(run: Path, out: Path | None = None, fold: int | None = None, data
     images = verification_images(run_dir, data, decode_hw, crop_hw, photo_crop)
 
     with io.staged_folder(out, "export") as staging:
-        _write_onnx(graph, staging / MODEL_FILE, crop_hw)
-        max_diff = _verify(graph, staging / MODEL_FILE, images)
         record = {
-            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "maskctl_version": __version__,
-            "model_file": MODEL_FILE, "sha256": io.file_sha256(staging / MODEL_FILE),
+            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "maskctl_version": __version__, "model_file": MODEL_FILE,
             "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC"}, "output": OUTPUT_NAME,
             "size": list(crop_hw), "decode_size": list(decode_hw), "crop": list(photo_crop) if photo_crop else None,
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             "num_classes": meta["num_classes"], "class_names": meta["class_names"], "mask_classes": meta.get("mask_classes", meta["num_classes"] == 18),
             "age_edges": meta.get("age_edges", "30,60"), "model": meta["model"], "folds": [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in paths],
             "tta": _tta_record(run_dir), "opset": OPSET,
-            "verified": {"images": len(images), "max_abs_diff": max_diff, "tolerance": TOLERANCE},
         }
+        _write_onnx(graph, staging / MODEL_FILE, crop_hw, {field: record[field] for field in SEALED_FIELDS})
+        max_diff = _verify(graph, staging / MODEL_FILE, images)
+        record["sha256"] = io.file_sha256(staging / MODEL_FILE)
+        record["verified"] = {"images": len(images), "max_abs_diff": max_diff, "tolerance": TOLERANCE}
         io.write_json(staging / META_FILE, record)
     console.print(f"[green]exported[/] {len(paths)} fold model(s) of {run} to {out / MODEL_FILE} "
                   f"(ONNX Runtime vs PyTorch on {len(images)} images: max |diff| {max_diff:.1e} <= {TOLERANCE:g})")
@@ -109,7 +112,11 @@ def verification_images(run_dir: Path, data: Path | None, decode_hw, crop_hw, ph
     return center_crop_nhwc(decoded, crop_hw)
 
 
-def _write_onnx(graph, path: Path, crop_hw) -> None:
+def _write_onnx(graph, path: Path, crop_hw, sealed: dict) -> None:
+    """The graph as ONNX, carrying `sealed` (serve.SEALED_FIELDS of export.json) in its metadata."""
+    import json
+
+    import onnx
     import torch
 
     example = torch.zeros(2, *crop_hw, 3, dtype=torch.uint8)
@@ -120,6 +127,9 @@ def _write_onnx(graph, path: Path, crop_hw) -> None:
                               output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
         except Exception as exc:  # noqa: BLE001 - any exporter failure is one line naming the model
             raise MaskctlError(f"cannot export this model to ONNX: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    model = onnx.load(str(path))
+    model.metadata_props.add(key=SEAL_KEY, value=json.dumps(sealed, sort_keys=True))
+    onnx.save(model, str(path))
 
 
 def _verify(graph, path: Path, images: np.ndarray) -> float:

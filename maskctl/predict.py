@@ -218,8 +218,10 @@ def decision_tuning(run: Path):
 
 
 def refuse_overwrite(out: Path, overwrite: bool) -> Path:
-    """The output folder, writable, holding no earlier predictions unless --overwrite."""
+    """The output folder, writable, this process its only writer, holding no earlier
+    predictions unless --overwrite."""
     out = io.require_writable(out)
+    io.claim_output(out)
     if any((out / name).exists() for name in PREDICT_SET) and not overwrite:
         raise MaskctlError(f"{out} already holds {'/'.join(PREDICT_SET)}; pass --overwrite or choose --out")
     return out
@@ -254,7 +256,16 @@ def write_predictions(out: Path, ids: list[str], probs: np.ndarray, labels, meta
 
 def write_prediction_csvs(out: Path, ids: list[str], answers: np.ndarray, probs: np.ndarray) -> None:
     """submission.csv (ImageID, ans) and probs.csv (ImageID, p0..p{C-1}), predict's and ensemble's.
-    The csv module, not pandas: predicting from an export stays free of pandas' import (0.2 s)."""
+    The csv module, not pandas: predicting from an export stays free of pandas' import (0.2 s).
+    Only probabilities are written, as only probabilities are read: NaN weights or a model that
+    does not end in a softmax would make every answer class 0 with exit 0."""
+    from maskctl.schema import probability_problem
+
+    bad = probability_problem(probs)
+    if bad is not None:
+        row, problem = bad
+        raise MaskctlError(f"the predictions are not probabilities (image {shown(ids[row])}: {problem}): nothing written to {out} "
+                           f"(damaged weights, or a model that does not end in a softmax?)")
     io.write_csv_rows(out / SUBMISSION, ["ImageID", "ans"], zip(ids, np.asarray(answers).tolist()))
     io.write_csv_rows(out / PROBS, ["ImageID", *probability_columns(probs.shape[1])],
                       ([image_id, *("%.6g" % p for p in row)] for image_id, row in zip(ids, probs.tolist())))

@@ -113,9 +113,12 @@ def make_pseudo_table(source: Path, min_prob: float = 0.9, data: Path | None = N
         raise UsageError(f"--out names the table to write, a .csv file (its record goes beside it as .json), got {shown(str(out))}")
     if out.is_dir():
         raise MaskctlError(f"{out} is a folder; --out names the table to write, e.g. {out / DEFAULT_TABLE}")
-    if (out.exists() or record_path(out).exists()) and not overwrite:
-        raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
     io.require_writable(out.parent)
+    io.claim_output(out)
+    if out.exists() or record_path(out).exists():
+        if not overwrite:
+            raise MaskctlError(f"{out} already exists; pass --overwrite to replace it")
+        _require_pseudo_table(out)
     record, runs = _source_record(source)
     edges = _label_edges(source, runs)
     data = Path(data) if data is not None else _default_data(record, runs)
@@ -144,6 +147,21 @@ def make_pseudo_table(source: Path, min_prob: float = 0.9, data: Path | None = N
     console.print(count_table(counts, edges, f"pseudo-labels: {len(table)} of {len(probs)} eval images at probability >= {min_prob}"))
     console.print(f"[green]wrote[/] {out} and {record_path(out).name}; train with `maskctl train --pseudo {out}`")
     return summary
+
+
+def _require_pseudo_table(out: Path) -> None:
+    """--overwrite replaces an earlier pseudo table and its record, as pseudo wrote them: never
+    another file (the run's own probs.csv, whose predict.json the record's name would replace)."""
+    from maskctl.schema import read_json
+
+    try:
+        io.check_set_record(record_path(out), [out.name])
+        record = read_json(record_path(out))
+    except MaskctlError:
+        record = None
+    if not isinstance(record, dict) or "fingerprint" not in record or "min_prob" not in record:
+        raise MaskctlError(f"{out} (or {record_path(out).name} beside it) is not an earlier `maskctl pseudo` table as pseudo wrote it: "
+                           "--overwrite replaces only those; choose another --out")
 
 
 def count_table(counts: np.ndarray, edges, title: str):

@@ -99,7 +99,34 @@ def read_csv(path: str | Path, columns: dict[str, str], what: str = "", probabil
     for column, kind in kinds.items():
         if kind != "text":
             table[column] = _numbers(table[column], lines, kind, _named(path, what), column)
+    if probabilities:
+        bad = probability_problem(table[expected].to_numpy())
+        if bad is not None:
+            raise MaskctlError(f"{_named(path, what)}: row {lines[bad[0]]}: {bad[1]}")
     return table
+
+
+PROBABILITY_SUM_TOLERANCE = 1e-3  # 18 values written to 6 digits sum to 1 within 1e-5; float16 softmax within 1e-3
+
+
+def probability_problem(probs) -> tuple[int, str] | None:
+    """(row, what is wrong) for the first row of `probs` (N, C) that is not a probability
+    distribution (finite, each within 0..1, summing to 1); None when every row is one. What
+    maskctl reads and what it writes (predict, ensemble) are held to the same."""
+    import numpy as np
+
+    probs = np.asarray(probs, dtype=np.float64)
+    finite = np.isfinite(probs)
+    inside = finite & (probs >= 0) & (probs <= 1)
+    sums = np.where(inside, probs, 0).sum(axis=1)  # values outside 0..1 are reported as such; 1e308s would overflow the sum
+    bad = ~inside.all(axis=1) | (np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE)
+    if not bad.any():
+        return None
+    row = int(np.argmax(bad))
+    if not inside[row].all():
+        column = int(np.argmin(inside[row]))
+        return row, f"p{column} is {probs[row, column]:.6g}, not a probability from 0 to 1"
+    return row, f"the probabilities sum to {sums[row]:.6g}, not 1"
 
 
 def read_text_rows(path: str | Path, columns, what: str = "") -> tuple[list[str], list[list[str]], list[int]]:

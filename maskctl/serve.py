@@ -14,13 +14,18 @@ import numpy as np
 
 from maskctl.console import NO_CUDA, console, progress, warn
 from maskctl.data.images import center_window
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, shown
 from maskctl.io import file_sha256
 
 # The export's format is defined here, by its torch-free reader; maskctl.export (torch) writes it.
 EXPORT_FORMAT = "maskctl-onnx"
 EXPORT_VERSION = 1
 META_FILE = "export.json"
+# What changes the answers (how images are decoded, cropped and normalised, the classes, the
+# TTA of --tta auto, the graph's names): export copies these fields of export.json into the ONNX
+# file's metadata, which the SHA-256 in export.json covers, so an edit of either is refused.
+SEALED_FIELDS = ("size", "decode_size", "crop", "mean", "std", "num_classes", "class_names", "mask_classes", "tta", "input", "output")
+SEAL_KEY = "maskctl_export"
 
 
 def center_crop_nhwc(images: np.ndarray, size_hw) -> np.ndarray:
@@ -137,7 +142,26 @@ def open_session(model_path: Path, meta: dict, device_name: str | None):
         raise MaskctlError(f"{model_path} does not take what export.json says (uint8 images [batch, {height}, {width}, 3]); it takes {found}")
     if len(outputs) != 1 or outputs[0].shape[-1] != meta["num_classes"]:
         raise MaskctlError(f"{model_path} does not give {meta['num_classes']} class probabilities as export.json says (it gives {outputs[0].shape})")
+    check_seal(session.get_modelmeta().custom_metadata_map.get(SEAL_KEY), meta, model_path)
     return session, device
+
+
+def check_seal(sealed: str | None, meta: dict, model_path: Path) -> None:
+    """export.json's SEALED_FIELDS are those the model file was exported with (its metadata's
+    copy), or one line names the first field that differs."""
+    import json
+
+    meta_path = model_path.parent / META_FILE
+    try:
+        copy = json.loads(sealed) if sealed is not None else None
+    except ValueError:
+        copy = None
+    if not isinstance(copy, dict):
+        raise MaskctlError(f"{model_path} does not carry the seal of its preprocessing (exported by an older maskctl?): export the run again")
+    for field in SEALED_FIELDS:
+        if meta.get(field) != copy.get(field):
+            raise MaskctlError(f"{meta_path}: field {field!r} is {shown(meta.get(field))}, but {model_path.name} was exported with "
+                               f"{shown(copy.get(field))} (edited after export?): put it back or export the run again")
 
 
 def predict_export(

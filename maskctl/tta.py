@@ -80,8 +80,11 @@ def parse_weights(text: str | None, views: int) -> list[float]:
         raise MaskctlError(f"TTA weights must be numbers like 0.7,0.3, got {text!r}") from None
     if len(weights) != views or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise MaskctlError(f"TTA weights {text!r} must be {views} non-negative numbers (one per view)")
-    total = sum(weights)
-    return [w / total for w in weights]
+    # Over the largest first: the sum of weights like 1e308 overflows to inf and every weight to 0.
+    largest = max(weights)
+    scaled = [w / largest for w in weights]
+    total = sum(scaled)
+    return [w / total for w in scaled]
 
 
 def weight_grid(views: int, steps=(0.9, 0.8, 0.7, 0.6, 0.5)) -> list[list[float]]:

@@ -78,7 +78,7 @@ def _loaders(config, samples: Samples, train_rows, val_rows, fold: int, device, 
     return train_loader, val_loader, sampler, augmentation.device_noise
 
 
-def _criterion(config, samples: Samples, train_rows, device, model):
+def build_criterion(config, samples: Samples, train_rows, device, model):
     settings = component_settings("loss", config)
     if not samples.multitask:
         weights = inverse_frequency_weights(samples.table["label"].to_numpy()[train_rows], samples.num_classes).to(device) if config.class_weights else None
@@ -100,7 +100,7 @@ def _loss(criterion, outputs, soft_targets, task_weights):
     return criterion(outputs, soft_targets)
 
 
-def _soft_targets(targets, samples: Samples, model):
+def soft_targets_for(targets, samples: Samples, model):
     if samples.multitask:
         return model.soft_targets(targets)
     return one_hot(targets, samples.num_classes)
@@ -134,7 +134,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         state.resumed_from = state.epoch
     if dist.enabled:
         state.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    step = TrainStep(state.train_model, optimizer, state.scaler, _loss_fn(_criterion(config, samples, train_rows, device, model), samples, config.task_weights),
+    step = TrainStep(state.train_model, optimizer, state.scaler, loss_function(build_criterion(config, samples, train_rows, device, model), samples, config.task_weights),
                      device, use_amp, config.accumulate, config.clip_grad, ema)
     if state.resumed_from is not None:  # epochs take the same number of steps, so the EMA's warm-up picks up where it was
         step.updates = (state.resumed_from + 1) * math.ceil(len(train_loader) / config.accumulate)
@@ -189,7 +189,7 @@ def _record(state: FoldState, row: dict) -> None:
         state.best_f1, state.best_epoch = row["f1"], state.epoch
 
 
-def _loss_fn(criterion, samples: Samples, task_weights):
+def loss_function(criterion, samples: Samples, task_weights):
     def loss(model, batch, soft_targets):
         outputs = model(batch, tasks=True) if samples.multitask else model(batch)
         return _loss(criterion, outputs, soft_targets, task_weights)
@@ -211,7 +211,7 @@ def _train_epoch(state: FoldState, step: TrainStep, loader, noise, device, dist:
             if noise is not None:
                 images = add_noise_on_device(images, noise, mix_generator)
             batch = normalize_on_device(images, channels_last=config.channels_last)
-            soft = _soft_targets(targets.to(device, non_blocking=True), samples, unwrapped(state.train_model))
+            soft = soft_targets_for(targets.to(device, non_blocking=True), samples, unwrapped(state.train_model))
             if config.mix != "none" and torch.rand(1, generator=mix_generator).item() < config.mix_prob:
                 batch, soft = mix_batch(batch, soft, config.mix, mix_generator)
             loss_value, stepped = step(batch, soft, index, len(loader))

@@ -85,7 +85,7 @@ def check_names(config: TrainConfig) -> None:
         from maskctl.models import check_weights_file
 
         check_weights_file(config.pretrained)
-    check_components(config)  # each component's settings (optimizer_args...), built once on dummy inputs
+    check_components(config)  # each component's settings (optimizer_args...), in one training step on a dummy batch
 
 
 def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = ()) -> Path:

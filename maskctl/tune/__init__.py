@@ -12,7 +12,7 @@ from pathlib import Path
 
 from maskctl.config import TrainConfig, plain_name
 from maskctl.console import console, warn
-from maskctl.errors import MaskctlError, UsageError, shown, without_passwords
+from maskctl.errors import MaskctlError, UsageError, one_line, shown, without_passwords
 
 TUNE_DIR = Path("tune")
 FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: the cause is the setup, not a trial
@@ -110,11 +110,11 @@ class Worker:
         pruning = PruningCallback(trial)
         try:
             run_dir = kfold.train(config, callbacks=[pruning])
-        except Exception as exc:  # a crash too: `tune --show` gives every failed trial the reason it failed with
-            reason = " ".join((str(exc) if isinstance(exc, MaskctlError) else f"{type(exc).__name__}: {exc}").split())
+        except Exception as exc:  # whatever a trial raises (CUDA out of memory, a plugin's bug) fails that trial, not the worker; `tune --show` gives its reason
+            reason = one_line(exc)
             trial.set_user_attr(ERROR_ATTR, reason[:300])
             warn(f"trial {trial.number} failed: {reason}")
-            raise
+            raise MaskctlError(reason) from None
         trial.set_user_attr(RUN_ATTR, str(run_dir))
         if pruning.pruned:
             raise optuna.TrialPruned()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from maskctl import io
 from maskctl.config import TrainConfig, load_config
-from maskctl.console import console
+from maskctl.console import console, note
 from maskctl.tune.space import trial_config
 from maskctl.tune.study import BASE_ATTR, ERROR_ATTR, RUN_ATTR, WORKER_ATTR
 
@@ -31,7 +31,9 @@ def show_study(study, study_dir: Path) -> Path | None:
     if best is None:
         console.print("no trial has finished yet: no best.yaml")
         return None
-    path = write_best_recipe(study_dir / BEST_RECIPE, study, best)
+    path = study_dir / BEST_RECIPE
+    if not write_best_recipe(path, study, best):
+        note(f"{path} is not the recipe maskctl wrote there (edited by hand?): kept as it is; delete it to have the best recipe written again")
     console.print(f"best: trial {best.number}, validation macro F1 [bold]{best.value:.4f}[/]; "
                   f"recipe {path} (maskctl train --config {path})")
     return path
@@ -124,10 +126,11 @@ def best_recipe(study, best) -> TrainConfig:
     return trial_config(base, best.params, name=f"{study.study_name}-best", runs_dir=TrainConfig.runs_dir)
 
 
-def write_best_recipe(path: Path, study, best) -> Path:
+def write_best_recipe(path: Path, study, best) -> bool:
+    """Writes best.yaml, or keeps one that maskctl did not write (a hand-edited recipe): False."""
     import yaml
 
     config = best_recipe(study, best)
     header = (f"# maskctl tune, study {study.study_name}: trial {best.number} of {len(study.trials)}, validation macro F1 {best.value:.4f}\n"
               f"# its run: {best.user_attrs.get(RUN_ATTR, '?')}; train it again with: maskctl train --config {path}\n")
-    return io.write_text(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return io.replace_own_file(path, header + yaml.safe_dump(config.to_dict(), sort_keys=False), "tune")

@@ -13,6 +13,7 @@ import contextlib
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -42,6 +43,8 @@ def require_optuna():
     except ImportError:
         raise MaskctlError(INSTALL_HINT) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # maskctl prints its own line per trial
+    # ... a failed trial's too, in one line: Optuna's own report of it carries the traceback.
+    logging.getLogger("optuna.study._optimize").addFilter(lambda record: record.funcName != "_log_failed_trial")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 

@@ -214,3 +214,89 @@ def test_a_killed_exports_staging_folder_goes_on_the_next_export(cropped_run, ex
     result = invoke("export", cropped_run, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("decode_size", [80, 60]), ("decode_size", [72, 55]), ("crop", [0.8, 0.9]), ("size", [64, 48, 1]), ("mean", [0.5, 0.5, 0.5]),
+    ("tta", {"policy": "hflip", "weights": [0.5, 0.5]}), ("tta", None), ("class_names", [f"c{c}" for c in range(18)]), ("mask_classes", False),
+])
+def test_an_edit_of_what_changes_predictions_is_refused_naming_the_field(exported, synth_data, tmp_path, field, value):
+    edited = _copy_export(exported, tmp_path / "edited")
+    _rewrite(edited / "export.json", **{field: value})
+    result = invoke("predict", edited, "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert f"field '{field}'" in line and ("exported with" in line or field == "size"), line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_seal_travels_inside_the_model_file(exported):
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(exported / "model.onnx").metadata_props}
+    meta = json.loads((exported / "export.json").read_text())
+    from maskctl.serve import SEAL_KEY, SEALED_FIELDS
+
+    assert json.loads(props[SEAL_KEY]) == {field: meta[field] for field in SEALED_FIELDS}
+
+
+def _export_answering(exported, folder, row):
+    """A copy of `exported` whose model gives `row` for every image, sealed as the real one."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from maskctl.io import file_sha256
+
+    real = onnx.load(exported / "model.onnx")
+    meta = json.loads((exported / "export.json").read_text())
+    height, width = meta["size"]
+    nodes = [helper.make_node("Cast", ["images"], ["pixels"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["pixels"], ["mean"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Unsqueeze", ["mean", "one"], ["column"]),
+             helper.make_node("Mul", ["column", "zeros"], ["zero_rows"]),
+             helper.make_node("Add", ["zero_rows", "row"], ["probs"])]
+    initial = [helper.make_tensor("one", TensorProto.INT64, [1], [1]), helper.make_tensor("zeros", TensorProto.FLOAT, [1, 18], [0.0] * 18),
+               helper.make_tensor("row", TensorProto.FLOAT, [1, 18], row)]
+    graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", height, width, 3])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 18])], initializer=initial)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=real.ir_version)
+    model.metadata_props.extend(real.metadata_props)
+    folder.mkdir(parents=True)
+    onnx.save(model, folder / "model.onnx")
+    (folder / "export.json").write_text(json.dumps({**meta, "sha256": file_sha256(folder / "model.onnx")}))
+    return folder
+
+
+@pytest.mark.parametrize("row, problem", [
+    ([float("nan")] + [0.0] * 17, "p0 is nan"), ([5.0] + [0.0] * 17, "p0 is 5"), ([-1.0, 2.0] + [0.0] * 16, "p0 is -1"),
+    ([0.5] * 18, "sum to 9"), ([0.0] * 18, "sum to 0"), ([float("inf")] + [0.0] * 17, "p0 is inf"),
+])
+def test_predictions_that_are_not_probabilities_are_never_written(exported, synth_data, tmp_path, row, problem):
+    """A model that gives NaN, 5 or -1 would make every answer class 0 with exit 0: one line, nothing written."""
+    broken = _export_answering(exported, tmp_path / "broken", row)
+    result = invoke("predict", broken, "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert "not probabilities" in line and problem in line, line
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in broken.iterdir()) == ["export.json", "model.onnx"]
+
+
+def test_a_checkpoint_with_nan_weights_writes_no_predictions(cropped_run, synth_data, tmp_path):
+    state = torch.load(cropped_run / "fold0" / "best.pt", weights_only=True)
+    state["model"] = {k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "nan.pt")
+    result = invoke("predict", tmp_path / "nan.pt", "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "not probabilities" in one_line_error(result) and "is nan" in one_line_error(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("weights", ["1e308,1e308", "1.7e308,1.7e308", "5e-324,5e-324", "1e308,0"])
+def test_tta_weights_are_normalised_without_overflow(exported, synth_data, tmp_path, weights):
+    equal = invoke("predict", exported, "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "equal", "--tta", "hflip",
+                   "--tta-weights", "1,1" if weights != "1e308,0" else "1,0")
+    extreme = invoke("predict", exported, "--data", synth_data / "eval", "--device", "cpu", "--out", tmp_path / "extreme", "--tta", "hflip",
+                     "--tta-weights", weights)
+    assert equal.exit_code == 0 and extreme.exit_code == 0, extreme.output
+    assert json.loads((tmp_path / "extreme" / "predict.json").read_text())["tta_weights"] == json.loads((tmp_path / "equal" / "predict.json").read_text())["tta_weights"]
+    assert (tmp_path / "extreme" / "probs.csv").read_text() == (tmp_path / "equal" / "probs.csv").read_text()

@@ -203,6 +203,18 @@ def test_bad_training_options(synth_data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["typo.yaml"]
 
 
+@pytest.mark.parametrize("setting, expected, named", [
+    ("model_args.drop_path_rate=3", "model test_resnet: bernoulli_ expects p to be in [0, 1]", "drop_path_rate=3"),
+    ("optimizer_args.eps=-1", "optimizer adamp: eps must be non-negative", "eps=-1.0"),
+])
+def test_a_setting_torch_refuses_in_training_is_one_line_before_a_run_folder(synth_data, tmp_path, setting, expected, named):
+    result = invoke("train", "--data", synth_data / "train", *TINY, "--optimizer", "adamp", "--set", setting, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 1
+    line = one_line_error(result)
+    assert expected in line and named in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_corrupt_image_with_strict_is_one_line(synth_data, tmp_path):
     """--strict keeps the old stop (without it the image is skipped: test_cli_data_problems.py)."""
     import shutil

@@ -65,6 +65,17 @@ def test_small_study_writes_a_best_recipe_that_reproduces_the_best_trial(study_p
     shown = invoke("tune", "--show", "small")
     assert shown.exit_code == 0 and "study small: 3 trial(s)" in shown.output
 
+    # --show rewrites the best.yaml it wrote, and never one edited since
+    best = study_place / "tune/small/best.yaml"
+    for edit in ("# my note\n", "epochs: 9\n"):
+        best.write_text(best.read_text() + edit)
+        edited = best.read_text()
+        again = invoke("tune", "--show", "small")
+        assert again.exit_code == 0 and "edited by hand?): kept" in again.output
+        assert best.read_text() == edited
+    best.unlink()
+    assert invoke("tune", "--show", "small").exit_code == 0 and best.is_file()
+
 
 def worker(study: str, trials: int, *extra) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "maskctl", *tune_args(study, trials, "--pruner", "none", *extra)],
@@ -161,3 +172,46 @@ def test_no_line_tune_prints_holds_the_storage_password(study_place, monkeypatch
         assert result.exit_code == 0 and "(postgresql://maskuser:***@127.0.0.1:1/maskdb)" in result.output
     else:
         assert result.exit_code == 1 and "***" in one_line_error(result)
+
+
+FAILING_MODEL = '''
+import torch
+from maskctl.registry import MODELS
+
+RAISED = [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), KeyError("head.weight"), AssertionError()]
+
+
+@MODELS.register("fails-on-real-batches", "passes the dry step (2 images), then raises what a trial can meet")
+def failing(num_classes: int):
+    class Failing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(3, num_classes)
+
+        def forward(self, images):
+            if len(images) > 2:
+                raise RAISED.pop(0)
+            return self.head(images.mean((2, 3)))
+
+    return Failing()
+'''
+
+
+def test_whatever_a_trial_raises_is_one_line_and_a_failed_trial(study_place):
+    """Each trial meets another exception (out of memory, a KeyError, a bare assert): each is a
+    warning line and a FAIL trial with its reason; three in a row stop the worker in one line.
+    A real process: Optuna logs to the real stderr, where its traceback would show."""
+    import os
+
+    (study_place / "failing.py").write_text(FAILING_MODEL)
+    recipe = yaml.safe_load((study_place / "base.yaml").read_text())
+    (study_place / "base.yaml").write_text(yaml.safe_dump({**recipe, "model": "fails-on-real-batches"}))
+    result = subprocess.run([sys.executable, "-m", "maskctl", *tune_args("failing", 3, "--pruner", "none")], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "MASKCTL_PLUGINS": str(study_place / "failing.py")})
+    assert result.returncode == 1
+    reasons = ["CUDA out of memory. Tried to allocate 2.00 GiB", "KeyError: 'head.weight'", "AssertionError"]
+    assert one_line_error(result) == f"error: 3 trials in a row failed; the last: {reasons[-1]}"
+    for number, reason in enumerate(reasons):
+        assert f"warning: trial {number} failed: {reason}\n" in result.stderr
+    trials = load("failing").get_trials()
+    assert [(t.state.name, t.user_attrs["error"]) for t in trials] == [("FAIL", reason) for reason in reasons]

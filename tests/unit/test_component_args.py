@@ -8,6 +8,8 @@ from maskctl.config import TrainConfig
 from maskctl.errors import MaskctlError
 from maskctl.registry import OPTIMIZERS
 
+TINY = {"model": "test_resnet", "size": "64x48"}  # the dry training step in milliseconds
+
 
 def test_global_fields_fill_the_settings_the_component_names():
     assert component_settings("optimizer", TrainConfig(optimizer="adam", lr=0.01, momentum=0.5)) == {"lr": 0.01, "weight_decay": 1e-5}
@@ -53,8 +55,8 @@ def test_a_setting_the_component_does_not_take_is_one_line(kind, config, expecte
 
 
 @pytest.mark.parametrize("config, expected", [
-    (TrainConfig(optimizer="adam", optimizer_args={"betas": [1.5, 0.9]}), "optimizer adam: Invalid beta parameter"),
-    (TrainConfig(scheduler="cosine-warmup-restarts", t0=3, t_up=3), "scheduler needs t0 >= 1"),
+    (TrainConfig(model="test_resnet", optimizer="adam", optimizer_args={"betas": [1.5, 0.9]}), "optimizer adam: Invalid beta parameter"),
+    (TrainConfig(model="test_resnet", scheduler="cosine-warmup-restarts", t0=3, t_up=3), "scheduler needs t0 >= 1"),
     (TrainConfig(model="test_resnet", model_args={"no_such_timm_arg": 1}), "model test_resnet does not take model_args no_such_timm_arg"),
 ])
 def test_values_a_component_refuses_fail_before_any_work(config, expected):
@@ -62,8 +64,26 @@ def test_values_a_component_refuses_fail_before_any_work(config, expected):
         check_components(config)
 
 
-def test_timm_model_args_are_checked_on_the_meta_device():
-    check_components(TrainConfig(model="test_resnet", model_args={"drop_path_rate": 0.1}))
+@pytest.mark.parametrize("settings, component, setting", [
+    ({"optimizer": "adamp", "optimizer_args": {"eps": -1}}, "optimizer adamp", "eps=-1.0"),
+    ({"optimizer": "adamp", "optimizer_args": {"eps": -1e-3}}, "optimizer adamp", "eps=-0.001"),
+    ({"model_args": {"drop_path_rate": 3}}, "model test_resnet", "drop_path_rate=3"),
+    ({"model_args": {"drop_path_rate": 1.5}}, "model test_resnet", "drop_path_rate=1.5"),
+    ({"model_args": {"drop_block_rate": 2}}, "model test_resnet", "drop_block_rate=2"),
+    ({"model": "multihead", "backbone": "test_resnet", "dataset": "mask-multitask", "model_args": {}, "optimizer": "adamp",
+      "optimizer_args": {"eps": -5}}, "optimizer adamp", "eps=-5.0"),
+])
+def test_settings_torch_refuses_only_in_training_fail_in_the_dry_step(settings, component, setting):
+    """Built, these components are fine; the dry training step on a dummy batch meets the refusal."""
+    with pytest.raises(MaskctlError) as info:
+        check_components(TrainConfig(**{**TINY, **settings}))
+    message = str(info.value)
+    assert message.startswith(f"{component}: ") and setting in message and "\n" not in message
+
+
+def test_the_dry_step_passes_a_recipe_that_trains():
+    check_components(TrainConfig(**TINY, model_args={"drop_path_rate": 0.1}, mix="cutmix", ema=0.9, clip_grad=1.0, class_weights=True))
+    check_components(TrainConfig(model="multihead", backbone="test_resnet", dataset="mask-multitask", size="64x48", loss="focal:0.6,f1:0.4"))
 
 
 def test_a_plugin_optimizer_gets_its_own_settings_without_a_new_field(monkeypatch):
@@ -75,7 +95,7 @@ def test_a_plugin_optimizer_gets_its_own_settings_without_a_new_field(monkeypatc
         optimizer.warm_steps = warm_steps
         return optimizer
 
-    config = TrainConfig(optimizer="sgd-plugin-test", lr=0.5, optimizer_args={"warm_steps": 7, "dampening": 0.1})
+    config = TrainConfig(**TINY, optimizer="sgd-plugin-test", lr=0.5, optimizer_args={"warm_steps": 7, "dampening": 0.1})
     check_components(config)
     made = OPTIMIZERS.create(config.optimizer, params=[torch.nn.Parameter(torch.zeros(1))], **component_settings("optimizer", config))
     assert made.warm_steps == 7 and made.param_groups[0]["dampening"] == 0.1 and made.param_groups[0]["lr"] == 0.5

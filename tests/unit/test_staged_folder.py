@@ -27,7 +27,7 @@ def test_a_folder_of_other_files_is_never_replaced(tmp_path, kind):
     precious = tmp_path / "run"
     precious.mkdir()
     (precious / "best.pt").write_text("weights")
-    with pytest.raises(MaskctlError, match="holds other files"):
+    with pytest.raises(MaskctlError, match="holds other files"), io.discard_outputs_on_failure():  # a command's scope: its claim ends with it
         io.check_replaceable(precious, kind, overwrite=True)
     with pytest.raises(MaskctlError, match="holds other files"):
         with io.staged_folder(precious, kind):
@@ -61,3 +61,22 @@ def test_staging_of_dead_processes_is_removed_and_of_live_ones_kept(tmp_path):
     with io.staged_folder(tmp_path / "out", "audit"):
         pass
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_staged_output_keeps_what_the_command_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    with io.staged_folder(out, "audit") as staging:
+        (staging / "report.md").write_text("first")
+    assert io.own_files(out).keys() == {"report.md"}
+    (out / "notes.txt").write_text("mine")
+    (out / "mine").mkdir()
+    (out / "mine" / "data.csv").write_text("a,b\n")
+    with io.staged_folder(out, "audit") as staging:
+        (staging / "report.md").write_text("second")
+    assert (out / "report.md").read_text() == "second"
+    assert (out / "notes.txt").read_text() == "mine" and (out / "mine" / "data.csv").read_text() == "a,b\n"
+    (out / "summary.md").write_text("mine too")  # a name the next output also writes: refused, both kept
+    with pytest.raises(MaskctlError, match="summary.md is not a file `maskctl audit` wrote"):
+        with io.staged_folder(out, "audit") as staging:
+            (staging / "summary.md").write_text("new")
+    assert (out / "summary.md").read_text() == "mine too" and (out / "report.md").read_text() == "second"

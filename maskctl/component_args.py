@@ -166,7 +166,7 @@ def _dry_step(config: TrainConfig, settings: dict[str, dict[str, Any]]) -> None:
     with stage("loss", config.loss):
         criterion = build_criterion(config, samples, np.arange(2), torch.device("cpu"), model)
     batch = torch.randn(2, 3, *_dry_size(model, config.image_hw())).contiguous(memory_format=memory_format)
-    targets = soft_targets_for(torch.as_tensor(labels if not multitask else samples.task_targets()), samples, model)
+    targets = soft_targets_for(torch.tensor(labels if not multitask else samples.task_targets()), samples, model)
     if config.mix != "none":
         batch, targets = mix_batch(batch, targets, config.mix, torch.Generator().manual_seed(0))
     step = TrainStep(model, optimizer, torch.amp.GradScaler("cuda", enabled=False), loss_function(criterion, samples, config.task_weights),

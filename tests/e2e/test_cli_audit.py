@@ -150,7 +150,10 @@ def test_review_findings_are_one_line(noisy_run, tmp_path):
     narrow = tmp_path / "narrow"
     shutil.copytree(noisy_run, narrow, ignore=shutil.ignore_patterns("audit"))
     table = pd.read_csv(narrow / "fold0" / "oof.csv", dtype=str)
-    table.drop(columns=["p17"]).to_csv(narrow / "fold0" / "oof.csv", index=False)
+    narrower = table.drop(columns=["p17"])
+    probs = narrower[[f"p{c}" for c in range(17)]].astype(float)
+    narrower[probs.columns] = probs.div(probs.sum(axis=1), axis=0)  # rows that still sum to 1: only the width is wrong
+    narrower.to_csv(narrow / "fold0" / "oof.csv", index=False)
     result = invoke("audit", narrow, "--out", tmp_path / "b")
     assert result.exit_code == 1 and "like the other folds" in one_line_error(result)
     table.assign(label=["99"] + list(table["label"].iloc[1:])).to_csv(narrow / "fold0" / "oof.csv", index=False)

@@ -133,8 +133,8 @@ def test_report_default_folder_and_overwrite(two_runs, tmp_path, monkeypatch):
     assert refused.exit_code == 1 and "--overwrite" in one_line_error(refused)
     (tmp_path / "reports" / "ce-focal" / "old.txt").write_text("stale")
     assert invoke("report", *two_runs, "--overwrite").exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["ce-focal"]  # replaced whole, nothing set aside
-    assert not (tmp_path / "reports" / "ce-focal" / "old.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["ce-focal"]  # replaced in place, nothing set aside
+    assert (tmp_path / "reports" / "ce-focal" / "old.txt").read_text() == "stale"  # overwrite replaces only what report wrote
 
 
 def test_runs_on_different_data_compare_only_when_allowed(two_runs, tmp_path):

@@ -101,7 +101,7 @@ def crashed_trial_reason(tmp_path: Path) -> str:
     worker = Worker(TrainConfig(model="test_resnet"), [Dimension("lr", "float", 1e-4, 1e-2)], tmp_path, 1)
     original, kfold.train = kfold.train, crash
     try:
-        study.optimize(worker.objective, n_trials=1, catch=(RuntimeError,))
+        study.optimize(worker.objective, n_trials=1, catch=(MaskctlError,))  # the worker turns whatever a trial raises into one line
     finally:
         kfold.train = original
     return study.trials[0].user_attrs[ERROR_ATTR]
@@ -112,7 +112,7 @@ def crashed_trial_reason(tmp_path: Path) -> str:
     (ensemble_of_a_run_without_submission, ["has probs.csv but no predict.json"], ["has submission.csv"]),
     (lambda tmp: show_study(tmp, None), ["no reason recorded: its worker stopped mid-trial"], ["Warning", "worker gone", ".py:"]),
     (lambda tmp: show_study(tmp, "the loss became nan"), ["the loss became nan"], ["Warning", "worker gone", ".py:"]),
-    (crashed_trial_reason, ["RuntimeError: CUDA error: an illegal memory access was encountered"], ["\n"]),
+    (crashed_trial_reason, ["CUDA error: an illegal memory access"], ["\n"]),  # errors.one_line: the first line says what happened
 ])
 def test_messages_say_what_is_so_in_one_clean_line(tmp_path, monkeypatch, say, expected, never):
     monkeypatch.chdir(tmp_path)

@@ -635,7 +635,8 @@ def demo(
 @user_errors
 def bench(
     what: Annotated[str, typer.Argument(help="loader, train, predict, all (the three), or quality (F1 against a plain PyTorch loop; minutes).")] = "all",
-    data: Annotated[Optional[Path], typer.Option(help="Your training folder (an eval folder beside it for predict) \\[a synthetic set].", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Your training folder (an eval folder beside it for predict; quality holds a quarter of "
+                                                      "its people out when that eval folder has no answers.csv) \\[a synthetic set].", show_default=False)] = None,
     out: Annotated[Path, typer.Option(help="Where bench.json (and the synthetic set) go.")] = Path("bench-results"),
     batches: Annotated[int, typer.Option(help="Batches timed per measurement.")] = 20,
     workers: Annotated[Optional[int], typer.Option(help="Loader workers for the comparison \\[from the CPU count].", show_default=False)] = None,

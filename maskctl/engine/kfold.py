@@ -58,7 +58,7 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
 def check_names(config: TrainConfig) -> None:
     """Every name in the recipe resolves, and every component takes its settings, before any
     data is read or folder made."""
-    from maskctl.component_args import check_components
+    from maskctl.engine.dry_step import check_components
     from maskctl.data.transforms import MIX_MODES, create_augmentation
     from maskctl.engine.fold_callbacks import check_callback_names
     from maskctl.losses import parse_loss_spec

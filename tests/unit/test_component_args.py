@@ -3,7 +3,8 @@ against the factory's signature before any work."""
 import pytest
 import torch
 
-from maskctl.component_args import check_components, component_settings
+from maskctl.component_args import component_settings
+from maskctl.engine.dry_step import check_components
 from maskctl.config import TrainConfig
 from maskctl.errors import MaskctlError
 from maskctl.registry import OPTIMIZERS

@@ -54,8 +54,11 @@ def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, 
     from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
 
     resolve_recipe(config)  # a wrong name fails before minutes of work
+    user_table = None  # the user's training folder, read once: checked here, split by user_eval_split
     if data is not None:
-        check_user_data(Path(data))
+        from maskctl.data.layout import read_train
+
+        user_table = read_train(Path(data)).table  # not a training folder: one line, before any work
     out = io.prepare_output_dir(out, overwrite)
     device = resolve_device(device_name)
     configure_threads(device, default_workers(device))
@@ -65,7 +68,7 @@ def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, 
     cells = len(train_seeds) * (1 if data is not None else len(styles) * len(seeds))
     console.print(f"bench quality: plain loop vs maskctl --config {config}, {minutes:g} min each, {cells} cell(s) "
                   f"(about {2 * cells * minutes:.0f} min); {record['cpu']}")
-    for dataset in _data_sets(out, data, styles, seeds, people, eval_people, image_hw):
+    for dataset in _data_sets(out, data, user_table, styles, seeds, people, eval_people, image_hw):
         for train_seed in train_seeds:
             record["rows"].append(_cell(dataset, train_seed, config, minutes, device, device_name))
             io.write_json(out / "quality.json", {**record, **summarise(record["rows"])})  # a cut-short matrix keeps what it measured
@@ -76,10 +79,10 @@ def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, 
     return record
 
 
-def _data_sets(out: Path, data: Path | None, styles, seeds, people: int, eval_people: int, image_hw):
+def _data_sets(out: Path, data: Path | None, user_table, styles, seeds, people: int, eval_people: int, image_hw):
     """The matrix's data sets, each made when its turn comes (a synthetic set takes a minute)."""
     if data is not None:
-        train, evaluation = user_eval_split(Path(data), out / "data", seeds[0])
+        train, evaluation = user_eval_split(Path(data), user_table, out / "data", seeds[0])
         yield DataSet(Path(data).name or "data", train, evaluation, out)
         return
     for style in styles:
@@ -131,13 +134,7 @@ def _synthetic_set(folder: Path, style: str, seed: int, people: int, eval_people
     return folder
 
 
-def check_user_data(data: Path) -> None:
-    from maskctl.data.layout import read_train
-
-    read_train(data)  # not a training folder: one line, before any work
-
-
-def user_eval_split(data: Path, folder: Path, seed: int) -> tuple[Path, Path]:
+def user_eval_split(data: Path, table, folder: Path, seed: int) -> tuple[Path, Path]:
     """(train, eval) folders for a user's data. With answers beside it (eval/answers.csv) and a
     train.csv, the folders as they are; otherwise a quarter of the people, stratified by gender x
     age band, become eval people: a train folder of the rest and an eval folder with answers,
@@ -151,9 +148,6 @@ def user_eval_split(data: Path, folder: Path, seed: int) -> tuple[Path, Path]:
 
     from maskctl import io
     from maskctl.data import labels as L
-    from maskctl.data.layout import read_train
-
-    table = read_train(data).table
     people = table.drop_duplicates("person")
     strata = people["gender"].astype(str) + "/" + L.age_band(people["age"].to_numpy()).astype(str)
     stratify = strata if strata.value_counts().min() >= 2 else None

@@ -45,7 +45,7 @@ def main() -> int:
 
     import torch
 
-    from maskctl.bench import bench_loader, bench_train, bench_train_loading
+    from maskctl.commands.bench import bench_loader, bench_train, bench_train_loading
     from maskctl.config import parse_size
     from maskctl.data.layout import read_train
     from maskctl.engine.runtime import default_workers, resolve_device
@@ -84,7 +84,7 @@ def main() -> int:
         report["recipe"] = [train_seed_recipe(data, b, args.recipe_epochs, device, args.recipe_optimizer) for b in batch_sizes]
         eval_dir = Path(data).parent / "eval"
         if "predict" in parts and (eval_dir / "info.csv").is_file():
-            from maskctl.bench import bench_predict
+            from maskctl.commands.bench import bench_predict
 
             report["predict"] = bench_predict(Path(report["recipe"][0]["run"]), eval_dir, str(device), repeats=args.predict_repeats)
             print(json.dumps({k: v for k, v in report["predict"].items() if k != "rows"}, indent=1), flush=True)
@@ -111,9 +111,9 @@ def bench_optimizer_step(model_name: str, size_hw, device, steps: int = 20) -> d
     import torch
     from timm.optim import AdamP as TimmAdamP
 
-    from maskctl.adamp import AdamP
-    from maskctl.bench import synchronize
-    from maskctl.models import build_model
+    from maskctl.commands.bench import synchronize
+    from maskctl.components.adamp import AdamP
+    from maskctl.components.models import build_model
 
     torch.manual_seed(0)
     model = build_model(model_name, 18).to(device, memory_format=torch.channels_last)
@@ -144,11 +144,12 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
     """Seconds of each step of `maskctl predict`, in this process (imports already paid)."""
     import numpy as np
 
-    from maskctl.bench import synchronize
+    from maskctl.commands.bench import synchronize
+    from maskctl.components.tta import no_tta
     from maskctl.data.transforms import checkpoint_crop, checkpoint_decode_size
     from maskctl.engine.inference import inference_loader, predict_views
-    from maskctl.predict import checkpoint_paths, load_models, read_prediction_data
-    from maskctl.tta import no_tta
+    from maskctl.infer.fold_models import checkpoint_paths, load_models
+    from maskctl.infer.outputs import read_prediction_data
 
     paths = checkpoint_paths(run)
     dataset, ids, _ = read_prediction_data(eval_dir)
@@ -171,14 +172,14 @@ def predict_phases(run: Path, eval_dir: Path, device, workers: int) -> dict:
 
 def train_seed_recipe(data: Path, batch_size: int, epochs: int, device, optimizer: str | None = None) -> dict:
     """Fold 0 of the shipped seed recipe, random init (no hub here); images/s from metrics.csv."""
+    import gc
+
     import pandas as pd
     import torch
 
     from maskctl.config import load_config
     from maskctl.engine import kfold
-    from maskctl.runfolder import RunFolder
-
-    import gc
+    from maskctl.runs.folder import RunFolder
 
     gc.collect()  # what earlier checks left must not count towards this run's peak
     torch.cuda.empty_cache()

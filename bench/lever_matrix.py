@@ -3,7 +3,7 @@ epochs, so two single-core processes can run cells side by side without their co
 any result (training on the CPU is deterministic for a seed). `maskctl bench quality` is the
 equal-wall-time check of a finished recipe; this is the cheaper sieve before it.
 
-Each arm is a recipe with `--set`-style overrides, or `plain` (maskctl/yardstick.py) with its
+Each arm is a recipe with `--set`-style overrides, or `plain` (maskctl/commands/yardstick.py) with its
 epoch count or its wall-time budget in minutes; every (style, data seed, training seed) cell trains every arm once. Results go to
 OUT/results.jsonl, one line per arm and cell, and a rerun skips what is there.
 
@@ -49,7 +49,7 @@ def run_cell(task: dict) -> dict:
     torch.set_num_threads(1)
     data = Path(task["data"])
     if task["recipe"] == "plain":
-        from maskctl.yardstick import run
+        from maskctl.commands.yardstick import run
 
         settings = dict(item.split("=") for item in task["sets"])
         # epochs=N: equal work; minutes=M: the plain loop's own wall-time budget (its lr follows the clock)
@@ -58,7 +58,7 @@ def run_cell(task: dict) -> dict:
         return {**_key(task), "f1": result["f1"], "seconds": result["train_s"] + result["predict_s"], "epochs": result["epochs"]}
     from maskctl.config import load_config
     from maskctl.engine import kfold
-    from maskctl.predict import predict
+    from maskctl.infer.predict import predict
 
     config = load_config(task["recipe"], {"data": str(data / "train"), "runs_dir": task["runs"], "name": f"{task['arm']}-t{task['train_seed']}",
                                           "seed": task["train_seed"], "device": "cpu", "workers": 0}, task["sets"])

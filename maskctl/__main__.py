@@ -1,6 +1,6 @@
 """`python -m maskctl` runs the command line."""
 import sys
 
-from maskctl.cli import main
+from maskctl.cli.main import main
 
 sys.exit(main())

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from maskctl.errors import MaskctlError, UsageError, shown
-from maskctl.schema import MAX_IMAGE_SIDE
+from maskctl.core.errors import MaskctlError, UsageError, shown
+from maskctl.core.schema import MAX_IMAGE_SIDE
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 SPACES_DIR = Path(__file__).parent / "spaces"  # shipped tune search spaces, taken by name like recipes
@@ -95,7 +95,7 @@ MAX_COMPONENT_SETTINGS = 50  # keys of one *_args mapping
 
 def component_args(value: dict) -> str | None:
     """A component's own settings (optimizer_args...): names to YAML scalars or flat lists of
-    them; which names the chosen component takes is checked against it (maskctl.component_args)."""
+    them; which names the chosen component takes is checked against it (maskctl.components.settings)."""
     if len(value) > MAX_COMPONENT_SETTINGS:
         return f"must hold at most {MAX_COMPONENT_SETTINGS} settings"
     scalar = (bool, int, float, str, type(None))
@@ -197,7 +197,7 @@ class TrainConfig:
     channels_last: bool = True
     cache: bool = True  # decoded-image cache shared by epochs, folds and runs
     strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
-    log: list[str] = _setting([], plain_names)  # experiment trackers (maskctl.trackers); metrics.csv is always written
+    log: list[str] = _setting([], plain_names)  # experiment trackers (maskctl.engine.trackers); metrics.csv is always written
     name: str = _setting("exp", plain_name)  # runs/NAME: one folder inside runs_dir, never a path
     runs_dir: str = "runs"
 
@@ -270,7 +270,7 @@ def resolve_recipe(path_or_name: str | Path) -> Path:
     """A path, or the name of a shipped recipe (`gpu-b4`, `cpu-quick`; see `maskctl list recipes`)."""
     old = str(path_or_name)
     if old in RENAMED_RECIPES and not Path(old).is_file():
-        from maskctl.console import note
+        from maskctl.core.console import note
 
         path_or_name = RENAMED_RECIPES[old]
         note(f"the recipe {old!r} is now called {path_or_name!r}; using {path_or_name}")
@@ -490,6 +490,6 @@ def _typed(name: str, value: Any, where: str) -> Any:
 def save_config(config: TrainConfig, path: str | Path) -> None:
     import yaml
 
-    from maskctl import io
+    from maskctl.core import io
 
     io.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

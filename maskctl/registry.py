@@ -10,7 +10,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from maskctl.errors import MaskctlError, shown
+from maskctl.core import plugins
+from maskctl.core.errors import MaskctlError, shown
 
 
 class UnknownNameError(MaskctlError):
@@ -25,12 +26,14 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, fill: Callable[[str], None] | None = None):
-        """`fill(kind)` registers the entries: called once, before the first lookup or listing
-        (maskctl's own registries import their component modules then, not at import time)."""
+    def __init__(self, kind: str, locations: tuple[str, ...] = ()):
+        """`locations`: the modules whose import registers this kind's own entries (their
+        decorators), imported at the first lookup or listing, not at import time (mmengine's
+        `Registry(..., locations=[...])`), with the user's plugins once per process."""
         self.kind = kind
+        self.locations = tuple(locations)
         self._entries: dict[str, Entry] = {}
-        self._fill = fill
+        self._unfilled = True
         self._fallback: Callable[[str], Callable[..., Any] | None] | None = None
         self._fallback_names: Callable[[], list[str]] | None = None
         self._fallback_hint = ""
@@ -41,13 +44,13 @@ class Registry:
         self._fallback, self._fallback_names, self._fallback_hint = resolve, names, hint
 
     def _filled(self) -> None:
-        if self._fill is None:
+        if not self._unfilled:
             return
-        fill, self._fill = self._fill, None  # first: the modules being imported may look names up too
+        self._unfilled = False  # first: the modules being imported may look names up too
         try:
-            fill(self.kind)
+            _import_locations(self)
         except BaseException:
-            self._fill = fill  # a broken plugin fails every lookup, not only the first
+            self._unfilled = True  # a broken plugin fails every lookup, not only the first
             raise
 
     def register(self, name: str, description: str = ""):
@@ -128,22 +131,16 @@ def settings_taken(factory: Callable[..., Any]) -> Settings:
     return Settings(named, open_ended, hints)
 
 
-def _fill_from_plugins(kind: str) -> None:
-    from maskctl import plugins
-
-    plugins.fill(kind)
-
-
-DATASETS = Registry("dataset", _fill_from_plugins)
-MODELS = Registry("model", _fill_from_plugins)  # maskctl.models adds timm's names as its fallback
-LOSSES = Registry("loss", _fill_from_plugins)
-SAMPLERS = Registry("sampler", _fill_from_plugins)
-SCHEDULERS = Registry("scheduler", _fill_from_plugins)
-OPTIMIZERS = Registry("optimizer", _fill_from_plugins)
-AUGMENTATIONS = Registry("augmentation", _fill_from_plugins)
-TTA_POLICIES = Registry("tta policy", _fill_from_plugins)
-CALLBACKS = Registry("callback", _fill_from_plugins)
-TRACKERS = Registry("tracker", _fill_from_plugins)
+DATASETS = Registry("dataset", locations=("maskctl.data.datasets",))
+MODELS = Registry("model", locations=("maskctl.components.models",))  # which adds timm's names as its fallback
+LOSSES = Registry("loss", locations=("maskctl.components.losses",))
+SAMPLERS = Registry("sampler", locations=("maskctl.components.samplers",))
+SCHEDULERS = Registry("scheduler", locations=("maskctl.components.schedulers",))
+OPTIMIZERS = Registry("optimizer", locations=("maskctl.components.optim",))
+AUGMENTATIONS = Registry("augmentation", locations=("maskctl.data.transforms",))
+TTA_POLICIES = Registry("tta policy", locations=("maskctl.components.tta",))
+CALLBACKS = Registry("callback", locations=("maskctl.engine.fold_callbacks",))
+TRACKERS = Registry("tracker", locations=("maskctl.engine.trackers",))
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,
@@ -167,3 +164,33 @@ def registry_for(kind: str) -> Registry:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown kind {shown(kind)}.{hint} Valid: {', '.join(REGISTRIES)}")
     return by_name[kind]
+
+
+_user_plugins_loaded = False
+
+
+def _import_locations(registry: Registry) -> None:
+    """Before the first lookup of a kind: its own modules; and, at the first lookup of any kind,
+    every kind's modules and the user's plugins once (a plugin may add to any kind, and its names
+    must meet maskctl's own, not be met by them later)."""
+    global _user_plugins_loaded
+    import importlib
+
+    if plugins.requested() and not _user_plugins_loaded:
+        load_plugins()
+        _user_plugins_loaded = True
+        return
+    for module in registry.locations:
+        importlib.import_module(module)
+
+
+def load_plugins() -> None:
+    """maskctl's own modules, then the user's ($MASKCTL_PLUGINS: importable module names or .py
+    files, comma-separated, whose decorators register more entries). Importing twice registers
+    nothing twice (modules are imported once per process)."""
+    import importlib
+
+    for registry in REGISTRIES.values():
+        for module in registry.locations:
+            importlib.import_module(module)
+    plugins.import_user_plugins()

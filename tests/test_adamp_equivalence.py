@@ -33,7 +33,7 @@ def _bn_net():
 @pytest.mark.parametrize("flat", [True, False])
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_maskctl_adamp_takes_timms_steps_on_a_channels_last_model(flat, nesterov):
-    from maskctl.adamp import AdamP as MaskctlAdamP
+    from maskctl.components.adamp import AdamP as MaskctlAdamP
 
     torch.manual_seed(0)
     reference = _bn_net()
@@ -55,7 +55,7 @@ def test_both_projections_and_none_match_timm_in_one_flat_step():
     """One group holding a matrix whose gradient is orthogonal to it per channel (channel
     projection), one orthogonal only as a whole (layer projection), one aligned (no projection),
     a vector, and a step-count mismatch between parameters."""
-    from maskctl.adamp import AdamP as MaskctlAdamP
+    from maskctl.components.adamp import AdamP as MaskctlAdamP
 
     torch.manual_seed(1)
     weights = [torch.randn(6, 4, 3, 3), torch.randn(5, 40), torch.randn(4, 8), torch.randn(7)]
@@ -78,7 +78,7 @@ def test_both_projections_and_none_match_timm_in_one_flat_step():
 
 
 def test_a_timm_adamp_state_resumes_in_maskctl_adamp():
-    from maskctl.adamp import AdamP as MaskctlAdamP
+    from maskctl.components.adamp import AdamP as MaskctlAdamP
 
     torch.manual_seed(0)
     model = _bn_net()

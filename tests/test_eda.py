@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from maskctl import eda
+from maskctl.commands import eda
+from maskctl.core.errors import MaskctlError
 from maskctl.data.labels import MASK_KINDS, age_band, gender_index
 from maskctl.data.synth import synthesize
-from maskctl.errors import MaskctlError
 
 SIZE = (12, 16)  # W x H
 PEOPLE = {  # folder -> mask kinds it holds (all 7 unless listed)

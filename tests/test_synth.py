@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from maskctl.core.errors import MaskctlError
 from maskctl.data import labels as L
 from maskctl.data import synth
 from maskctl.data.images import image_info, load_rgb
 from maskctl.data.layout import read_eval, read_train
-from maskctl.errors import MaskctlError
 
 SMALL = dict(width=48, height=64, show_progress=False)
 

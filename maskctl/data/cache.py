@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskctl.console import track, warn
+from maskctl.core.console import track, warn
+from maskctl.core.io import process_alive
 from maskctl.data.images import ImageDecodeError, load_resized
-from maskctl.io import process_alive
 
 CACHE_VERSION = 3  # 2: JPEGs decoded by OpenCV with Pillow's reduction rule; 3: wide grey scaled, not clipped
 
@@ -106,7 +106,7 @@ def open_cache(paths: list[str], size_hw: tuple[int, int], show_progress: bool =
                 warn(f"the image cache needs {needed / 2**30:.1f} GiB and {directory} lacks the room: decoding from files every epoch")
                 return None
             unreadable = _build(paths, size_hw, array_path, show_progress, crop)
-            from maskctl import io
+            from maskctl.core import io
 
             source = source_key(paths, size_hw, crop)
             io.write_json(done_path, {"images": len(paths), "size": list(size_hw), "crop": list(crop) if crop else None, "version": CACHE_VERSION,

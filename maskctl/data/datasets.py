@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from maskctl.core.errors import MaskctlError
 from maskctl.data import labels as L
 from maskctl.data.images import load_resized
 from maskctl.data.layout import IMAGE_EXTENSIONS, Problem, is_hidden, read_train
-from maskctl.errors import MaskctlError
 from maskctl.registry import DATASETS
 
 
@@ -56,13 +56,13 @@ class DatasetKind:
 
     def assign_folds(self, samples: Samples, config):
         """Image table + `fold` column (validation fold of each image; -1: always train)."""
-        from maskctl.split import assign_folds, attach_folds, read_folds
+        from maskctl.data.folds import assign_folds, attach_folds, read_folds
 
         if config.folds_file:
             table = attach_folds(samples.table, read_folds(config.folds_file))
             found = table.loc[table["fold"] >= 0, "fold"].nunique()
             if config.val_ratio is None and found != config.folds:
-                from maskctl.console import console
+                from maskctl.core.console import console
 
                 console.print(f"{found} folds from {config.folds_file} (the folds setting, {config.folds}, applies only without a folds file)")
             return table

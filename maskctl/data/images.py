@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
 
 
 class ImageDecodeError(MaskctlError):

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
 
 NUM_CLASSES = 18
 MASK_NAMES = ("wear", "incorrect", "not_wear")
@@ -112,7 +112,7 @@ def read_label_fixes(path: str | Path) -> list[LabelFix]:
     `normal` and `incorrect_mask` images of that person, 0/false/no or empty to leave them).
     Empty cells mean 'leave as is'. Every cell must be one of its column's values, and each
     person is fixed in one row: a file that says two things is refused, never half-applied."""
-    from maskctl.schema import ascii_int, read_text_rows, shown
+    from maskctl.core.schema import ascii_int, read_text_rows, shown
 
     path = Path(path)
     header, rows, lines = read_text_rows(path, {"id": "text"}, what="label-fix file")

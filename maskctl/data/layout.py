@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from maskctl.core.errors import MaskctlError
+from maskctl.core.schema import ascii_int, read_csv, shown
 from maskctl.data import labels as L
-from maskctl.errors import MaskctlError
-from maskctl.schema import ascii_int, read_csv, shown
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 TRAIN_CSV_COLUMNS = ("id", "gender", "race", "age", "path")
@@ -274,7 +274,7 @@ class EvalListing:
 
 def list_eval(data_dir: str | Path) -> EvalListing:
     """info.csv order is kept: the submission must list the same rows in the same order."""
-    from maskctl.schema import read_text_rows
+    from maskctl.core.schema import read_text_rows
 
     root = Path(data_dir)
     _require_dir(root, "eval folder")

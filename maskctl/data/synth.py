@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from maskctl.console import track
+from maskctl.core.console import track
+from maskctl.core.errors import MaskctlError
+from maskctl.core.io import prepare_output_dir, write_csv, write_text
 from maskctl.data import labels as L
-from maskctl.errors import MaskctlError
-from maskctl.io import prepare_output_dir, write_csv, write_text
 
 # Real training people per (gender, age band): the proportions the synthetic roster follows.
 REAL_GROUP_PEOPLE = {

@@ -157,7 +157,7 @@ def no_augmentation(height: int, width: int) -> Augmentation:
 def create_augmentation(name: str, size_hw: tuple[int, int]) -> Augmentation:
     """The registered augmentation for a model size, checked: a plugin's mistake is one clear
     line before training, not a traceback after its first epoch."""
-    from maskctl.errors import MaskctlError
+    from maskctl.core.errors import MaskctlError
 
     made = AUGMENTATIONS.create(name, height=size_hw[0], width=size_hw[1])
     if not isinstance(made, Augmentation):

@@ -21,7 +21,7 @@ DECODE_THREADS = 4
 
 def decode_errors(paths: list[str], size_hw: tuple[int, int], show_progress: bool, crop: tuple[float, float] | None = None) -> dict[int, str]:
     """row -> reason for each image that load_resized cannot decode at `size_hw` (and `crop`)."""
-    from maskctl.console import track
+    from maskctl.core.console import track
 
     def error_of(path: str) -> str | None:
         try:
@@ -42,7 +42,7 @@ def skip_unreadable(samples, images, unreadable: dict[int, str], strict: bool, s
     narrowed to the same rows. With `strict`, the first unreadable image is a one-line error."""
     import pandas as pd
 
-    from maskctl.console import warn
+    from maskctl.core.console import warn
 
     rows = sorted(unreadable)
     table = samples.table

@@ -1,13 +1,12 @@
 """Checkpoints: written atomically, read with weights_only=True (a checkpoint is data, never code)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from maskctl import io
-from maskctl.errors import MaskctlError
-from maskctl.schema import check_checkpoint, finite, mapping, sequence, tensors, whole
+from maskctl.core import io
+from maskctl.core.errors import MaskctlError
+from maskctl.core.schema import check_checkpoint, finite, mapping, sequence, tensors, unreadable_reason, whole
 
 # What last.pt holds for a resume besides the model weights and meta: the one list of keys,
 # built by `training_state`, read back by `restore_training_state`, checked on loading.
@@ -41,7 +40,7 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
 
 
 def training_state(state) -> dict[str, Any]:
-    """The resume checkpoint (a fold's last.pt) from the fold's state (maskctl.callbacks.FoldState): the stepped model's
+    """The resume checkpoint (a fold's last.pt) from the fold's state (maskctl.engine.callbacks.FoldState): the stepped model's
     weights, everything that steps it, the EMA weights when on, and the fold's history so far."""
     from maskctl.engine.step import unwrapped
 
@@ -70,20 +69,6 @@ def restore_training_state(state, path: Path) -> None:
     state.scaler.load_state_dict(saved["scaler"])
     state.epoch, state.history = saved["epoch"], saved["history"]
     state.best_f1, state.best_epoch = saved["best_f1"], saved["best_epoch"]
-
-
-def unreadable_reason(exc: Exception) -> str:
-    """Why a weights or checkpoint file did not load, as a sentence. Never torch's or timm's
-    advice to retry with weights_only=False: that would run whatever code the file holds."""
-    text = str(exc)
-    if "weights_only" in text or "Weights only" in text:
-        found = re.search(r"(?:GLOBAL|globals:)\s+([\w.]*\w)", text)
-        named = f" ({found.group(1)[:60]})" if found else ""
-        return f"the weights-only loader refused it: it is damaged, or it holds Python objects other than tensors and plain data{named}"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not re.search(r"[A-Za-z]{3}", first):  # e.g. a KeyError whose message is a bare byte value
-        return f"it is not a PyTorch or safetensors weights file, or it is damaged ({type(exc).__name__})"
-    return f"it is not a PyTorch or safetensors weights file, or it is damaged ({first[:160]})"
 
 
 def load_weights(model, state_dict: dict, source: str | Path) -> None:

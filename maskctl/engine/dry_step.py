@@ -3,16 +3,16 @@ one training step as fit takes it, on a dummy batch of two images on the CPU: th
 (random weights), optimizer, scheduler, loss, sampler, mix, clipping and EMA. Settings torch
 accepts when building but refuses in training (a negative eps that only the step reads, a
 drop_path_rate of 3 that only a training forward reads) fail here, as one line naming the
-component and its settings (maskctl.component_args checks their names and types first)."""
+component and its settings (maskctl.components.settings checks their names and types first)."""
 from __future__ import annotations
 
 import contextlib
 import math
 from typing import Any
 
-from maskctl.component_args import KINDS, component_settings
+from maskctl.components.settings import KINDS, component_settings
 from maskctl.config import TrainConfig
-from maskctl.errors import MaskctlError, one_line, shown
+from maskctl.core.errors import MaskctlError, one_line, shown
 from maskctl.registry import OPTIMIZERS, SAMPLERS, SCHEDULERS
 
 DRY_SIDE = 64  # pixels: the dry step's image side for models that take any size (a full-size step of efficientnet_b4 on a CPU takes 40 s)
@@ -37,12 +37,12 @@ def _dry_step(config: TrainConfig, settings: dict[str, dict[str, Any]]) -> None:
     import pandas as pd
     import torch
 
+    from maskctl.components.models import build_model
+    from maskctl.components.schedulers import step_scheduler
     from maskctl.data.datasets import Samples, get_dataset_kind
     from maskctl.data.transforms import mix_batch
     from maskctl.engine.fit import build_criterion, loss_function, soft_targets_for
     from maskctl.engine.step import TrainStep, create_ema
-    from maskctl.models import build_model
-    from maskctl.schedulers import step_scheduler
 
     multitask = config.model == "multihead" and get_dataset_kind(config.dataset).multitask
     labels, ages = np.array([0, 1]), np.array([25, 45])

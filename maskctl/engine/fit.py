@@ -1,6 +1,6 @@
 """Train one fold: set-up, the epoch loop (AMP, gradient accumulation and clipping, weight EMA)
 and validation; checkpoints, metrics.csv, the fold's out-of-fold predictions, console lines and
-early stopping are callbacks listening to its events (maskctl.callbacks)."""
+early stopping are callbacks listening to its events (maskctl.engine.callbacks)."""
 from __future__ import annotations
 
 import math
@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskctl.callbacks import CallbackList, FoldState
-from maskctl.component_args import component_settings
-from maskctl.console import progress
+from maskctl.components.losses import CumulativeBCE, build_loss, inverse_frequency_weights
+from maskctl.components.models import MultiHead, build_model, model_meta
+from maskctl.components.schedulers import planned_epochs, replan_epochs, step_scheduler
+from maskctl.components.settings import component_settings
+from maskctl.components.tta import no_tta
+from maskctl.core.console import progress
+from maskctl.core.errors import MaskctlError
 from maskctl.data.datasets import ImageDataset, Samples
 from maskctl.data.transforms import add_noise_on_device, create_augmentation, mix_batch, normalize_on_device, one_hot
 from maskctl.engine import checkpoint
+from maskctl.engine.callbacks import CallbackList, FoldState
 from maskctl.engine.distributed import DistInfo, barrier, broadcast_object
 from maskctl.engine.inference import predict_views
 from maskctl.engine.metrics import scores
 from maskctl.engine.runtime import loader_kwargs
 from maskctl.engine.step import TrainStep, create_ema, unwrapped
-from maskctl.errors import MaskctlError
-from maskctl.losses import CumulativeBCE, build_loss, inverse_frequency_weights
-from maskctl.models import MultiHead, build_model, model_meta
 from maskctl.registry import OPTIMIZERS, SAMPLERS, SCHEDULERS
-from maskctl.schedulers import planned_epochs, replan_epochs, step_scheduler
-from maskctl.tta import no_tta
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "acc", "f1", "f1_mask", "f1_gender", "f1_age", "images_per_s", "seconds")
 # Wall-clock columns: everything else in metrics.csv is reproducible for a seed on the CPU.

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskctl import io
-from maskctl.callbacks import Callback, FoldState
-from maskctl.console import console
+from maskctl.components.schedulers import planned_epochs
+from maskctl.core import io
+from maskctl.core.console import console
+from maskctl.core.errors import MaskctlError
 from maskctl.engine import checkpoint
+from maskctl.engine.callbacks import Callback, FoldState
 from maskctl.engine.fit import METRIC_COLUMNS
-from maskctl.errors import MaskctlError
 from maskctl.registry import CALLBACKS
-from maskctl.schedulers import planned_epochs
 
 DEFAULT_CALLBACKS = ("best-checkpoint", "last-checkpoint", "metrics-csv", "console", "early-stopping")
 
@@ -148,7 +148,7 @@ def check_callback_names(names: list[str]) -> None:
 def _write_fold_oof(state: FoldState) -> None:
     import pandas as pd
 
-    from maskctl.engine.report import prob_frame
+    from maskctl.runs.results import prob_frame
 
     table = state.samples.table.iloc[state.val_rows]
     # label: the competition's label, which OOF scores use; train_label: the target the fold was taught (audit reads it)

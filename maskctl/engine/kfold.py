@@ -1,5 +1,5 @@
 """A training run: folds -> fit each -> out-of-fold table -> summary, in one run folder (its
-layout: maskctl.runfolder), with the run's callbacks told when it starts and ends."""
+layout: maskctl.runs.folder), with the run's callbacks told when it starts and ends."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,23 +10,23 @@ from typing import Sequence
 
 import numpy as np
 
-from maskctl import io
-from maskctl.callbacks import CallbackList, RunState
 from maskctl.config import TrainConfig, load_config, save_config
-from maskctl.console import console, warn
+from maskctl.core import io
+from maskctl.core.console import console, warn
+from maskctl.core.errors import MaskctlError, shown
 from maskctl.data.datasets import get_dataset_kind
 from maskctl.data.layout import problem_summary
+from maskctl.data.pseudo_table import add_pseudo, pseudo_rows
 from maskctl.data.unreadable import decode_errors, skip_unreadable
 from maskctl.engine.budget import TimeBudget
+from maskctl.engine.callbacks import CallbackList, RunState
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
 from maskctl.engine.fit import KEEP_MODES, fit_fold
 from maskctl.engine.fold_callbacks import build_callbacks
-from maskctl.trackers import create_trackers
-from maskctl.engine.report import fold_result_table, summarise_run
 from maskctl.engine.runtime import configure_threads, cpu_plan, default_workers, resolve_device
-from maskctl.errors import MaskctlError, shown
-from maskctl.pseudo import add_pseudo, pseudo_rows
-from maskctl.runfolder import RunFolder, new_run_folder
+from maskctl.engine.summary import fold_result_table, summarise_run
+from maskctl.engine.trackers import create_trackers
+from maskctl.runs.folder import RunFolder, new_run_folder
 
 
 def fold_plan(config: TrainConfig, folds: np.ndarray) -> list[int]:
@@ -58,12 +58,12 @@ def resume(run_dir: str | Path, fold: int | None = None) -> Path:
 def check_names(config: TrainConfig) -> None:
     """Every name in the recipe resolves, and every component takes its settings, before any
     data is read or folder made."""
-    from maskctl.engine.dry_step import check_components
+    from maskctl.components.losses import parse_loss_spec
     from maskctl.data.transforms import MIX_MODES, create_augmentation
+    from maskctl.engine.dry_step import check_components
     from maskctl.engine.fold_callbacks import check_callback_names
-    from maskctl.losses import parse_loss_spec
+    from maskctl.engine.trackers import check_trackers
     from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS
-    from maskctl.trackers import check_trackers
 
     for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
                            (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
@@ -82,7 +82,7 @@ def check_names(config: TrainConfig) -> None:
     if config.keep == "last" and config.patience is not None:
         raise MaskctlError("keep last with patience: early stopping waits for a better epoch to keep, keep last keeps every last one; drop one")
     if config.pretrained and config.pretrained != "hub":
-        from maskctl.models import check_weights_file
+        from maskctl.components.models import check_weights_file
 
         check_weights_file(config.pretrained)
     check_components(config)  # each component's settings (optimizer_args...), in one training step on a dummy batch
@@ -133,7 +133,7 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         try:
             callbacks("on_run_start", run_state)
             _train_folds(config, samples, folds, plan, run, device, dist, workers, images, callbacks)
-        except (MaskctlError, OSError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.errors.Terminated)
+        except (MaskctlError, OSError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.core.errors.Terminated)
             if new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
@@ -175,7 +175,7 @@ def folds_for(config: TrainConfig, kind, samples, run_dir: Path | None) -> np.nd
     folds[~extra] = kind.assign_folds(training, config)["fold"].to_numpy()
     if run_dir is None:
         return folds
-    from maskctl.schema import read_csv
+    from maskctl.core.schema import read_csv
 
     run = RunFolder(run_dir)
     saved = read_csv(run.folds, {"image": "text", "person": "text", "fold": "int"}, what="run folds file")
@@ -194,8 +194,8 @@ def check_config_describes_run(config: TrainConfig, samples, run: RunFolder) -> 
     """A resume continues the checkpoints its config.yaml made: an edited config.yaml (another
     size, model or crop) would continue them as something else and relabel them. What every
     fold's checkpoint records (best.json: the model meta) must be what the config makes now."""
-    from maskctl.models import model_meta
-    from maskctl.schema import read_json
+    from maskctl.components.models import model_meta
+    from maskctl.core.schema import read_json
 
     expected = model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes)
     for fold in run.fold_folders():

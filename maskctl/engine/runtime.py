@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from maskctl.cpus import affinity_count, cgroup_cpu_quota, cpu_count
-from maskctl.errors import MaskctlError
+from maskctl.core.cpus import affinity_count, cgroup_cpu_quota, cpu_count
+from maskctl.core.errors import MaskctlError
 
 
 def resolve_device(requested: str | None, local_rank: int = 0) -> torch.device:
     """CUDA by default; a yellow warning and the CPU where there is none and none was asked for."""
-    from maskctl.console import NO_CUDA, warn
+    from maskctl.core.console import NO_CUDA, warn
 
     if requested is None:
         if torch.cuda.is_available():

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from maskctl.config import TrainConfig, plain_name
-from maskctl.console import console, warn
-from maskctl.errors import MaskctlError, UsageError, one_line, shown, without_passwords
+from maskctl.core.console import console, warn
+from maskctl.core.errors import MaskctlError, UsageError, one_line, shown, without_passwords
 
 TUNE_DIR = Path("tune")
 FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops: the cause is the setup, not a trial
@@ -29,13 +29,19 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
          pruner="median", heartbeat: int = 60) -> Path | None:
     """Join (or start) study `name` and train trials until it holds `trials` of them; then show
     it. Returns best.yaml's path. `pruner`: a name (study.PRUNERS) or an Optuna pruner."""
-    from maskctl import io
+    from maskctl.core import io
     from maskctl.engine.kfold import check_names
     from maskctl.tune.results import show_study
     from maskctl.tune.space import describe_space, read_space
     from maskctl.tune.study import (
-        check_same_base, counted_trials, fail_trials_of_dead_workers, make_pruner, make_sampler, open_storage,
-        require_optuna, storage_url,
+        check_same_base,
+        counted_trials,
+        fail_trials_of_dead_workers,
+        make_pruner,
+        make_sampler,
+        open_storage,
+        require_optuna,
+        storage_url,
     )
 
     optuna = require_optuna()
@@ -94,9 +100,9 @@ class Worker:
     def objective(self, trial) -> float:
         import optuna
 
+        from maskctl.core.schema import read_json
         from maskctl.engine import kfold
-        from maskctl.runfolder import RunFolder
-        from maskctl.schema import read_json
+        from maskctl.runs.folder import RunFolder
         from maskctl.tune.pruning import PruningCallback
         from maskctl.tune.space import trial_config
         from maskctl.tune.study import ERROR_ATTR, RUN_ATTR, WORKER_ATTR, worker_id

@@ -1,7 +1,7 @@
 """The training-loop callback through which an Optuna pruner stops a bad trial after an epoch."""
 from __future__ import annotations
 
-from maskctl.callbacks import Callback
+from maskctl.engine.callbacks import Callback
 
 
 class PruningCallback(Callback):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl import io
 from maskctl.config import TrainConfig, load_config
-from maskctl.console import console, note
+from maskctl.core import io
+from maskctl.core.console import console, note
 from maskctl.tune.space import trial_config
 from maskctl.tune.study import BASE_ATTR, ERROR_ATTR, RUN_ATTR, WORKER_ATTR
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from maskctl.config import FIELDS, SPACES_DIR, TrainConfig, load_config, read_recipe, resolve_shipped
-from maskctl.errors import MaskctlError, shown
+from maskctl.core.errors import MaskctlError, shown
 
 # Set by tune itself for every trial (tune/NAME/trial-<number>): a space cannot move them.
 SET_BY_TUNE = ("name", "runs_dir")

@@ -10,7 +10,6 @@ next worker on the same machine that finds the dead process's id.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 import json
 import logging
@@ -21,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from maskctl.config import TrainConfig
-from maskctl.errors import MaskctlError, shown, without_passwords
+from maskctl.core.errors import MaskctlError, shown, without_passwords
 
 INSTALL_HINT = "maskctl tune needs Optuna: pip install 'maskctl[tune]'"
 JOURNAL_PREFIX = "journal:"
@@ -204,7 +203,7 @@ def fail_trials_of_dead_workers(study) -> list[int]:
     numbers. (The database storages' heartbeat covers other machines too.)"""
     from optuna.trial import TrialState
 
-    from maskctl.io import process_alive
+    from maskctl.core.io import process_alive
 
     here, _, _ = worker_id().rpartition("/")
     failed = []

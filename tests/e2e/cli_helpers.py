@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from maskctl.cli import app
+from maskctl.cli.main import app
 
 # Tiny model and images: timm's test_resnet at 64x48 trains at hundreds of images/s on 2 cores.
 TINY = ["--model", "test_resnet", "--size", "64x48", "--batch-size", "16", "--lr", "0.003", "--optimizer", "adamw",

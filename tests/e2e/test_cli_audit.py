@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from cli_helpers import TINY, invoke, one_line_error
 
-from maskctl.audit import DRAFT_EVIDENCE, DRAFT_FILE, PERSON_KINDS, RECORD_FILE, SHEET_FILE, SUSPECT_COLUMNS, SUSPECTS_FILE
+from maskctl.commands.audit import DRAFT_EVIDENCE, DRAFT_FILE, PERSON_KINDS, RECORD_FILE, SHEET_FILE, SUSPECT_COLUMNS, SUSPECTS_FILE
 from maskctl.data.labels import read_label_fixes
 from maskctl.data.synth import NOISE_FILE, synthesize
-from maskctl.runfolder import RunFolder
+from maskctl.runs.folder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +124,12 @@ def test_out_that_is_a_file_is_refused(noisy_run, tmp_path):
 
 
 def test_a_failure_while_writing_leaves_no_half_audit(noisy_run, tmp_path, monkeypatch):
-    import maskctl.audit
+    import maskctl.commands.audit
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "out" / SHEET_FILE))
 
-    monkeypatch.setattr(maskctl.audit, "contact_sheet", broken)
+    monkeypatch.setattr(maskctl.commands.audit, "contact_sheet", broken)
     result = invoke("audit", noisy_run, "--out", tmp_path / "out")
     assert result.exit_code == 1 and "No space left" in one_line_error(result)
     assert list(tmp_path.iterdir()) == []

@@ -16,10 +16,10 @@ def test_help_lists_every_command_and_is_fast():
     for command in COMMANDS:
         assert command in result.output
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import maskctl.cli"], check=True)
+    subprocess.run([sys.executable, "-c", "import maskctl.cli.main"], check=True)
     # Import cost only (the rest is Python start-up); torch/timm/albumentations would take seconds.
     assert time.perf_counter() - started < 3
-    heavy = subprocess.run([sys.executable, "-c", "import sys, maskctl.cli; print(sorted(m for m in ('torch','timm','albumentations','pandas') if m in sys.modules))"],
+    heavy = subprocess.run([sys.executable, "-c", "import sys, maskctl.cli.main; print(sorted(m for m in ('torch','timm','albumentations','pandas') if m in sys.modules))"],
                            capture_output=True, text=True, check=True)
     assert heavy.stdout.strip() == "[]"
 
@@ -59,7 +59,7 @@ def test_every_train_option_is_a_recipe_field_and_shows_its_default():
 
     import typer
 
-    from maskctl.cli import app
+    from maskctl.cli.main import app
     from maskctl.config import FIELDS
 
     command = typer.main.get_command(app).commands["train"]
@@ -156,7 +156,7 @@ def test_corrupt_image_is_reported_not_crashing(synth_data, tmp_path):
 
 
 def test_worker_errors_are_cut_to_their_original_line():
-    from maskctl.cli import one_line
+    from maskctl.cli.main import one_line
 
     wrapped = ("Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                '  File "x.py", line 1, in f\nmaskctl.data.images.ImageDecodeError: cannot decode image a/mask1.jpg: truncated\n')

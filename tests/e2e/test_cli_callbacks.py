@@ -60,7 +60,7 @@ def test_resume_after_kill_stays_exact_with_ema_on(ema_run, synth_data, tmp_path
 FAIL_ONCE = '''
 from pathlib import Path
 
-from maskctl.callbacks import Callback
+from maskctl.engine.callbacks import Callback
 from maskctl.registry import CALLBACKS
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from cli_helpers import TINY, invoke, one_line_error, run_cli
+from cli_helpers import TINY, invoke
 
 ONE_EPOCH = ["--epochs", "1", "--val-ratio", "0.5"]
 

@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import TINY, invoke, one_line_error
 from PIL import Image
 
-import maskctl.explain
+import maskctl.commands.explain
 
 
 def train(synth_data, runs, name, options):
@@ -87,9 +87,9 @@ def test_images_are_fed_as_validation_fed_them(which, request):
     oof.csv: the same decode size, centre crop and normalisation."""
     import torch
 
+    from maskctl.commands.explain import attach_paths, model_input
+    from maskctl.components.models import model_from_meta
     from maskctl.engine import checkpoint
-    from maskctl.explain import attach_paths, model_input
-    from maskctl.models import model_from_meta
 
     run = request.getfixturevalue(which)
     oof = attach_paths(pd.read_csv(run / "oof.csv"), run, None)
@@ -181,7 +181,7 @@ def test_a_failure_while_writing_leaves_the_old_explanations_whole(run, tmp_path
     def disk_full(path, *_args):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(maskctl.explain, "_write_grid", disk_full)
+    monkeypatch.setattr(maskctl.commands.explain, "_write_grid", disk_full)
     result = invoke("explain", run, "--out", out, "--overwrite", "--pairs", "1", "--per-pair", "1", "--device", "cpu")
     assert result.exit_code == 1 and "No space left on device" in one_line_error(result)
     assert [p.name for p in tmp_path.iterdir()] == ["explain"] and "kept.txt" in [p.name for p in out.iterdir()]

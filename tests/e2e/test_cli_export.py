@@ -108,9 +108,9 @@ def test_one_fold_export(cropped_run, tmp_path):
 @pytest.mark.parametrize("model", ["multihead", "efficientnet_b4", "resnet10t"])
 def test_the_multihead_and_every_shipped_recipes_model_export(model, synth_data, tmp_path):
     """A checkpoint of each (random weights: export does not care how good they are)."""
+    from maskctl.components.models import build_model, model_meta
     from maskctl.config import load_config
     from maskctl.engine import checkpoint
-    from maskctl.models import build_model, model_meta
 
     config = load_config(None, {"model": model, "backbone": "test_resnet", "size": "64x48", "augmentation": "light", "data": str(synth_data / "train")})
     torch.manual_seed(0)
@@ -160,7 +160,7 @@ def test_damaged_foreign_and_mismatched_exports_are_one_line(exported, synth_dat
     (damaged / "model.onnx").write_bytes((damaged / "model.onnx").read_bytes()[:5000])
     assert "SHA-256" in predict(damaged)
     # damaged and described: ONNX Runtime cannot load it
-    from maskctl.io import file_sha256
+    from maskctl.core.io import file_sha256
 
     _rewrite(damaged / "export.json", sha256=file_sha256(damaged / "model.onnx"))
     assert "cannot load" in predict(damaged)
@@ -235,7 +235,7 @@ def test_the_seal_travels_inside_the_model_file(exported):
 
     props = {p.key: p.value for p in onnx.load(exported / "model.onnx").metadata_props}
     meta = json.loads((exported / "export.json").read_text())
-    from maskctl.serve import SEAL_KEY, SEALED_FIELDS
+    from maskctl.infer.onnx_predict import SEAL_KEY, SEALED_FIELDS
 
     assert json.loads(props[SEAL_KEY]) == {field: meta[field] for field in SEALED_FIELDS}
 
@@ -245,7 +245,7 @@ def _export_answering(exported, folder, row):
     import onnx
     from onnx import TensorProto, helper
 
-    from maskctl.io import file_sha256
+    from maskctl.core.io import file_sha256
 
     real = onnx.load(exported / "model.onnx")
     meta = json.loads((exported / "export.json").read_text())

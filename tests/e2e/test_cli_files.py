@@ -13,7 +13,7 @@ import pytest
 import torch
 from cli_helpers import TINY, invoke, one_line_error
 
-from maskctl import io
+from maskctl.core import io
 
 TRAIN_ONE_EPOCH = ["--epochs", "1", "--folds", "2", *TINY]
 

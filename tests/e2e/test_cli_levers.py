@@ -56,7 +56,7 @@ def predicted(edge58_run, synth_data, tmp_path_factory):
 
 
 def test_predict_tunes_the_decision_on_the_runs_oof(predicted):
-    from maskctl.decision import decide
+    from maskctl.infer.decision import decide
 
     run, output = predicted
     record = json.loads((run / "predict.json").read_text())["decision"]

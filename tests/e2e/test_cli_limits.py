@@ -4,7 +4,6 @@ one line, names the culprit, comes before any work and leaves nothing behind."""
 import time
 
 import pytest
-
 from cli_helpers import TINY, invoke, one_line_error
 
 # (command line after the command, culprit the error line must name); {tmp} is the test's folder.
@@ -74,7 +73,7 @@ def test_bad_recipes_fail_in_one_short_line_with_no_run(synth_data, tmp_path, re
 
 
 def test_echoed_values_are_cut_short(tmp_path):
-    from maskctl.cli import MAX_ERROR_CHARS, one_line
+    from maskctl.cli.main import MAX_ERROR_CHARS, one_line
 
     result = invoke("train", "--name", "n" * 100_000, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2

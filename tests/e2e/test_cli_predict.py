@@ -9,7 +9,7 @@ import pytest
 import torch
 from cli_helpers import TINY, invoke, one_line_error
 
-from maskctl import io
+from maskctl.core import io
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +78,10 @@ def test_a_cropping_run_caches_the_margin_and_predicts_the_centre(synth_data, tm
     see the centre crop at the model's size."""
     import os
 
+    from maskctl.components.models import model_from_meta
     from maskctl.data.images import load_resized
     from maskctl.data.transforms import center_crop, normalize_on_device
     from maskctl.engine import checkpoint
-    from maskctl.models import model_from_meta
 
     options = [o if o != "light" else "crop" for o in TINY]
     result = invoke("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *options,

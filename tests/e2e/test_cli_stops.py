@@ -12,7 +12,7 @@ import time
 import pytest
 from cli_helpers import TINY, invoke, one_line_error
 
-from maskctl.callbacks import Callback
+from maskctl.engine.callbacks import Callback
 from maskctl.registry import CALLBACKS
 
 

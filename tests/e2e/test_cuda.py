@@ -37,9 +37,9 @@ def test_amp_training_keeps_a_live_grad_scaler(cuda_run):
 
 
 def test_channels_last_and_amp_match_the_fp32_forward():
+    from maskctl.components.models import build_model
     from maskctl.data.transforms import normalize_on_device
     from maskctl.engine.inference import autocast
-    from maskctl.models import build_model
 
     torch.manual_seed(0)
     device = torch.device("cuda")
@@ -108,7 +108,7 @@ def test_flat_adamp_on_cuda_takes_timms_steps():
     import timm
     from timm.optim import AdamP as TimmAdamP
 
-    from maskctl.adamp import AdamP
+    from maskctl.components.adamp import AdamP
 
     torch.manual_seed(0)
     model = timm.create_model("resnet18", num_classes=18).cuda().to(memory_format=torch.channels_last)

@@ -7,10 +7,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maskctl.audit import (DRAFT_EVIDENCE, INCORRECT, MIN_SPREAD, NEAR_MISS_YEARS, NORMAL, PROB_FLOOR, audit, disagreement, draft_fixes, labelled_ages, load_runs,
-                           near_miss_weight, reliability, years_outside)
+from maskctl.commands.audit import (
+    DRAFT_EVIDENCE,
+    INCORRECT,
+    MIN_SPREAD,
+    NEAR_MISS_YEARS,
+    NORMAL,
+    PROB_FLOOR,
+    audit,
+    disagreement,
+    draft_fixes,
+    labelled_ages,
+    load_runs,
+    near_miss_weight,
+    reliability,
+    years_outside,
+)
+from maskctl.core.errors import MaskctlError
 from maskctl.data import labels as L
-from maskctl.errors import MaskctlError
 
 PEOPLE = [f"{i:06d}" for i in range(1, 9)]
 CONFIDENCE = 0.9
@@ -133,7 +147,7 @@ def test_draft_is_the_label_fix_format_and_corrects_the_errors(tmp_path):
 
 @pytest.mark.parametrize("age_edges", [(30, 60), (25, 45)])
 def test_representative_age_lies_in_its_band(age_edges):
-    from maskctl.audit import representative_age
+    from maskctl.commands.audit import representative_age
 
     assert [L.age_band(representative_age(b, age_edges), age_edges) for b in range(3)] == [0, 1, 2]
 
@@ -146,7 +160,7 @@ def test_runs_on_different_data_are_refused(tmp_path):
 
 
 def test_scores_against_the_injected_file(tmp_path):
-    from maskctl.audit import score_against_injected
+    from maskctl.commands.audit import score_against_injected
 
     suspects = audit([fake_run(tmp_path, {**ERRORS, "000008": "gender"})]).suspects
     injected = tmp_path / "injected_noise.csv"

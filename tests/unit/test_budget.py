@@ -51,8 +51,8 @@ def test_the_first_epoch_always_runs_even_when_the_budget_is_spent():
 def _fold_state(scheduler_name: str, epochs: int):
     import torch
 
-    from maskctl.callbacks import FoldState
     from maskctl.config import TrainConfig
+    from maskctl.engine.callbacks import FoldState
     from maskctl.registry import SCHEDULERS
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
@@ -64,8 +64,8 @@ def _fold_state(scheduler_name: str, epochs: int):
 def _run_fold(state, budget, clock, epoch_seconds):
     """fit_fold's loop, as the time budget sees it: epochs of `epoch_seconds` (a number, or one per epoch), stopping
     when a callback says."""
+    from maskctl.components.schedulers import planned_epochs, replan_epochs
     from maskctl.engine.fold_callbacks import TimeBudgetStop
-    from maskctl.schedulers import planned_epochs, replan_epochs
 
     callback = TimeBudgetStop(budget)
     callback.on_fit_start(state)

@@ -2,8 +2,8 @@
 callback, rank-0-only callbacks, the callbacks registry."""
 import pytest
 
-from maskctl.callbacks import Callback, CallbackError, CallbackList, FoldState
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
+from maskctl.engine.callbacks import Callback, CallbackError, CallbackList, FoldState
 from maskctl.registry import CALLBACKS
 
 

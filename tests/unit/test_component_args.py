@@ -3,10 +3,10 @@ against the factory's signature before any work."""
 import pytest
 import torch
 
-from maskctl.component_args import component_settings
-from maskctl.engine.dry_step import check_components
+from maskctl.components.settings import component_settings
 from maskctl.config import TrainConfig
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
+from maskctl.engine.dry_step import check_components
 from maskctl.registry import OPTIMIZERS
 
 TINY = {"model": "test_resnet", "size": "64x48"}  # the dry training step in milliseconds
@@ -24,7 +24,7 @@ def test_args_override_the_global_fields_and_reach_only_the_losses_that_take_the
     assert component_settings("loss", TrainConfig(loss="focal", focal_gamma=3.0)) == {"gamma": 3.0}
     assert component_settings("loss", TrainConfig(loss="focal", focal_gamma=3.0, loss_args={"gamma": 1})) == {"gamma": 1.0}
     mix = TrainConfig(loss="focal:0.6,f1:0.4", loss_args={"gamma": 0.5, "epsilon": 1e-6})
-    from maskctl.losses import FocalLoss, SoftF1Loss, build_loss
+    from maskctl.components.losses import FocalLoss, SoftF1Loss, build_loss
 
     built = build_loss(mix.loss, None, **component_settings("loss", mix))
     focal, f1 = built.parts

@@ -18,7 +18,7 @@ import math  # noqa: E402
 import pytest  # noqa: E402
 
 from maskctl.config import CHECKS, FIELDS, MAX_RECIPE_BYTES, TrainConfig  # noqa: E402
-from maskctl.errors import MaskctlError  # noqa: E402
+from maskctl.core.errors import MaskctlError  # noqa: E402
 
 # (recipe line, the setting the error must name): every one a value that once reached training.
 BAD_RECIPE_VALUES = [

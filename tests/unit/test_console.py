@@ -1,8 +1,8 @@
 """One-line messages are plain text: brackets in a path or a shape are printed, not read as markup."""
 import pytest
 
-from maskctl.console import fail, warn
-from maskctl.errors import shown
+from maskctl.core.console import fail, warn
+from maskctl.core.errors import shown
 
 
 def test_brackets_in_messages_survive(capsys):

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from maskctl.config import TrainConfig, load_config, parse_crop
+from maskctl.core.errors import MaskctlError
 from maskctl.data import cache as C
 from maskctl.data.images import crop_window, load_resized, load_rgb
-from maskctl.errors import MaskctlError
 
 CROP = (0.7, 0.8)
 SIZE = (64, 48)
@@ -90,14 +90,14 @@ def test_every_path_decodes_a_crop_run_the_same_way(photos, tmp_path):
     export's check images and serving all see identical arrays."""
     import torch
 
+    from maskctl.commands.explain import model_input
+    from maskctl.components.models import model_meta
     from maskctl.data.datasets import ImageDataset
     from maskctl.data.prefetch import Prefetcher
     from maskctl.data.transforms import center_crop, checkpoint_crop, checkpoint_decode_size, create_augmentation
     from maskctl.engine.inference import inference_loader
-    from maskctl.explain import model_input
-    from maskctl.export import verification_images
-    from maskctl.serve import center_crop_nhwc
-    from maskctl.models import model_meta
+    from maskctl.infer.onnx_export import verification_images
+    from maskctl.infer.onnx_predict import center_crop_nhwc
 
     config = load_config(None, {"size": "64x48", "crop": "0.7x0.8", "augmentation": "crop"})
     meta = model_meta(config, 18, [str(c) for c in range(18)], True)

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from maskctl import io
+from maskctl.core import io
 
 
 def test_rows_are_laid_out_as_pandas_writes_them(tmp_path):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from maskctl import decision as D
 from maskctl.engine.metrics import macro_f1 as sklearn_macro_f1
+from maskctl.infer import decision as D
 
 
 def skewed(rows_per_class=60, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from maskctl.commands.ensemble import fit_weights, hard_vote, soft_vote
 from maskctl.engine.metrics import macro_f1
-from maskctl.ensemble import fit_weights, hard_vote, soft_vote
 
 
 def random_probs(rng, members, n, classes):

@@ -1,4 +1,4 @@
-"""Grad-CAM (maskctl/explain.py): the map has the image's size, is finite and in 0..1, is highest
+"""Grad-CAM (maskctl/commands/explain.py): the map has the image's size, is finite and in 0..1, is highest
 where a planted signal is, works for timm CNNs and the multihead model, and refuses in one
 sentence a model without a spatial feature map; the image selection from OOF tables."""
 import numpy as np
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from maskctl.errors import MaskctlError
-from maskctl.explain import Unexplainable, confused_images, grad_cam, named_images, overlay, with_predictions
-from maskctl.models import build_model
+from maskctl.commands.explain import Unexplainable, confused_images, grad_cam, named_images, overlay, with_predictions
+from maskctl.components.models import build_model
+from maskctl.core.errors import MaskctlError
 
 SQUARE = 12  # side of the planted bright square, in pixels
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from maskctl.core.errors import MaskctlError
 from maskctl.data.images import ImageDecodeError, image_info, load_resized, load_rgb
-from maskctl.errors import MaskctlError
 
 
 def photo_like(height=512, width=384, seed=0):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from maskctl.core.errors import MaskctlError
 from maskctl.data import labels as L
-from maskctl.errors import MaskctlError
 
 # (class, mask, gender, age) for all 18 classes, written out by hand from class = mask*6 + gender*3 + age.
 ALL_CLASSES = [

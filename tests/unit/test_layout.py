@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from maskctl.core.errors import MaskctlError
 from maskctl.data import layout
-from maskctl.errors import MaskctlError
 
 SEVEN = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
 

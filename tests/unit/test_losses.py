@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskctl import losses as Ls
-from maskctl.errors import MaskctlError
+from maskctl.components import losses as Ls
+from maskctl.core.errors import MaskctlError
 
 
 def one_hot(labels, classes):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from maskctl.cli import app
-from maskctl.errors import MaskctlError
+from maskctl.cli.main import app
+from maskctl.core.errors import MaskctlError
 
 
 def recipe_value(tmp_path: Path, text: str, field: str):
@@ -40,9 +40,9 @@ def test_exponent_numbers_in_recipes_and_spaces_are_numbers(tmp_path, read, expe
 
 
 def damaged_mlflow_store(tmp_path: Path) -> str:
-    from maskctl.callbacks import CallbackList
     from maskctl.config import TrainConfig
-    from maskctl.trackers import MLFLOW_STORE, MLflowTracker
+    from maskctl.engine.callbacks import CallbackList
+    from maskctl.engine.trackers import MLFLOW_STORE, MLflowTracker
 
     (tmp_path / "runs" / "exp").mkdir(parents=True)
     (tmp_path / "runs" / MLFLOW_STORE).write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)

@@ -5,8 +5,8 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from maskctl import models as M
-from maskctl.errors import MaskctlError
+from maskctl.components import models as M
+from maskctl.core.errors import MaskctlError
 
 
 def test_compose_task_logits_probabilities():

@@ -3,8 +3,8 @@ import timm
 import torch
 from torch import nn
 
-from maskctl import optim  # noqa: F401  (registers the optimizers)
-from maskctl.component_args import component_settings
+from maskctl.components import optim  # noqa: F401  (registers the optimizers)
+from maskctl.components.settings import component_settings
 from maskctl.config import TrainConfig
 from maskctl.registry import OPTIMIZERS
 
@@ -50,7 +50,7 @@ def test_optimizer_settings():
     sgd0 = OPTIMIZERS.create("sgd", params=model.parameters(), **component_settings("optimizer", TrainConfig(optimizer="sgd", momentum=0.0, nesterov=True)))
     assert sgd0.param_groups[0]["nesterov"] is False  # torch refuses nesterov without momentum
     adamp = OPTIMIZERS.create("adamp", params=model.parameters(), **component_settings("optimizer", TrainConfig()))
-    assert type(adamp).__module__ == "maskctl.adamp"
+    assert type(adamp).__module__ == "maskctl.components.adamp"
     assert adamp.param_groups[0]["nesterov"] is True
     assert adamp.param_groups[0]["lr"] == 3e-5
 

@@ -101,7 +101,7 @@ def test_a_pickled_copy_decodes_for_itself(tmp_path):
     (None, None),
 ])
 def test_the_sidecar_only_starts_decoding_early_when_it_makes_sense(tmp_path, sidecar, expected):
-    from maskctl.predict import sidecar_decoding
+    from maskctl.infer.fold_models import sidecar_decoding
 
     if sidecar is not None:
         (tmp_path / "best.json").write_text(sidecar)

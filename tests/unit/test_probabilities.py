@@ -2,8 +2,8 @@
 (schema.probability_problem; predict and ensemble write nothing else)."""
 import pytest
 
-from maskctl.errors import MaskctlError
-from maskctl.schema import probability_problem, read_csv
+from maskctl.core.errors import MaskctlError
+from maskctl.core.schema import probability_problem, read_csv
 
 
 @pytest.mark.parametrize("row, problem", [

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from maskctl import io
-from maskctl.callbacks import Callback, CallbackList
-from maskctl.errors import MaskctlError
+from maskctl.core import io
+from maskctl.core.errors import MaskctlError
+from maskctl.engine.callbacks import Callback, CallbackList
 
 
 def label_fixes(tmp_path: Path, text: str):
@@ -38,7 +38,7 @@ def space(tmp_path: Path, text: str):
 def pseudo_table(tmp_path: Path, pointing_at: str):
     """A pseudo table sealed as `maskctl pseudo` seals it (a re-sealed one looks the same), one of
     its paths replaced by `pointing_at` (relative to tmp_path), its record naming data/eval."""
-    from maskctl.pseudo import read_pseudo_table, record_path
+    from maskctl.data.pseudo_table import read_pseudo_table, record_path
 
     for folder, listing in (("data/eval", "info.csv"), ("data/train", "train.csv")):
         (tmp_path / folder / "images").mkdir(parents=True)
@@ -92,7 +92,7 @@ def test_input_that_says_two_things_is_refused_in_one_line(tmp_path, make, given
 
 
 def test_a_pseudo_record_naming_the_training_folder_is_refused(tmp_path):
-    from maskctl.pseudo import record_path
+    from maskctl.data.pseudo_table import record_path
 
     read = pseudo_table(tmp_path, "data/eval/images/b.jpg")
     record = record_path(tmp_path / "pseudo.csv")

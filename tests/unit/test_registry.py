@@ -1,8 +1,8 @@
 import pytest
 
-from maskctl import plugins
 from maskctl import registry as R
-from maskctl.errors import MaskctlError
+from maskctl.core import plugins
+from maskctl.core.errors import MaskctlError
 
 
 def make_registry():
@@ -90,16 +90,17 @@ def test_registry_for_unknown_kind_suggests():
     assert "Valid: datasets, models, losses" in str(info.value)
 
 
-def test_a_registry_fills_itself_once_at_its_first_lookup():
+def test_a_registry_fills_itself_once_at_its_first_lookup(monkeypatch):
     calls = []
 
-    def fill(kind):
-        calls.append(kind)
+    def fill(registry):
+        calls.append(registry.kind)
         if len(calls) == 1:
             raise MaskctlError("a broken plugin")  # a failed fill is tried again at the next lookup
         reg.register("late")(lambda: "late")
 
-    reg = R.Registry("widget", fill)
+    monkeypatch.setattr(R, "_import_locations", fill)
+    reg = R.Registry("widget")
     reg.register("early")(lambda: "early")
     assert calls == []  # registering is no lookup
     with pytest.raises(MaskctlError, match="a broken plugin"):
@@ -129,21 +130,21 @@ def test_a_lookup_imports_only_its_own_kind_without_any_call():
 def test_user_plugins_load_once_for_all_registries(tmp_path, monkeypatch):
     plugin = tmp_path / "user_plugin.py"
     plugin.write_text("from maskctl.registry import LOSSES\n@LOSSES.register('user-plugin-loss')\ndef made():\n    return 'made'\n")
-    plugins.load_plugins()  # maskctl's own entries first: the copy below keeps them
+    R.load_plugins()  # maskctl's own entries first: the copy below keeps them
     monkeypatch.setattr(R.LOSSES, "_entries", dict(R.LOSSES._entries))  # registered for this test only
     monkeypatch.setenv(plugins.PLUGINS_ENV, str(plugin))
-    monkeypatch.setattr(plugins, "_user_plugins_loaded", False)  # as in a fresh process
+    monkeypatch.setattr(R, "_user_plugins_loaded", False)  # as in a fresh process
     loads = []
-    real = plugins.load_plugins
-    monkeypatch.setattr(plugins, "load_plugins", lambda: loads.append(1) or real())
-    for kind in ("loss", "tta policy", "model"):  # three registries met for the first time
-        R.Registry(kind, R._fill_from_plugins).names()
+    real = R.load_plugins
+    monkeypatch.setattr(R, "load_plugins", lambda: loads.append(1) or real())
+    for kind, location in (("loss", "json"), ("tta policy", "csv"), ("model", "wave")):  # three registries met for the first time
+        R.Registry(kind, locations=(location,)).names()
     assert R.LOSSES.create("user-plugin-loss") == "made"
     assert loads == [1]
 
 
 def test_load_plugins_fills_every_registry():
-    plugins.load_plugins()
+    R.load_plugins()
     assert set(R.DATASETS.names()) >= {"mask-base", "mask-profile", "mask-multitask", "image-folder"}
     assert set(R.LOSSES.names()) >= {"ce", "focal", "label-smoothing", "f1"}
     assert set(R.SAMPLERS.names()) >= {"none", "weighted"}
@@ -154,11 +155,11 @@ def test_load_plugins_fills_every_registry():
     assert "multihead" in R.MODELS.names()
     for name, reg in R.REGISTRIES.items():
         assert reg.names(), f"registry {name} is empty"
-    plugins.load_plugins()  # importing twice must not re-register (and raise)
+    R.load_plugins()  # importing twice must not re-register (and raise)
 
 
 def test_models_fallback_to_timm():
-    plugins.load_plugins()
+    R.load_plugins()
     factory = R.MODELS.get("test_resnet")
     model = factory(num_classes=7, pretrained=False)
     assert model.num_classes == 7
@@ -171,7 +172,7 @@ def test_models_fallback_to_timm():
 def test_models_fallback_refuses_wildcards(pattern):
     """timm.list_models treats its argument as a pattern; a model name with wildcards is not a
     model and must fail at lookup with the usual message, not later inside timm."""
-    plugins.load_plugins()
+    R.load_plugins()
     with pytest.raises(R.UnknownNameError):
         R.MODELS.get(pattern)
 
@@ -181,7 +182,7 @@ def test_models_fallback_accepts_pretrained_tags():
     under); timm.create_model and timm.is_model accept them, so the registry should too."""
     import timm
 
-    plugins.load_plugins()
+    R.load_plugins()
     assert timm.is_model("test_resnet.r160_in1k")
     factory = R.MODELS.get("test_resnet.r160_in1k")
     assert factory(num_classes=4, pretrained=False).num_classes == 4
@@ -196,8 +197,8 @@ def test_plugins_from_the_environment(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(R.LOSSES, "_entries", dict(R.LOSSES._entries))  # registered for this test only
     monkeypatch.setenv(plugins.PLUGINS_ENV, f" json , {plugin}")  # a module name and a file, spaces allowed
-    plugins.load_plugins()
-    plugins.load_plugins()  # a second call does not register twice
+    R.load_plugins()
+    R.load_plugins()  # a second call does not register twice
     assert R.LOSSES.create("plugin-test-loss") == "made"
 
 
@@ -211,10 +212,10 @@ def test_a_broken_plugin_is_one_clear_error(tmp_path, monkeypatch, content, expe
         plugin.write_text(content)
     monkeypatch.setenv(plugins.PLUGINS_ENV, str(plugin))
     with pytest.raises(MaskctlError, match=f"cannot load plugin .*broken.py.*{expected}"):
-        plugins.load_plugins()
+        R.load_plugins()
 
 
 def test_an_unknown_plugin_module_names_it(monkeypatch):
     monkeypatch.setenv(plugins.PLUGINS_ENV, "no_such_maskctl_plugin")
     with pytest.raises(MaskctlError, match="no_such_maskctl_plugin"):
-        plugins.load_plugins()
+        R.load_plugins()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from maskctl import cpus
+from maskctl.core import cpus
 from maskctl.engine import runtime
 
 

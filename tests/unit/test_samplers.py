@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from maskctl import samplers as Sm
+from maskctl.components import samplers as Sm
 from maskctl.registry import SAMPLERS
 
 

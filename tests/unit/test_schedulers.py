@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from maskctl import schedulers as S
-from maskctl.component_args import component_settings
+from maskctl.components import schedulers as S
+from maskctl.components.settings import component_settings
 from maskctl.config import TrainConfig
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
 from maskctl.registry import SCHEDULERS
 
 SEED = dict(base_lr=3e-5, eta_max=3e-4, t0=10, t_mult=1, t_up=3, gamma=1.0)

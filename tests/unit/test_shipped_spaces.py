@@ -2,7 +2,7 @@
 import pytest
 
 from maskctl.config import SPACES_DIR, load_config, shipped_spaces
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
 from maskctl.tune.space import read_space
 
 

@@ -1,9 +1,8 @@
-import numpy as np
 import pandas as pd
 import pytest
 
-from maskctl import split
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
+from maskctl.data import folds as split
 
 # people per (gender, age band): every stratum divisible by 5, so 5 folds can be exactly balanced
 STRATA = {(0, 0): 10, (0, 1): 10, (0, 2): 5, (1, 0): 15, (1, 1): 15, (1, 2): 5}

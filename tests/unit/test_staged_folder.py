@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from maskctl import io
-from maskctl.errors import MaskctlError
+from maskctl.core import io
+from maskctl.core.errors import MaskctlError
 
 
 def test_a_staged_folder_appears_whole_and_replaces_its_own_kind(tmp_path):

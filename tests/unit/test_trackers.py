@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from maskctl.callbacks import CallbackList, FoldState, RunState
 from maskctl.config import TrainConfig, load_config
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
+from maskctl.engine.callbacks import CallbackList, FoldState, RunState
+from maskctl.engine.trackers import check_trackers, create_trackers, mlflow_store, summary_scalars, wandb_logged_in
 from maskctl.registry import TRACKERS, UnknownNameError
-from maskctl.runfolder import RunFolder
-from maskctl.trackers import check_trackers, create_trackers, mlflow_store, summary_scalars, wandb_logged_in
+from maskctl.runs.folder import RunFolder
 
 SUMMARY = {"folds": {"0": {"fold": 0, "best_f1": 0.41, "best_epoch": 3, "epochs_run": 4, "stopped_early": False},
                      "1": {"fold": 1, "best_f1": 0.37, "best_epoch": 1, "epochs_run": 2, "stopped_early": False}},

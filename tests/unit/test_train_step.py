@@ -97,7 +97,7 @@ def test_a_warming_up_ema_starts_at_the_live_weights_and_remembers_a_growing_sha
 
 
 def fold_state(ema_decay):
-    from maskctl.callbacks import FoldState
+    from maskctl.engine.callbacks import FoldState
 
     step = linear_step(ema_decay=ema_decay)
     meta = {"model": "linear", "num_classes": 3, "class_names": ["a", "b", "c"], "size": [8, 8]}

@@ -227,7 +227,7 @@ def test_mix_unknown_mode():
     (lambda h, w: T.Augmentation(None, (h - 1, w)), "smaller than the model's size"),
 ])
 def test_a_wrong_plugin_augmentation_is_one_clear_error(monkeypatch, made, message):
-    from maskctl.errors import MaskctlError
+    from maskctl.core.errors import MaskctlError
 
     monkeypatch.setattr(AUGMENTATIONS, "_entries", dict(AUGMENTATIONS._entries))  # registered for this test only
     AUGMENTATIONS.register("broken-for-test")(lambda height, width: made(height, width))

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from maskctl import tta
-from maskctl.errors import MaskctlError
+from maskctl.commands.tta_eval import best_choice, evaluate_policies
+from maskctl.components import tta
+from maskctl.core.errors import MaskctlError
 from maskctl.registry import TTA_POLICIES
-from maskctl.tta_eval import best_choice, evaluate_policies
 
 
 def test_a_gain_below_the_threshold_is_not_recommended():
@@ -144,8 +144,8 @@ def test_numpy_views_on_uint8_nhwc_match_the_torch_views_after_normalisation():
     import numpy as np
     import torch
 
+    from maskctl.components.tta import NHWC_VIEWS, VIEWS
     from maskctl.data.transforms import normalize_on_device
-    from maskctl.tta import NHWC_VIEWS, VIEWS
 
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 13, 3), dtype=np.uint8)
     for name, view in VIEWS.items():

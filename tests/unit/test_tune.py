@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.callbacks import FoldState, RunState
 from maskctl.config import load_config
-from maskctl.errors import MaskctlError
+from maskctl.core.errors import MaskctlError
+from maskctl.engine.callbacks import FoldState, RunState
 from maskctl.tune.pruning import PruningCallback
 from maskctl.tune.space import read_space, trial_config
 

@@ -1,0 +1,1 @@
+"""The Python API: every command as a function a notebook can call."""

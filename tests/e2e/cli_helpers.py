@@ -23,11 +23,11 @@ def run_cli(*args, timeout: int = 300, env=None) -> subprocess.CompletedProcess:
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def readme_plugin(first_line: str, target: Path) -> Path:
-    """The README's ```python example that starts with `first_line`, exactly as printed there,
-    written to `target` (a plugin file for $MASKCTL_PLUGINS)."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split(f"```python\n{first_line}\n", 1)[1].split("```", 1)[0]
+def docs_plugin(page: str, first_line: str, target: Path) -> Path:
+    """The ```python example of docs/`page` that starts with `first_line`, exactly as printed
+    there, written to `target` (a plugin file for $MASKCTL_PLUGINS)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / page).read_text()
+    example = text.split(f"```python\n{first_line}\n", 1)[1].split("```", 1)[0]
     target.write_text(f"{first_line}\n{example}")
     return target
 

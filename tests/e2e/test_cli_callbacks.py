@@ -1,5 +1,5 @@
 """Callbacks, weight EMA and gradient accumulation through the real command line: resume stays
-exact with EMA on (after kill -9, and after a plugin callback that fails), and the README's
+exact with EMA on (after kill -9, and after a plugin callback that fails), and the docs'
 plugin callback works through $MASKCTL_PLUGINS."""
 import signal
 import subprocess
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import TINY, invoke, one_line_error, readme_plugin, run_cli
+from cli_helpers import TINY, docs_plugin, invoke, one_line_error, run_cli
 
 from maskctl.engine.fit import TIMING_COLUMNS
 
@@ -102,9 +102,9 @@ def test_callback_names_are_checked_before_any_work(synth_data, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_the_readme_plugin_callback_works_through_maskctl_plugins(synth_data, tmp_path):
-    """The README's `best-f1-file` example, exactly as printed there."""
-    plugin = readme_plugin('"""best_f1_file.py: each fold\'s best validation macro F1, and the run\'s mean, in RUN/best_f1.txt."""', tmp_path / "best_f1_file.py")
+def test_the_docs_plugin_callback_works_through_maskctl_plugins(synth_data, tmp_path):
+    """docs/extending.md's `best-f1-file` example, exactly as printed there."""
+    plugin = docs_plugin("extending.md", '"""best_f1_file.py: each fold\'s best validation macro F1, and the run\'s mean, in RUN/best_f1.txt."""', tmp_path / "best_f1_file.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     trained = run_cli("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", *TINY, "--callbacks", "best-f1-file",
                       "--runs-dir", tmp_path, "--name", "cb", env=env)

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import TINY, invoke, one_line_error, readme_plugin, run_cli
+from cli_helpers import TINY, docs_plugin, invoke, one_line_error, run_cli
 
 from maskctl.engine.fit import TIMING_COLUMNS
 
@@ -268,9 +268,9 @@ def test_farmed_folds_end_in_one_run(synth_data, tmp_path):
     assert again.exit_code == 0 and again.output.count("finished earlier, kept") == 2
 
 
-def test_a_plugin_augmentation_from_the_readme_trains_and_predicts(synth_data, tmp_path):
-    """The README's `zoom` example, loaded through $MASKCTL_PLUGINS by a real maskctl process."""
-    plugin = readme_plugin("import albumentations as A", tmp_path / "zoom.py")
+def test_a_plugin_augmentation_from_the_docs_trains_and_predicts(synth_data, tmp_path):
+    """docs/extending.md's `zoom` example, loaded through $MASKCTL_PLUGINS by a real maskctl process."""
+    plugin = docs_plugin("extending.md", "import albumentations as A", tmp_path / "zoom.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     options = [o if o != "light" else "zoom" for o in TINY]
     trained = run_cli("train", "--data", synth_data / "train", "--epochs", "1", "--folds", "2", "--fold", "0", *options,

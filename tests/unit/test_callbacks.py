@@ -137,3 +137,97 @@ def test_events_in_order_across_a_failure_and_a_resume(recorder, tmp_path):
     for index, event in enumerate(events):
         if event[0] == "on_best":
             assert events[index - 1][:3] == ("on_epoch_end", *event[1:3])
+
+
+class Counter(Callback):
+    """Counts the epochs it sees; its state is what a resume must give back."""
+
+    name = "counter"
+
+    def __init__(self, state=None):
+        self.seen = [] if state is None else state
+
+    def on_epoch_end(self, state):
+        self.seen.append(state.epoch)
+
+    def state_dict(self):
+        return {"seen": self.seen} if self.seen else {}
+
+    def load_state_dict(self, state):
+        self.seen = list(state["seen"])
+
+
+def test_callback_states_are_keyed_by_name_and_given_back():
+    import torch
+
+    first, second, stateless = Counter([1, 2]), Counter([torch.tensor(5)]), Quiet()
+    states = CallbackList([first, second, stateless, Counter()]).state_dicts()
+    assert states == {"counter": {"seen": [1, 2]}, "counter#2": {"seen": [torch.tensor(5)]}}  # no state, no entry
+    again = [Counter(), Counter(), Counter([7])]
+    CallbackList(again).load_state_dicts(states)
+    assert [c.seen for c in again] == [[1, 2], [torch.tensor(5)], [7]]  # none saved under counter#3: it keeps its own
+
+
+def test_a_state_that_is_not_plain_data_is_one_line_naming_the_callback():
+    import numpy as np
+
+    with pytest.raises(CallbackError, match=r"^callback counter: state_dict\(\)\['seen'\]\[1\] is a numpy.float64; last.pt keeps plain data only"):
+        CallbackList([Counter([1, np.float64(0.5)])]).state_dicts()
+
+    class NotADict(Callback):
+        name = "odd"
+
+        def state_dict(self):
+            return [1]
+
+    with pytest.raises(CallbackError, match=r"^callback odd: state_dict\(\) must return a dict, not list$"):
+        CallbackList([NotADict()]).state_dicts()
+
+
+def test_a_failing_on_run_failed_is_a_warning_and_every_callback_is_told(capsys):
+    told = []
+
+    class Breaks(Callback):
+        name = "breaks"
+
+        def on_run_failed(self, run, error):
+            raise RuntimeError("cannot reach the server")
+
+    class Listens(Callback):
+        def on_run_failed(self, run, error):
+            told.append(error)
+
+    error = ValueError("the original")
+    CallbackList([Breaks(), Listens()]).run_failed(None, error)
+    assert told == [error]
+    assert "warning: callback breaks failed in on_run_failed: RuntimeError: cannot reach the server" in capsys.readouterr().err
+
+
+def tiny_fold_state(tmp_path):
+    import torch
+
+    from maskctl.components.models import model_meta
+    from maskctl.config import TrainConfig
+
+    config = TrainConfig(model="test_resnet", size="64x48")
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return FoldState(config, tmp_path, 0, tmp_path / "fold0", 2, model=model, train_model=model, optimizer=optimizer,
+                     scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 1), scaler=torch.amp.GradScaler("cuda", enabled=False),
+                     meta=model_meta(config, 2, ["a", "b"], False), epoch=1, best_f1=0.5, best_epoch=1)
+
+
+def test_last_pt_keeps_the_callback_states_and_an_older_one_without_them_still_resumes(tmp_path):
+    from maskctl.engine import checkpoint
+
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, checkpoint.training_state(tiny_fold_state(tmp_path), {"counter": {"seen": [0, 1]}}))
+    restored = tiny_fold_state(tmp_path)
+    restored.epoch = 0
+    assert checkpoint.restore_training_state(restored, path) == {"counter": {"seen": [0, 1]}} and restored.epoch == 1
+    assert checkpoint.callback_states(path) == {"counter": {"seen": [0, 1]}}
+
+    older = checkpoint.training_state(tiny_fold_state(tmp_path), {})
+    del older["callbacks"]  # a last.pt of a maskctl without callback states
+    checkpoint.save(path, older)
+    assert checkpoint.restore_training_state(tiny_fold_state(tmp_path), path) == {} and checkpoint.callback_states(path) == {}

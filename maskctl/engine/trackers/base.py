@@ -87,9 +87,10 @@ def save_id(run_dir: Path, tracker: str, ids: dict) -> None:
 
 class Tracker(Callback):
     """Opens its tracker's run at the first event it sees (on_run_start, or a fold's event where a
-    loop sends fold events only) and closes it at on_run_end; one object serves a whole run.
-    A tracker implements open(run_dir, config), log_epoch(state, scalars),
-    log_end(run, scalars, plots) and close()."""
+    loop sends fold events only) and closes it at on_run_end, or ends it as failed at
+    on_run_failed; one object serves a whole run. A tracker implements open(run_dir, config),
+    log_epoch(state, scalars), log_end(run, scalars, plots), close() and, when its tool marks a
+    run failed, fail(error)."""
 
     requires: tuple[str, ...] = ()  # modules that must be importable
     extra = ""  # the pip extra that installs them
@@ -122,6 +123,15 @@ class Tracker(Callback):
         self.log_end(run, summary_scalars(run.summary or {}), plots)
         self.close()
         self.is_open = False
+
+    def on_run_failed(self, run, error: BaseException) -> None:
+        if self.is_open:
+            self.is_open = False  # ended once, even when ending it fails
+            self.fail(error)
+
+    def fail(self, error: BaseException) -> None:
+        """The run stopped with `error`: end the tracker's run as failed (here: as close() does)."""
+        self.close()
 
     def _ensure_open(self, state) -> None:
         if not self.is_open:

@@ -116,3 +116,6 @@ class MLflowTracker(Tracker):
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id, "FINISHED")
+
+    def fail(self, error: BaseException) -> None:
+        self.client.set_terminated(self.run_id, "FAILED")  # a resume sets it RUNNING again

@@ -74,3 +74,6 @@ class WandbTracker(Tracker):
 
     def close(self) -> None:
         self.run.finish()
+
+    def fail(self, error: BaseException) -> None:
+        self.run.finish(exit_code=1)  # W&B shows the run as failed

@@ -231,3 +231,51 @@ def test_last_pt_keeps_the_callback_states_and_an_older_one_without_them_still_r
     del older["callbacks"]  # a last.pt of a maskctl without callback states
     checkpoint.save(path, older)
     assert checkpoint.restore_training_state(tiny_fold_state(tmp_path), path) == {} and checkpoint.callback_states(path) == {}
+
+
+class FoldCounter(Callback):
+    """Every (fold, epoch) it sees, kept across a resume; fails once when fold 1 starts."""
+
+    fail_once = True
+    counted: list = []
+
+    def __init__(self, config):
+        self.seen = []
+
+    def on_fit_start(self, state):
+        if state.fold == 1 and FoldCounter.fail_once:
+            FoldCounter.fail_once = False
+            raise RuntimeError("stop between the folds")
+
+    def on_epoch_end(self, state):
+        self.seen.append([state.fold, state.epoch])
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+    def on_run_end(self, run):
+        FoldCounter.counted = self.seen
+
+
+def test_a_resume_between_folds_gives_back_the_state_of_the_last_finished_fold(tmp_path):
+    from maskctl.config import load_config
+    from maskctl.data.synth import synthesize
+    from maskctl.engine import kfold
+
+    CALLBACKS.register("test-fold-counter")(FoldCounter)
+    try:
+        synthesize(tmp_path / "data", people=12, eval_people=0, seed=3, width=48, height=64, show_progress=False)
+        config = load_config(None, {"data": str(tmp_path / "data" / "train"), "folds": 2, "epochs": 1, "model": "test_resnet", "size": "64x48",
+                                    "batch_size": 16, "device": "cpu", "workers": 0, "runs_dir": str(tmp_path / "runs"),
+                                    "callbacks": ["test-fold-counter"]})
+        with pytest.raises(CallbackError, match="stop between the folds"):
+            kfold.train(config)
+        run = tmp_path / "runs" / "exp"
+        assert (run / "fold0" / "result.json").is_file() and not (run / "fold1" / "last.pt").exists()
+        kfold.resume(run)  # fold 1 has no last.pt: the counter's state comes from fold 0's
+        assert FoldCounter.counted == [[0, 0], [1, 0]]
+    finally:
+        CALLBACKS._entries.pop("test-fold-counter")

@@ -203,36 +203,6 @@ def test_a_failing_on_run_failed_is_a_warning_and_every_callback_is_told(capsys)
     assert "warning: callback breaks failed in on_run_failed: RuntimeError: cannot reach the server" in capsys.readouterr().err
 
 
-def tiny_fold_state(tmp_path):
-    import torch
-
-    from maskctl.components.models import model_meta
-    from maskctl.config import TrainConfig
-
-    config = TrainConfig(model="test_resnet", size="64x48")
-    model = torch.nn.Linear(3, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return FoldState(config, tmp_path, 0, tmp_path / "fold0", 2, model=model, train_model=model, optimizer=optimizer,
-                     scheduler=torch.optim.lr_scheduler.StepLR(optimizer, 1), scaler=torch.amp.GradScaler("cuda", enabled=False),
-                     meta=model_meta(config, 2, ["a", "b"], False), epoch=1, best_f1=0.5, best_epoch=1)
-
-
-def test_last_pt_keeps_the_callback_states_and_an_older_one_without_them_still_resumes(tmp_path):
-    from maskctl.engine import checkpoint
-
-    path = tmp_path / "last.pt"
-    checkpoint.save(path, checkpoint.training_state(tiny_fold_state(tmp_path), {"counter": {"seen": [0, 1]}}))
-    restored = tiny_fold_state(tmp_path)
-    restored.epoch = 0
-    assert checkpoint.restore_training_state(restored, path) == {"counter": {"seen": [0, 1]}} and restored.epoch == 1
-    assert checkpoint.callback_states(path) == {"counter": {"seen": [0, 1]}}
-
-    older = checkpoint.training_state(tiny_fold_state(tmp_path), {})
-    del older["callbacks"]  # a last.pt of a maskctl without callback states
-    checkpoint.save(path, older)
-    assert checkpoint.restore_training_state(tiny_fold_state(tmp_path), path) == {} and checkpoint.callback_states(path) == {}
-
-
 class FoldCounter(Callback):
     """Every (fold, epoch) it sees, kept across a resume; fails once when fold 1 starts."""
 

@@ -140,7 +140,7 @@ OPTIMIZERS = Registry("optimizer", locations=("maskctl.components.optim",))
 AUGMENTATIONS = Registry("augmentation", locations=("maskctl.data.transforms",))
 TTA_POLICIES = Registry("tta policy", locations=("maskctl.components.tta",))
 CALLBACKS = Registry("callback", locations=("maskctl.engine.fold_callbacks",))
-TRACKERS = Registry("tracker", locations=("maskctl.engine.trackers",))
+TRACKERS = Registry("tracker", locations=("maskctl.engine.trackers.tensorboard", "maskctl.engine.trackers.mlflow", "maskctl.engine.trackers.wandb"))
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,

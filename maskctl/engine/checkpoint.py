@@ -14,8 +14,9 @@ RESUME_STATE = {
     "optimizer": mapping, "scheduler": mapping, "scaler": mapping, "epoch": whole(0, 10**6),
     "history": sequence(mapping), "best_f1": finite, "best_epoch": whole(-1, 10**6),
     "ema": tensors,  # the EMA weights, present when the recipe sets `ema`
+    "callbacks": mapping,  # callback name -> its state_dict(); absent from an older maskctl's last.pt
 }
-OPTIONAL_RESUME_KEYS = ("ema",)
+OPTIONAL_RESUME_KEYS = ("ema", "callbacks")
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -39,23 +40,26 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     return check_checkpoint(state, path, RESUME_STATE if resume else None, OPTIONAL_RESUME_KEYS)
 
 
-def training_state(state) -> dict[str, Any]:
+def training_state(state, callback_states: dict[str, dict]) -> dict[str, Any]:
     """The resume checkpoint (a fold's last.pt) from the fold's state (maskctl.engine.callbacks.FoldState): the stepped model's
-    weights, everything that steps it, the EMA weights when on, and the fold's history so far."""
+    weights, everything that steps it, the EMA weights when on, the fold's history so far and the callbacks' states
+    (CallbackList.state_dicts)."""
     from maskctl.engine.step import unwrapped
 
     saved = {
         "model": unwrapped(state.train_model).state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(), "epoch": state.epoch,
         "history": state.history, "best_f1": state.best_f1, "best_epoch": state.best_epoch, "meta": state.meta,
+        "callbacks": callback_states,
     }
     if state.ema is not None:
         saved["ema"] = state.ema.module.state_dict()
     return saved
 
 
-def restore_training_state(state, path: Path) -> None:
-    """Puts last.pt back into a freshly built fold state; the next epoch is `state.epoch + 1`."""
+def restore_training_state(state, path: Path) -> dict[str, dict]:
+    """Puts last.pt back into a freshly built fold state; the next epoch is `state.epoch + 1`.
+    Returns the callbacks' states it holds (none in an older maskctl's last.pt)."""
     from maskctl.engine.step import unwrapped
 
     saved = load(path, resume=True)
@@ -69,6 +73,12 @@ def restore_training_state(state, path: Path) -> None:
     state.scaler.load_state_dict(saved["scaler"])
     state.epoch, state.history = saved["epoch"], saved["history"]
     state.best_f1, state.best_epoch = saved["best_f1"], saved["best_epoch"]
+    return saved.get("callbacks", {})
+
+
+def callback_states(path: Path) -> dict[str, dict]:
+    """The callbacks' states a fold's last.pt holds (none in an older maskctl's last.pt)."""
+    return load(path, resume=True).get("callbacks", {})
 
 
 def load_weights(model, state_dict: dict, source: str | Path) -> None:

@@ -1,8 +1,10 @@
-"""Train one fold: set-up, the epoch loop (AMP, gradient accumulation and clipping, weight EMA)
-and validation; checkpoints, metrics.csv, the fold's out-of-fold predictions, console lines and
-early stopping are callbacks listening to its events (maskctl.engine.callbacks)."""
+"""Train one fold: set-up, the epoch loop (AMP, gradient accumulation and clipping, weight EMA),
+validation and the resume checkpoint last.pt; the best checkpoint, metrics.csv, the fold's
+out-of-fold predictions, console lines and early stopping are callbacks listening to its events
+(maskctl.engine.callbacks)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -110,8 +112,9 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
              image_source, callbacks: CallbackList) -> FoldResult:
     """Train fold `fold` (its images are validation, fold -1 images always train): set-up, the
     epoch loop and the callbacks' events; files, console lines and early stopping are callbacks
-    (maskctl.engine.fold_callbacks). Continues from the fold's last.pt when it exists: the
-    sampler and augmentation are re-seeded per epoch, so the rest of the run is the same."""
+    (maskctl.engine.fold_callbacks). Continues from the fold's last.pt when it exists (the
+    callbacks' states too): the sampler and augmentation are re-seeded per epoch, so the rest of
+    the run is the same."""
     train_rows = np.flatnonzero(folds != fold)
     val_rows = np.flatnonzero(folds == fold)
     train_loader, val_loader, sampler, noise = _loaders(config, samples, train_rows, val_rows, fold, device, dist, workers, image_source)
@@ -130,7 +133,7 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
         meta=model_meta(config, samples.num_classes, samples.class_names, samples.mask_classes),
     )
     if state.folder.last.exists():
-        checkpoint.restore_training_state(state, state.folder.last)
+        callbacks.load_state_dicts(checkpoint.restore_training_state(state, state.folder.last))
         state.resumed_from = state.epoch
     if dist.enabled:
         state.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -153,9 +156,17 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
                             "images_per_s": images_seen * dist.world_size / max(train_seconds, 1e-9), "seconds": time.perf_counter() - started})
         # Every rank steps its scheduler with the same validation score (plateau schedulers need it).
         step_scheduler(state.scheduler, broadcast_object(state.row.get("f1"), dist))
-        callbacks("on_epoch_end", state)
-        if state.improved:
-            callbacks("on_best", state)
+        try:
+            callbacks("on_epoch_end", state)
+            if state.improved:
+                callbacks("on_best", state)
+        except BaseException:
+            if dist.is_main:  # a callback that fails loses no epoch: --resume continues after it
+                with contextlib.suppress(Exception):  # the callback's error is the one to show
+                    _save_last(state, callbacks)
+            raise
+        if dist.is_main:
+            _save_last(state, callbacks)
         # Rank 0's callbacks decide (early stopping sees the validation there, the time budget its clock); every rank
         # stops with it, and re-plans its lr schedule with it.
         state.stop_reason = broadcast_object(state.stop_reason, dist)
@@ -167,6 +178,12 @@ def fit_fold(config, samples: Samples, folds: np.ndarray, fold: int, fold_dir: P
     callbacks("on_fit_end", state)
     barrier(dist)
     return FoldResult(fold, state.best_f1, state.best_epoch, len(state.history), state.stop_reason is not None)
+
+
+def _save_last(state: FoldState, callbacks: CallbackList) -> None:
+    """last.pt, the state --resume continues from: written after the epoch's events, so that
+    it holds the callbacks' states as of the epoch's end."""
+    checkpoint.save(state.folder.last, checkpoint.training_state(state, callbacks.state_dicts()))
 
 
 def _validate(state: FoldState, val_loader, device, use_amp: bool) -> dict:

@@ -1,7 +1,8 @@
 """The callbacks every run has, registered under CALLBACKS like a plugin's, and the list a run
 is trained with. Their order is the order of events at each epoch's end: the epoch's files
-(best checkpoint, last checkpoint, metrics.csv) are on disk before the console line, early
-stopping and the user's callbacks run, so a callback that fails loses nothing."""
+(best checkpoint, metrics.csv) are on disk before the console line, early stopping and the
+user's callbacks run. The resume checkpoint last.pt is the loop's (maskctl.engine.fit): written
+after every callback's epoch end, with their states, and also when one of them fails."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from maskctl.engine.callbacks import Callback, FoldState
 from maskctl.engine.fit import METRIC_COLUMNS
 from maskctl.registry import CALLBACKS
 
-DEFAULT_CALLBACKS = ("best-checkpoint", "last-checkpoint", "metrics-csv", "console", "early-stopping")
+DEFAULT_CALLBACKS = ("best-checkpoint", "metrics-csv", "console", "early-stopping")
 
 
 class _Default(Callback):
@@ -32,12 +33,6 @@ class BestCheckpoint(_Default):
         checkpoint.save(folder.best, {"model": state.model.state_dict(), "meta": state.meta, "epoch": state.epoch, "f1": state.best_f1})
         io.write_json(folder.best_meta, {**state.meta, "epoch": state.epoch, "f1": state.best_f1})  # read without torch
         _write_fold_oof(state)
-
-
-@CALLBACKS.register("last-checkpoint", "after every epoch: last.pt, the state --resume continues from (always on)")
-class LastCheckpoint(_Default):
-    def on_epoch_end(self, state: FoldState) -> None:
-        checkpoint.save(state.folder.last, checkpoint.training_state(state))
 
 
 @CALLBACKS.register("metrics-csv", "after every epoch: the fold's metrics.csv (always on)")

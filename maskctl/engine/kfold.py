@@ -18,6 +18,7 @@ from maskctl.data.datasets import get_dataset_kind
 from maskctl.data.layout import problem_summary
 from maskctl.data.pseudo_table import add_pseudo, pseudo_rows
 from maskctl.data.unreadable import decode_errors, skip_unreadable
+from maskctl.engine import checkpoint
 from maskctl.engine.budget import TimeBudget
 from maskctl.engine.callbacks import CallbackList, RunState
 from maskctl.engine.distributed import broadcast_object, init_distributed, shutdown
@@ -133,25 +134,35 @@ def _run(config: TrainConfig, run_dir: Path | None, extra_callbacks: Sequence = 
         try:
             callbacks("on_run_start", run_state)
             _train_folds(config, samples, folds, plan, run, device, dist, workers, images, callbacks)
-        except (MaskctlError, OSError, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.core.errors.Terminated)
-            if new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
+            if dist.is_main:
+                run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes, config.age_edges)
+            callbacks("on_run_end", run_state)
+        except BaseException as error:  # trackers mark their run failed instead of leaving it running
+            callbacks.run_failed(run_state, error)
+            # KeyboardInterrupt: Ctrl-C, and SIGTERM (maskctl.core.errors.Terminated)
+            if isinstance(error, (MaskctlError, OSError, KeyboardInterrupt)) and new_run and dist.is_main and not any(f.last.exists() for f in run.fold_folders()):
                 shutil.rmtree(run_dir)  # nothing trained yet: leave no half-made run behind
             raise
-        if dist.is_main:
-            run_state.summary = summarise_run(run_dir, samples.num_classes, samples.class_names, samples.mask_classes, config.age_edges)
-        callbacks("on_run_end", run_state)
         return run_dir
     finally:
         shutdown(dist)
 
 
 def _train_folds(config, samples, folds, plan, run: RunFolder, device, dist, workers: int, images, callbacks: CallbackList) -> None:
+    # A resume whose first fold to train has no last.pt yet gives the callbacks the states of the
+    # last fold finished before it (a fold that has one: fit_fold restores from that).
+    finished_before, trained = None, False
     for fold in plan:
         folder = run.fold(fold)
         if folder.is_finished():
             if dist.is_main:
                 console.print(f"fold {fold}: finished earlier, kept")
+            if not trained and folder.last.is_file():
+                finished_before = folder.last
             continue
+        if not trained and finished_before is not None and not folder.last.exists():
+            callbacks.load_state_dicts(checkpoint.callback_states(finished_before))
+        trained = True
         folder.path.mkdir(parents=True, exist_ok=True)
         result = fit_fold(config, samples, folds, fold, folder.path, device, dist, workers, images, callbacks)
         if dist.is_main:

@@ -1,6 +1,8 @@
 """Callbacks, weight EMA and gradient accumulation through the real command line: resume stays
 exact with EMA on (after kill -9, and after a plugin callback that fails), and the docs'
 plugin callback works through $MASKCTL_PLUGINS."""
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -115,3 +117,52 @@ def test_the_docs_plugin_callback_works_through_maskctl_plugins(synth_data, tmp_
     assert lines[2] == f"cb: mean {summary['mean_f1']:.4f}"
     listed = run_cli("list", "callbacks", env=env)
     assert "best-f1-file" in listed.stdout and "early-stopping" in listed.stdout
+
+
+EPOCH_COUNTER = '''
+import json
+
+from maskctl.engine.callbacks import Callback
+from maskctl.registry import CALLBACKS
+
+
+@CALLBACKS.register("epoch-counter")
+class EpochCounter(Callback):
+    """Every (fold, epoch) it sees, kept across --resume; RUN/counted.json when the run ends."""
+
+    def __init__(self, config):
+        self.seen = []
+
+    def on_epoch_end(self, state):
+        self.seen.append([state.fold, state.epoch])
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+    def on_run_end(self, run):
+        (run.run_dir / "counted.json").write_text(json.dumps(self.seen))
+'''
+
+
+def test_a_callbacks_state_survives_a_kill_and_resume(synth_data, tmp_path):
+    plugin = tmp_path / "epoch_counter.py"
+    plugin.write_text(EPOCH_COUNTER)
+    env = {"MASKCTL_PLUGINS": str(plugin)}
+    args = ["train", "--data", synth_data / "train", "--folds", "2", "--epochs", "2", *TINY, "--callbacks", "epoch-counter", "--runs-dir", tmp_path, "--name", "killed"]
+    process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **env})
+    last = tmp_path / "killed" / "fold0" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # fold 0 has one epoch done, fold 1 not started
+    process.wait()
+    assert torch.load(last, weights_only=True)["callbacks"] == {"epoch-counter": {"seen": [[0, 0]]}}
+    resumed = run_cli("train", "--resume", tmp_path / "killed", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 0" in resumed.stdout
+    # What an uninterrupted run sees: every epoch of every fold once, the one before the kill included.
+    assert json.loads((tmp_path / "killed" / "counted.json").read_text()) == [[0, 0], [0, 1], [1, 0], [1, 1]]

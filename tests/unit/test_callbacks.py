@@ -137,3 +137,115 @@ def test_events_in_order_across_a_failure_and_a_resume(recorder, tmp_path):
     for index, event in enumerate(events):
         if event[0] == "on_best":
             assert events[index - 1][:3] == ("on_epoch_end", *event[1:3])
+
+
+class Counter(Callback):
+    """Counts the epochs it sees; its state is what a resume must give back."""
+
+    name = "counter"
+
+    def __init__(self, state=None):
+        self.seen = [] if state is None else state
+
+    def on_epoch_end(self, state):
+        self.seen.append(state.epoch)
+
+    def state_dict(self):
+        return {"seen": self.seen} if self.seen else {}
+
+    def load_state_dict(self, state):
+        self.seen = list(state["seen"])
+
+
+def test_callback_states_are_keyed_by_name_and_given_back():
+    import torch
+
+    first, second, stateless = Counter([1, 2]), Counter([torch.tensor(5)]), Quiet()
+    states = CallbackList([first, second, stateless, Counter()]).state_dicts()
+    assert states == {"counter": {"seen": [1, 2]}, "counter#2": {"seen": [torch.tensor(5)]}}  # no state, no entry
+    again = [Counter(), Counter(), Counter([7])]
+    CallbackList(again).load_state_dicts(states)
+    assert [c.seen for c in again] == [[1, 2], [torch.tensor(5)], [7]]  # none saved under counter#3: it keeps its own
+
+
+def test_a_state_that_is_not_plain_data_is_one_line_naming_the_callback():
+    import numpy as np
+
+    with pytest.raises(CallbackError, match=r"^callback counter: state_dict\(\)\['seen'\]\[1\] is a numpy.float64; last.pt keeps plain data only"):
+        CallbackList([Counter([1, np.float64(0.5)])]).state_dicts()
+
+    class NotADict(Callback):
+        name = "odd"
+
+        def state_dict(self):
+            return [1]
+
+    with pytest.raises(CallbackError, match=r"^callback odd: state_dict\(\) must return a dict, not list$"):
+        CallbackList([NotADict()]).state_dicts()
+
+
+def test_a_failing_on_run_failed_is_a_warning_and_every_callback_is_told(capsys):
+    told = []
+
+    class Breaks(Callback):
+        name = "breaks"
+
+        def on_run_failed(self, run, error):
+            raise RuntimeError("cannot reach the server")
+
+    class Listens(Callback):
+        def on_run_failed(self, run, error):
+            told.append(error)
+
+    error = ValueError("the original")
+    CallbackList([Breaks(), Listens()]).run_failed(None, error)
+    assert told == [error]
+    assert "warning: callback breaks failed in on_run_failed: RuntimeError: cannot reach the server" in capsys.readouterr().err
+
+
+class FoldCounter(Callback):
+    """Every (fold, epoch) it sees, kept across a resume; fails once when fold 1 starts."""
+
+    fail_once = True
+    counted: list = []
+
+    def __init__(self, config):
+        self.seen = []
+
+    def on_fit_start(self, state):
+        if state.fold == 1 and FoldCounter.fail_once:
+            FoldCounter.fail_once = False
+            raise RuntimeError("stop between the folds")
+
+    def on_epoch_end(self, state):
+        self.seen.append([state.fold, state.epoch])
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+    def on_run_end(self, run):
+        FoldCounter.counted = self.seen
+
+
+def test_a_resume_between_folds_gives_back_the_state_of_the_last_finished_fold(tmp_path):
+    from maskctl.config import load_config
+    from maskctl.data.synth import synthesize
+    from maskctl.engine import kfold
+
+    CALLBACKS.register("test-fold-counter")(FoldCounter)
+    try:
+        synthesize(tmp_path / "data", people=12, eval_people=0, seed=3, width=48, height=64, show_progress=False)
+        config = load_config(None, {"data": str(tmp_path / "data" / "train"), "folds": 2, "epochs": 1, "model": "test_resnet", "size": "64x48",
+                                    "batch_size": 16, "device": "cpu", "workers": 0, "runs_dir": str(tmp_path / "runs"),
+                                    "callbacks": ["test-fold-counter"]})
+        with pytest.raises(CallbackError, match="stop between the folds"):
+            kfold.train(config)
+        run = tmp_path / "runs" / "exp"
+        assert (run / "fold0" / "result.json").is_file() and not (run / "fold1" / "last.pt").exists()
+        kfold.resume(run)  # fold 1 has no last.pt: the counter's state comes from fold 0's
+        assert FoldCounter.counted == [[0, 0], [1, 0]]
+    finally:
+        CALLBACKS._entries.pop("test-fold-counter")

@@ -42,7 +42,7 @@ def test_exponent_numbers_in_recipes_and_spaces_are_numbers(tmp_path, read, expe
 def damaged_mlflow_store(tmp_path: Path) -> str:
     from maskctl.config import TrainConfig
     from maskctl.engine.callbacks import CallbackList
-    from maskctl.engine.trackers import MLFLOW_STORE, MLflowTracker
+    from maskctl.engine.trackers.mlflow import MLFLOW_STORE, MLflowTracker
 
     (tmp_path / "runs" / "exp").mkdir(parents=True)
     (tmp_path / "runs" / MLFLOW_STORE).write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)

@@ -12,7 +12,9 @@ import pytest
 from maskctl.config import TrainConfig, load_config
 from maskctl.core.errors import MaskctlError
 from maskctl.engine.callbacks import CallbackList, FoldState, RunState
-from maskctl.engine.trackers import check_trackers, create_trackers, mlflow_store, summary_scalars, wandb_logged_in
+from maskctl.engine.trackers import check_trackers, create_trackers, summary_scalars
+from maskctl.engine.trackers.mlflow import mlflow_store
+from maskctl.engine.trackers.wandb import wandb_logged_in
 from maskctl.registry import TRACKERS, UnknownNameError
 from maskctl.runs.folder import RunFolder
 

@@ -116,7 +116,7 @@ def test_last_pt_is_built_and_read_from_one_list_of_keys(tmp_path, ema_decay):
         step(x, y)
     state.scheduler.step()
     state.epoch, state.history, state.best_f1, state.best_epoch = 1, [{"f1": 0.5}], 0.5, 0
-    saved = checkpoint.training_state(state)
+    saved = checkpoint.training_state(state, {})
     assert set(saved) == {"model", "meta", *checkpoint.RESUME_STATE} - ({"ema"} if ema_decay is None else set())
     checkpoint.save(tmp_path / "last.pt", saved)
     fresh, _ = fold_state(ema_decay)
@@ -125,3 +125,19 @@ def test_last_pt_is_built_and_read_from_one_list_of_keys(tmp_path, ema_decay):
     assert fresh.scheduler.state_dict() == state.scheduler.state_dict()
     for kept, restored in ((state.train_model, fresh.train_model), (state.model, fresh.model)):
         assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), restored.state_dict().values()))
+
+
+def test_last_pt_keeps_the_callback_states_and_an_older_one_without_them_still_resumes(tmp_path):
+    from maskctl.engine import checkpoint
+
+    path = tmp_path / "last.pt"
+    state, _ = fold_state(None)
+    checkpoint.save(path, checkpoint.training_state(state, {"counter": {"seen": [[0, 0]], "steps": torch.tensor(3)}}))
+    states = checkpoint.restore_training_state(fold_state(None)[0], path)
+    assert states["counter"]["seen"] == [[0, 0]] and int(states["counter"]["steps"]) == 3
+    assert checkpoint.callback_states(path).keys() == {"counter"}
+
+    older = checkpoint.training_state(state, {})
+    del older["callbacks"]  # the last.pt of a maskctl without callback states
+    checkpoint.save(path, older)
+    assert checkpoint.restore_training_state(fold_state(None)[0], path) == {} and checkpoint.callback_states(path) == {}

@@ -119,37 +119,9 @@ def test_the_docs_plugin_callback_works_through_maskctl_plugins(synth_data, tmp_
     assert "best-f1-file" in listed.stdout and "early-stopping" in listed.stdout
 
 
-EPOCH_COUNTER = '''
-import json
-
-from maskctl.engine.callbacks import Callback
-from maskctl.registry import CALLBACKS
-
-
-@CALLBACKS.register("epoch-counter")
-class EpochCounter(Callback):
-    """Every (fold, epoch) it sees, kept across --resume; RUN/counted.json when the run ends."""
-
-    def __init__(self, config):
-        self.seen = []
-
-    def on_epoch_end(self, state):
-        self.seen.append([state.fold, state.epoch])
-
-    def state_dict(self):
-        return {"seen": self.seen}
-
-    def load_state_dict(self, state):
-        self.seen = state["seen"]
-
-    def on_run_end(self, run):
-        (run.run_dir / "counted.json").write_text(json.dumps(self.seen))
-'''
-
-
 def test_a_callbacks_state_survives_a_kill_and_resume(synth_data, tmp_path):
-    plugin = tmp_path / "epoch_counter.py"
-    plugin.write_text(EPOCH_COUNTER)
+    plugin = docs_plugin("extending.md", '"""epoch_counter.py: every (fold, epoch) the run saw, across --resume, in RUN/counted.json."""',
+                         tmp_path / "epoch_counter.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     args = ["train", "--data", synth_data / "train", "--folds", "2", "--epochs", "2", *TINY, "--callbacks", "epoch-counter", "--runs-dir", tmp_path, "--name", "killed"]
     process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

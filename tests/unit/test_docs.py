@@ -26,6 +26,8 @@ PYTHON_EXAMPLES = {
     "import albumentations as A": ("tests/e2e/test_cli_train.py", "test_a_plugin_augmentation_from_the_docs_trains_and_predicts"),
     '"""best_f1_file.py: each fold\'s best validation macro F1, and the run\'s mean, in RUN/best_f1.txt."""':
         ("tests/e2e/test_cli_callbacks.py", "test_the_docs_plugin_callback_works_through_maskctl_plugins"),
+    '"""epoch_counter.py: every (fold, epoch) the run saw, across --resume, in RUN/counted.json."""':
+        ("tests/e2e/test_cli_callbacks.py", "test_a_callbacks_state_survives_a_kill_and_resume"),
 }
 
 

@@ -41,8 +41,8 @@ def public(function):
 
         try:
             bound = signature.bind(*args, **kwargs)
-        except TypeError as exc:  # an unknown keyword or a missing argument: the message names them
-            raise UsageError(f"maskctl.{function.__name__}: {exc}") from None
+        except TypeError as exc:  # an unknown keyword (named with the closest known one), a missing argument
+            raise UsageError(f"maskctl.{function.__name__}: {unknown_keyword(signature, kwargs) or exc}") from None
         check_arguments(function.__name__, bound.arguments)
         try:
             with quiet() if bound.arguments.get("quiet") else contextlib.nullcontext(), discard_outputs_on_failure():
@@ -57,6 +57,18 @@ def public(function):
                                "raise an exception to stop a call") from None
 
     return call
+
+
+def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str | None:
+    import difflib
+
+    known = [name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = next((key for key in kwargs if key not in known), None)
+    if unknown is None:
+        return None
+    close = difflib.get_close_matches(unknown, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown keyword {unknown!r}{hint}; it takes {', '.join(known)}"
 
 
 def check_arguments(name: str, arguments: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ def test_mistakes_are_maskctl_errors(trained, synth_data, tmp_path):
         maskctl.train("cpu-quick", epoch=1)
     with pytest.raises(maskctl.MaskctlError, match="setting epochs must be at least 1"):
         maskctl.train("cpu-quick", epochs=0)
-    with pytest.raises(maskctl.MaskctlError, match="unexpected keyword argument 'dat'"):
+    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.predict: unknown keyword 'dat' \(did you mean data\?\); it takes run, data, out"):
         run.predict(dat=synth_data / "eval")
     with pytest.raises(maskctl.MaskctlError, match="pairs must be at least 1"):
         maskctl.explain(run, pairs=0)

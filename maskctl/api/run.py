@@ -62,16 +62,26 @@ class Run:
         rows = {}
         for fold in self._folder.finished_folds():
             result = read_fold_result(fold.result)
-            best = read_metrics(fold.metrics).set_index("epoch").loc[result["best_epoch"]] if fold.metrics.is_file() else {}
+            epochs = read_metrics(fold.metrics).set_index("epoch") if fold.metrics.is_file() else None
+            best = epochs.loc[result["best_epoch"]] if epochs is not None and result["best_epoch"] in epochs.index else {}
             rows[f"fold {result['fold']}"] = {**{key: best[key] for key in measured if key in best},
                                               "f1": result["best_f1"], "best_epoch": result["best_epoch"] + 1,
                                               "epochs": result["epochs_run"], "stopped_early": result["stopped_early"]}
         oof = read_oof(self.path)
         if oof is not None:
             probs = oof[prob_columns(oof)].to_numpy()
-            rows["oof"] = {**scores(oof["label"].to_numpy(), probs.argmax(1), mask_classes=probs.shape[1] == 18), "images": len(oof)}
+            rows["oof"] = {**scores(oof["label"].to_numpy(), probs.argmax(1), mask_classes=self._mask_classes(probs.shape[1])), "images": len(oof)}
         table = pd.DataFrame.from_dict(rows, orient="index")
         return table.reindex(columns=[c for c in (*measured, "best_epoch", "epochs", "stopped_early", "images") if c in table])
+
+    def _mask_classes(self, num_classes: int) -> bool:
+        """Whether the run learned the 18 mask classes (per-task scores exist only for them), as
+        its checkpoints record it."""
+        from maskctl.core.schema import read_json
+
+        metas = [f.best_meta for f in self._folder.finished_folds() if f.best_meta.is_file()]
+        meta = read_json(metas[0], "checkpoint record") if metas else {}
+        return bool(meta.get("mask_classes", num_classes == 18)) if isinstance(meta, dict) else num_classes == 18
 
     @property
     def oof(self):

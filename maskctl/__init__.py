@@ -13,10 +13,12 @@ from maskctl.core.version import __version__
 # Importing albumentations otherwise asks the package index for updates (slow, and no network here).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-# name -> the module that holds it: the API's functions, and the names a plugin or a caller catches or extends
+# name -> the module that holds it: the API's functions, and the names a plugin or a caller catches or extends.
+# None may be a subpackage's name (tune, data, runs...): importing the subpackage sets that name on
+# this package, replacing the function (so the tuner is tune_study).
 _PUBLIC = {
     **dict.fromkeys(["Run", "audit", "demo", "eda", "ensemble", "explain", "export", "predict", "pseudo", "quiet", "report", "resume",
-                     "show_study", "split", "synth", "train", "tta_eval", "tune"], "maskctl.api"),
+                     "show_study", "split", "synth", "train", "tta_eval", "tune_study"], "maskctl.api"),
     "MaskctlError": "maskctl.core.errors",
     "Callback": "maskctl.engine.callbacks",
     "TrainConfig": "maskctl.config",

@@ -12,7 +12,7 @@ from maskctl.api.door import quiet
 from maskctl.api.inspect import audit, demo, explain, pseudo, report
 from maskctl.api.predictions import ensemble, export, predict, tta_eval
 from maskctl.api.run import Run
-from maskctl.api.training import resume, show_study, train, tune
+from maskctl.api.training import resume, show_study, train, tune_study
 
 __all__ = ["Run", "audit", "demo", "eda", "ensemble", "explain", "export", "predict", "pseudo", "quiet", "report", "resume", "show_study",
-           "split", "synth", "train", "tta_eval", "tune"]
+           "split", "synth", "train", "tta_eval", "tune_study"]

@@ -1,5 +1,6 @@
 """Training from Python: `maskctl.train(recipe, **settings)`, `maskctl.resume(run)`,
-`maskctl.tune(...)`. Settings are the recipe's field names (maskctl.config.TrainConfig) as
+`maskctl.tune_study(...)` (not `tune`: maskctl.tune is the tuner's package, and importing it
+would replace a function of that name on the package). Settings are the recipe's field names (maskctl.config.TrainConfig) as
 keyword arguments, checked by the same load_config as the command line's options."""
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def resume(run: str | os.PathLike, fold: int | None = None, quiet: bool = False)
 
 
 @public
-def tune(recipe: str | os.PathLike | None, space: str | os.PathLike, study: str, trials: int = 20, storage: str | None = None,
+def tune_study(recipe: str | os.PathLike | None, space: str | os.PathLike, study: str, trials: int = 20, storage: str | None = None,
          pruner: str = "median", heartbeat: int = 60, quiet: bool = False, **settings) -> Path | None:
     """Search recipe settings with Optuna (`maskctl tune`); `settings` override the base recipe
     like train's. Returns tune/STUDY/best.yaml (a recipe: maskctl.train(that path)), or None

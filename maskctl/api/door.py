@@ -51,7 +51,7 @@ def public(function):
             raise
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
             text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc) or type(exc).__name__
-            raise MaskctlError(text) from exc
+            raise MaskctlError(text) from None
         except SystemExit as exc:  # a plugin's sys.exit (maskctl never calls it) must not end the notebook's kernel
             raise MaskctlError(f"sys.exit({shown(exc.code)}) was called during maskctl.{function.__name__} (by a plugin?); "
                                "raise an exception to stop a call") from None

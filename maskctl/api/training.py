@@ -1,7 +1,7 @@
-"""Training from Python: `maskctl.train(recipe, **settings)`, `maskctl.resume(run)`,
-`maskctl.tune_study(...)` (not `tune`: maskctl.tune is the tuner's package, and importing it
-would replace a function of that name on the package). Settings are the recipe's field names (maskctl.config.TrainConfig) as
-keyword arguments, checked by the same load_config as the command line's options."""
+"""Training from Python: `maskctl.train(recipe, **settings)`, `maskctl.resume(run)` and
+`maskctl.tune_study(...)` (not `tune`: importing the tuner's package, maskctl.tune, would put
+the package in that name's place on `maskctl`). Settings are the recipe's field names
+(maskctl.config.TrainConfig) as keyword arguments, checked by the command line's load_config."""
 from __future__ import annotations
 
 import os

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from rich.markup import escape
 
-from maskctl import __version__
 from maskctl.core import io, schema
 from maskctl.core.console import console
 from maskctl.core.errors import MaskctlError
+from maskctl.core.version import __version__
 from maskctl.runs.folder import FOLD_PREFIX, OOF, RunFolder
 
 # Always shown in the recipe table, differing or not: what a reader asks first about a run.

@@ -32,6 +32,8 @@ def fail(message: str) -> None:
 
 def progress(transient: bool = False):
     """A Progress with count, rate and ETA columns, the same look for every long job."""
+    import importlib.util
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -52,6 +54,9 @@ def progress(transient: bool = False):
         TimeRemainingColumn(),
         console=error_console,
         transient=transient,
+        # In Jupyter rich draws a live bar through ipywidgets; without it every bar is a warning
+        # and blank outputs in the notebook, so no bar is drawn (the messages and tables still are).
+        disable=error_console.is_jupyter and importlib.util.find_spec("ipywidgets") is None,
     )
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from maskctl import __version__
 from maskctl.core import io
 from maskctl.core.console import console
 from maskctl.core.errors import MaskctlError
+from maskctl.core.version import __version__
 from maskctl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, checkpoint_crop, checkpoint_decode_size
 from maskctl.infer.onnx_predict import EXPORT_FORMAT, EXPORT_VERSION, META_FILE, SEAL_KEY, SEALED_FIELDS, center_crop_nhwc
 from maskctl.runs.folder import RunFolder, run_folder_of

@@ -1,0 +1,115 @@
+"""The API's one door, as `user_errors` is the command line's: a call's arguments are checked
+against the same table of ranges as the CLI's options (maskctl.config.CHECKS), output folders a
+failed call made are removed, and every failure a user can cause is one MaskctlError: never a
+SystemExit, never a bare OSError. `quiet` silences everything maskctl prints."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from maskctl.core.errors import MaskctlError, UsageError, shown
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """`with maskctl.quiet(): ...`: nothing maskctl prints (messages, tables, progress bars,
+    warnings) inside the block. Every message goes through the two shared rich consoles, so
+    muting them mutes all of it; the previous state comes back after the block."""
+    from maskctl.core.console import console, error_console
+
+    before = console.quiet, error_console.quiet
+    console.quiet = error_console.quiet = True
+    try:
+        yield
+    finally:
+        console.quiet, error_console.quiet = before
+
+
+def public(function):
+    """A public API function: its arguments checked, `quiet=True` honoured, failures as
+    MaskctlError, outputs of a failed call removed (core.io.discard_outputs_on_failure, which
+    also releases the output folders the call claimed when it ends)."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        from maskctl.core.io import discard_outputs_on_failure
+
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:  # an unknown keyword (named with the closest known one), a missing argument
+            raise UsageError(f"maskctl.{function.__name__}: {unknown_keyword(signature, kwargs) or exc}") from None
+        check_arguments(function.__name__, bound.arguments)
+        try:
+            with quiet() if bound.arguments.get("quiet") else contextlib.nullcontext(), discard_outputs_on_failure():
+                return function(*args, **kwargs)
+        except MaskctlError:
+            raise
+        except OSError as exc:  # a full, read-only or vanished place met while writing or reading
+            text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc) or type(exc).__name__
+            raise MaskctlError(text) from None
+        except SystemExit as exc:  # a plugin's sys.exit (maskctl never calls it) must not end the notebook's kernel
+            raise MaskctlError(f"sys.exit({shown(exc.code)}) was called during maskctl.{function.__name__} (by a plugin?); "
+                               "raise an exception to stop a call") from None
+
+    return call
+
+
+def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str | None:
+    import difflib
+
+    known = [name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = next((key for key in kwargs if key not in known), None)
+    if unknown is None:
+        return None
+    close = difflib.get_close_matches(unknown, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown keyword {unknown!r}{hint}; it takes {', '.join(known)}"
+
+
+def check_arguments(name: str, arguments: dict[str, Any]) -> None:
+    """The arguments against the checks of the options of the same name, before any work: the
+    message names the keyword as the caller wrote it."""
+    from maskctl.config import CHECKS
+
+    for key, value in arguments.items():
+        check = CHECKS.get(key)
+        problem = check(value) if check is not None and value is not None and _is_number(value) else None
+        if problem:
+            raise UsageError(f"maskctl.{name}: {key} {problem}, got {shown(value)}")
+
+
+def _is_number(value: Any) -> bool:
+    """The range checks compare numbers: a text given where a number belongs is refused by
+    the command's own parsing, in its own words, not by a TypeError here."""
+    values = value if isinstance(value, list) else [value]
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def as_path(value: Any, what: str) -> Path:
+    """A str, Path or Run (anything with __fspath__) as a Path; anything else, one line."""
+    try:
+        return Path(os.fspath(value))
+    except TypeError:
+        raise UsageError(f"{what} must be a path (str, pathlib.Path or maskctl.Run), got {shown(value)}") from None
+
+
+def as_paths(values: Any, what: str) -> list[Path]:
+    """One path or a list of them (runs of an ensemble, report or audit)."""
+    if isinstance(values, (str, os.PathLike)):
+        values = [values]
+    try:
+        values = list(values)
+    except TypeError:
+        raise UsageError(f"{what} must be a list of paths or maskctl.Run objects, got {shown(values)}") from None
+    if not values:
+        raise UsageError(f"{what} is empty: give at least one")
+    return [as_path(value, what) for value in values]
+
+
+def optional_path(value: Any, what: str) -> Path | None:
+    return None if value is None else as_path(value, what)

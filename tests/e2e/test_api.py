@@ -2,12 +2,13 @@
 export, the same files as the command line, errors as MaskctlError, quiet means silent."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import invoke
 
 import maskctl
-from cli_helpers import invoke
 
 TINY = dict(model="test_resnet", size="64x48", batch_size=16, lr=0.003, optimizer="adamw", scheduler="cosine", augmentation="light",
             device="cpu", workers=0, folds=2, epochs=1)
@@ -105,6 +106,21 @@ def test_mistakes_are_maskctl_errors(trained, synth_data, tmp_path):
     with pytest.raises(maskctl.MaskctlError):
         maskctl.eda(tmp_path / "no-such-data", out=tmp_path / "eda")
     assert not (tmp_path / "eda").exists()
+
+
+def test_the_settings_errors_the_docs_show_are_the_errors_raised():
+    """docs/python-api.md's block of mistakes, each line run as printed: the comment under it is
+    the start of the error's message (up to its '...')."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "python-api.md").read_text()
+    block = page.split('```python\nmaskctl.train("cpu-quick", epoch=1)\n', 1)[1].split("```", 1)[0]
+    lines = ['maskctl.train("cpu-quick", epoch=1)', *block.strip().splitlines()]
+    calls = lines[0::2]
+    shown = [line.removeprefix("# MaskctlError: ").removesuffix("...") for line in lines[1::2]]
+    assert len(calls) == len(shown) >= 2
+    for call, message in zip(calls, shown):
+        with pytest.raises(maskctl.MaskctlError) as raised:
+            exec(call, {"maskctl": maskctl})
+        assert str(raised.value).startswith(message), (call, str(raised.value))
 
 
 def test_import_maskctl_stays_light_and_names_the_api():

@@ -156,7 +156,7 @@ def test_corrupt_image_is_reported_not_crashing(synth_data, tmp_path):
 
 
 def test_worker_errors_are_cut_to_their_original_line():
-    from maskctl.cli.main import one_line
+    from maskctl.cli.options import one_line
 
     wrapped = ("Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                '  File "x.py", line 1, in f\nmaskctl.data.images.ImageDecodeError: cannot decode image a/mask1.jpg: truncated\n')

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import Check, Device, Overwrite, Workers, opt, recipe_check, user_errors, with_old_spellings
+from maskctl.cli.options import Check, Device, Overwrite, opt, recipe_check, user_errors, with_old_spellings
 from maskctl.config import Range
 
 app = typer.Typer()

@@ -125,6 +125,15 @@ def test_bad_tune_options_are_one_line(study_place, extra, expected):
     assert not (study_place / "tune/bad").exists()
 
 
+def test_old_tune_spellings_work_for_one_release_with_a_note(study_place):
+    result = invoke("tune", "--show", "absent")
+    assert result.exit_code == 1 and "no study absent" in one_line_error(result)
+    assert "note: `maskctl tune --show NAME` is now `maskctl tune show NAME`" in result.output
+    result = invoke("tune", "--config", "base.yaml", "--space", "space.yaml", "--study", "../up")
+    assert result.exit_code == 2 and "--study must be one plain folder name" in one_line_error(result)
+    assert "is now `maskctl tune run --space ... --study ...`" in result.output and not (study_place / "tune").exists()
+
+
 def test_pruning_stops_a_trial_after_an_epoch_and_keeps_its_run(study_place):
     """A pruner through the training loop's callback: the trial stops at the epoch it judged and
     ends PRUNED, its run folder kept. (Optuna's ThresholdPruner prunes every trial below 0.99

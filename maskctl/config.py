@@ -195,7 +195,7 @@ class TrainConfig:
     lr: float = _setting(3e-5, Range(0, 10, low_open=True), group="optimizer", help="Learning rate (the floor of warm-up schedulers).")
     weight_decay: float = _setting(1e-5, Range(0, 10), group="optimizer", help="Weight decay.")
     momentum: float = _setting(0.9, Range(0, 1), group="optimizer", help="SGD momentum.")
-    nesterov: bool = _setting(True, group="optimizer", option=False, help="Nesterov momentum for SGD.")
+    nesterov: bool = _setting(True, group="optimizer", option=False, help="Nesterov momentum (adamp and sgd).")
     scheduler: str = _setting("cosine-warmup-restarts", group="schedule and stopping", help="cosine-warmup-restarts, cosine, plateau, step, constant.")
     eta_max: float = _setting(3e-4, Range(0, 10, low_open=True), group="schedule and stopping", help="Peak lr of cosine-warmup-restarts.")
     t0: int = _setting(10, Range(1, 10_000), group="schedule and stopping", help="Restart period in epochs (cosine-warmup-restarts; step size of step).")

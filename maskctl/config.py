@@ -1,9 +1,11 @@
 """The training recipe: one dataclass, loaded from YAML, overridden from the command line, saved
 in the run folder so that `--config runs/NAME/config.yaml` reproduces a run.
 
-Every setting's sane range is declared once, on its field; `load_config` checks recipe values
-against it, and the CLI checks its options of the same name against it (`check_options`), so a
-YAML recipe, an override and a command-line option cannot disagree about what is allowed.
+Everything said about a setting is declared once, on its field (`_setting`): its help text, its
+group, its sane range. `load_config` checks recipe values against the range; the command line
+builds `train`'s options, their --help panels and their checks from the fields, and
+docs/reference/settings.md is generated from them, so a YAML recipe, an override, a command-line
+option and the manual cannot disagree about what is allowed.
 """
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def parse_crop(text: str) -> tuple[float, float] | None:
     return None if shares == (1.0, 1.0) else shares
 
 
+def rule(text: str):
+    """Names what a check function allows, for the settings reference (a Range says it itself)."""
+
+    def named(check):
+        check.rule = text
+        return check
+
+    return named
+
+
+@rule("two shares HxW, each from 0.1 to 1")
 def crop_shares(text: str) -> str | None:
     try:
         shares = [float(v) for v in str(text).lower().split("x")] if str(text).isascii() else []
@@ -74,10 +87,18 @@ class Range:
         upper = f"below {self.high}" if self.high_open else f"at most {self.high}"
         return f"must be {'each ' if isinstance(value, list) else ''}{lower} and {upper}"
 
+    @property
+    def rule(self) -> str:
+        low, high = (int(v) if float(v).is_integer() else v for v in (self.low, self.high))
+        if not (self.low_open or self.high_open):
+            return f"{low} to {high}"
+        return f"{f'above {low}' if self.low_open else f'at least {low}'}, {f'below {high}' if self.high_open else f'at most {high}'}"
+
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
+@rule("one plain folder name (letters, digits, -, _, .; not starting with .)")
 def plain_name(value: str) -> str | None:
     """A name that becomes one folder: no separators, no '..', no leading dot, no absolute path."""
     if PLAIN_NAME.fullmatch(value):
@@ -85,6 +106,7 @@ def plain_name(value: str) -> str | None:
     return "must be one plain folder name: up to 100 letters, digits, '-', '_' or '.', not starting with '.'"
 
 
+@rule("three numbers from 0 to 100 (mask, gender, age)")
 def three_weights(value: list[float]) -> str | None:
     """The multitask loss weights: mask, gender, age (zip would silently drop a missing one)."""
     return "must be three numbers (mask, gender, age)" if len(value) != 3 else Range(0, 100)(value)
@@ -93,6 +115,7 @@ def three_weights(value: list[float]) -> str | None:
 MAX_COMPONENT_SETTINGS = 50  # keys of one *_args mapping
 
 
+@rule(f"up to {MAX_COMPONENT_SETTINGS} settings: names to numbers, text, true/false, null or flat lists of those")
 def component_args(value: dict) -> str | None:
     """A component's own settings (optimizer_args...): names to YAML scalars or flat lists of
     them; which names the chosen component takes is checked against it (maskctl.components.settings)."""
@@ -114,6 +137,7 @@ def split_names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+@rule("plain names, none twice")
 def plain_names(value: list[str] | str) -> str | None:
     """A list of registered names (the command line gives it comma-separated): plain, none twice.
     Whether each is registered is checked with the registries, plugins loaded (kfold.check_names)."""
@@ -126,80 +150,114 @@ def plain_names(value: list[str] | str) -> str | None:
     return None
 
 
-def _setting(default: Any, check: Callable[[Any], str | None]) -> Any:
-    """A field with its check; a list or dict default is copied for each config (a dataclass rule)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"check": check})
-    return field(default=default, metadata={"check": check})
+# The groups of settings, in the order `train --help` shows its panels and the settings reference its sections.
+GROUPS = ("data", "model", "optimizer", "schedule and stopping", "loss and sampling", "augmentation", "tracking", "machine")
+
+
+def _setting(default: Any, check: Callable[[Any], str | None] | None = None, *, group: str, help: str, unset: str | None = None,
+             option: bool = True) -> Any:
+    """A recipe field and everything said about it, once: its help text, its group (a `train --help`
+    panel, a section of docs/reference/settings.md), its check (a range or a rule), what None
+    means (`unset`), and whether `train` has an option for it (else only `--set NAME=VALUE`).
+    The CLI's options, their checks and the settings reference are all built from this."""
+    assert group in GROUPS, group
+    metadata = {"group": group, "help": help, "check": check, "unset": unset, "option": option}
+    if isinstance(default, (list, dict)):  # a list or dict default is copied for each config (a dataclass rule)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
-    # data
-    data: str = "data/train"
-    dataset: str = "mask-profile"
-    size: str = "512x384"  # HxW, the real photos are 512 high and 384 wide
-    crop: str | None = _setting(None, crop_shares)  # HxW shares of the photo's centre kept before resizing, e.g. 0.7x0.8
-    age_edges: str = "30,60"
-    label_fixes: str | None = None
-    folds: int = _setting(5, Range(2, 100))
-    fold: int | None = _setting(None, Range(0, 99))  # run only this fold (farm folds out to separate jobs)
-    folds_file: str | None = None  # person,fold table from `maskctl split`; made from `seed` when absent
-    val_ratio: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # one hold-out instead of k folds
-    pseudo: str | None = None  # pseudo.csv from `maskctl pseudo`: confident eval images added to every fold's training part
-    # model
-    model: str = "efficientnet_b4"
-    backbone: str = "efficientnet_b0"  # for model=multihead
-    pretrained: str | None = None  # None, "hub" or a local .pth/.safetensors file
-    drop_rate: float = _setting(0.0, Range(0, 1, high_open=True))
-    # optimisation
-    epochs: int = _setting(10, Range(1, 10_000))
-    batch_size: int = _setting(16, Range(1, 4096))
-    optimizer: str = "adamp"
-    lr: float = _setting(3e-5, Range(0, 10, low_open=True))
-    weight_decay: float = _setting(1e-5, Range(0, 10))
-    momentum: float = _setting(0.9, Range(0, 1))
-    nesterov: bool = True
-    scheduler: str = "cosine-warmup-restarts"
-    eta_max: float = _setting(3e-4, Range(0, 10, low_open=True))  # the peak lr of warm-up schedulers
-    t0: int = _setting(10, Range(1, 10_000))
-    t_mult: int = _setting(1, Range(1, 100))
-    t_up: int = _setting(3, Range(0, 10_000))
-    gamma: float = _setting(1.0, Range(0, 10, low_open=True))
-    loss: str = "focal"  # a name or a weighted mix such as "focal:0.6,f1:0.4"
-    focal_gamma: float = _setting(2.0, Range(0, 100))
-    label_smoothing: float = _setting(0.1, Range(0, 1, high_open=True))  # used by the label-smoothing loss
-    class_weights: bool = False
-    task_weights: list[float] = _setting([1.0, 1.0, 1.0], three_weights)  # mask, gender, age (multitask)
-    sampler: str = "weighted"
-    augmentation: str = "seed"
-    mix: str = "none"  # none, cutmix (left/right face halves) or mixup, applied per batch
-    mix_prob: float = _setting(0.5, Range(0, 1))
-    patience: int | None = _setting(None, Range(1, 10_000))  # early stopping: epochs without a better validation macro F1
-    keep: str = "best"  # the weights best.pt keeps: the best validation epoch's, or the last epoch's
-    time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True))  # wall time of the whole run; see engine/budget.py
-    ema: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True))  # decay of a weight EMA, validated and kept instead
-    ema_warmup: bool = True  # the EMA's decay grows from 0 to `ema` with the steps taken (timm's warm-up), so early weights do not linger
-    accumulate: int = _setting(1, Range(1, 1000))  # optimizer step every N batches (gradients of N batches summed)
-    clip_grad: float | None = _setting(None, Range(0, 1e6, low_open=True))  # clip the global gradient norm to this
-    callbacks: list[str] = field(default_factory=list)  # extra callbacks by name (`maskctl list callbacks`)
-    # each component's own settings, merged over those taken from the fields above (README: Training)
-    model_args: dict[str, Any] = _setting({}, component_args)  # e.g. timm's drop_path_rate
-    optimizer_args: dict[str, Any] = _setting({}, component_args)  # e.g. betas, eps
-    scheduler_args: dict[str, Any] = _setting({}, component_args)  # e.g. eta_min of cosine, factor of plateau
-    loss_args: dict[str, Any] = _setting({}, component_args)  # e.g. gamma of focal (else focal_gamma)
-    sampler_args: dict[str, Any] = _setting({}, component_args)  # e.g. power of weighted
-    # machinery
-    seed: int = _setting(0, Range(0, 1_000_000))  # seeds are derived as seed * 1009 + fold, below numpy's 2**32
-    workers: int | None = _setting(None, Range(0, 256))  # None: chosen from the CPU count
-    device: str | None = None  # None: CUDA when present
-    amp: bool = True  # on CUDA only
-    channels_last: bool = True
-    cache: bool = True  # decoded-image cache shared by epochs, folds and runs
-    strict: bool = False  # stop at a training image that cannot be decoded instead of skipping it
-    log: list[str] = _setting([], plain_names)  # experiment trackers (maskctl.engine.trackers); metrics.csv is always written
-    name: str = _setting("exp", plain_name)  # runs/NAME: one folder inside runs_dir, never a path
-    runs_dir: str = "runs"
+    data: str = _setting("data/train", group="data", help="Training folder (train.csv + images/).")
+    dataset: str = _setting("mask-profile", group="data", help="mask-profile (person folds), mask-base (image folds, leaky), mask-multitask, image-folder.")
+    size: str = _setting("512x384", group="data", help="Image size HxW (height x width); the real photos are 512 high and 384 wide.")
+    crop: str | None = _setting(None, crop_shares, group="data", unset="the whole photo",
+                                help="Keep this centre share of each photo, HxW, before resizing (training, predict, export alike), "
+                                     "e.g. 0.7x0.8: 70% of the height, 80% of the width.")
+    age_edges: str = _setting("30,60", group="data", help="Age band edges, e.g. 30,60 or 30,58.")
+    label_fixes: str | None = _setting(None, group="data", unset="none", help="CSV of label corrections (id, gender, age, swap_mask).")
+    folds: int = _setting(5, Range(2, 100), group="data", help="Number of folds.")
+    fold: int | None = _setting(None, Range(0, 99), group="data", unset="every fold", help="Train only this fold (farm folds out to separate jobs).")
+    folds_file: str | None = _setting(None, group="data", unset="folds made from --seed", help="folds.csv from `maskctl split` (person,fold).")
+    val_ratio: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True), group="data", unset="k folds",
+                                       help="One hold-out of this share of people instead of k folds.")
+    pseudo: str | None = _setting(None, group="data", unset="none",
+                                  help="pseudo.csv from `maskctl pseudo`: its eval images join every fold's training part, never validation.")
+    model: str = _setting("efficientnet_b4", group="model", help="Any timm model name, or multihead (with --backbone).")
+    backbone: str = _setting("efficientnet_b0", group="model", help="Backbone of the multihead model.")
+    pretrained: str | None = _setting(None, group="model", unset="none",
+                                      help="Weights: a local .pth/.safetensors file, 'hub', or 'none' to unset a recipe's.")
+    drop_rate: float = _setting(0.0, Range(0, 1, high_open=True), group="model", help="Dropout before the classifier.")
+    epochs: int = _setting(10, Range(1, 10_000), group="schedule and stopping", help="Epochs per fold.")
+    batch_size: int = _setting(16, Range(1, 4096), group="optimizer", help="Batch size.")
+    optimizer: str = _setting("adamp", group="optimizer", help="adamp, adam, adamw, sgd (their own settings: --set optimizer_args.KEY=value).")
+    lr: float = _setting(3e-5, Range(0, 10, low_open=True), group="optimizer", help="Learning rate (the floor of warm-up schedulers).")
+    weight_decay: float = _setting(1e-5, Range(0, 10), group="optimizer", help="Weight decay.")
+    momentum: float = _setting(0.9, Range(0, 1), group="optimizer", help="SGD momentum.")
+    nesterov: bool = _setting(True, group="optimizer", option=False, help="Nesterov momentum (adamp and sgd).")
+    scheduler: str = _setting("cosine-warmup-restarts", group="schedule and stopping", help="cosine-warmup-restarts, cosine, plateau, step, constant.")
+    eta_max: float = _setting(3e-4, Range(0, 10, low_open=True), group="schedule and stopping", help="Peak lr of cosine-warmup-restarts.")
+    t0: int = _setting(10, Range(1, 10_000), group="schedule and stopping", help="Restart period in epochs (cosine-warmup-restarts; step size of step).")
+    t_mult: int = _setting(1, Range(1, 100), group="schedule and stopping", help="Period multiplier after each restart.")
+    t_up: int = _setting(3, Range(0, 10_000), group="schedule and stopping", help="Warm-up epochs at the start of each cycle.")
+    gamma: float = _setting(1.0, Range(0, 10, low_open=True), group="schedule and stopping", help="Peak lr factor from one restart to the next.")
+    loss: str = _setting("focal", group="loss and sampling", help="ce, focal, label-smoothing, f1, or a mix like focal:0.6,f1:0.4.")
+    focal_gamma: float = _setting(2.0, Range(0, 100), group="loss and sampling", help="Focal loss gamma.")
+    label_smoothing: float = _setting(0.1, Range(0, 1, high_open=True), group="loss and sampling", help="Smoothing of the label-smoothing loss.")
+    class_weights: bool = _setting(False, group="loss and sampling", help="Weight the loss by inverse class frequency.")
+    task_weights: list[float] = _setting([1.0, 1.0, 1.0], three_weights, group="loss and sampling", option=False,
+                                         help="Loss weights of the mask, gender and age heads (mask-multitask).")
+    sampler: str = _setting("weighted", group="loss and sampling", help="none or weighted (class-balanced).")
+    augmentation: str = _setting("seed", group="augmentation",
+                                 help="The augmentation named seed (the competition seed's list), light, crop (decoded 12.5% larger, "
+                                      "random crop; centre crop to predict) or none.")
+    mix: str = _setting("none", group="augmentation", help="Batch mixing: none, cutmix (left/right face halves) or mixup.")
+    mix_prob: float = _setting(0.5, Range(0, 1), group="augmentation", help="Share of batches that are mixed.")
+    patience: int | None = _setting(None, Range(1, 10_000), group="schedule and stopping", unset="no early stopping",
+                                    help="Early stopping: epochs without a better validation macro F1.")
+    keep: str = _setting("best", group="schedule and stopping",
+                         help="The weights a fold keeps (best.pt): best (its best validation macro F1 epoch) or last (its last "
+                              "epoch: a small hold-out picks the best on noise).")
+    time_budget_minutes: float | None = _setting(None, Range(0, 100_000, low_open=True), group="schedule and stopping", unset="none",
+                                                 help="Wall time for the whole run, data decoding included: each fold gets an equal share "
+                                                      "of what is left and stops before an epoch that would not fit.")
+    ema: float | None = _setting(None, Range(0, 1, low_open=True, high_open=True), group="optimizer", unset="off",
+                                 help="Weight EMA decay, e.g. 0.999: validation, best.pt and predict use the averaged weights.")
+    ema_warmup: bool = _setting(True, group="optimizer", option=False,
+                                help="The EMA's decay grows from 0 to `ema` with the steps taken (timm's warm-up), so early weights do not linger.")
+    accumulate: int = _setting(1, Range(1, 1000), group="optimizer",
+                               help="Optimizer step every N batches (gradient accumulation: N x batch size per step).")
+    clip_grad: float | None = _setting(None, Range(0, 1e6, low_open=True), group="optimizer", unset="off",
+                                       help="Clip the global gradient norm to this value.")
+    callbacks: list[str] = _setting([], group="tracking",
+                                    help="Extra callbacks by name, comma-separated (`maskctl list callbacks`; plugins via MASKCTL_PLUGINS).")
+    # each component's own settings, merged over those taken from the fields above (docs: training)
+    model_args: dict[str, Any] = _setting({}, component_args, group="model", option=False,
+                                          help="The model's own settings, e.g. timm's drop_path_rate: --set model_args.drop_path_rate=0.1.")
+    optimizer_args: dict[str, Any] = _setting({}, component_args, group="optimizer", option=False,
+                                              help="The optimizer's own settings, e.g. --set optimizer_args.betas=[0.9,0.99] or eps.")
+    scheduler_args: dict[str, Any] = _setting({}, component_args, group="schedule and stopping", option=False,
+                                              help="The scheduler's own settings, e.g. eta_min of cosine, factor of plateau.")
+    loss_args: dict[str, Any] = _setting({}, component_args, group="loss and sampling", option=False,
+                                         help="The loss's own settings, e.g. gamma of focal (else focal_gamma).")
+    sampler_args: dict[str, Any] = _setting({}, component_args, group="loss and sampling", option=False,
+                                            help="The sampler's own settings, e.g. power of weighted.")
+    seed: int = _setting(0, Range(0, 1_000_000), group="machine",  # seeds are derived as seed * 1009 + fold, below numpy's 2**32
+                         help="Random seed (same seed, same metrics on the CPU).")
+    workers: int | None = _setting(None, Range(0, 256), group="machine", unset="from the CPU count", help="DataLoader workers.")
+    device: str | None = _setting(None, group="machine", unset="cuda when present", help="cpu, cuda, cuda:1.")
+    amp: bool = _setting(True, group="machine", help="Mixed precision on CUDA.")
+    channels_last: bool = _setting(True, group="machine", help="channels_last memory format.")
+    cache: bool = _setting(True, group="machine", help="Decoded-image cache (decode each image once, shared by epochs, folds and runs).")
+    strict: bool = _setting(False, group="machine",
+                            help="Stop at a training image that cannot be decoded (without it: skip it, listed in RUN/skipped.csv).")
+    log: list[str] = _setting([], plain_names, group="tracking",
+                              help="Experiment trackers, comma-separated: tensorboard, mlflow, wandb (each a pip extra; metrics.csv is "
+                                   "always written; '' for none). TensorBoard files go to RUN/tensorboard, MLflow to $MLFLOW_TRACKING_URI "
+                                   "or RUNS/mlflow.db, W&B offline to RUN/wandb unless you are logged in.")
+    name: str = _setting("exp", plain_name, group="tracking", help="Run name: runs/NAME, numbered NAME2, NAME3 when taken.")
+    runs_dir: str = _setting("runs", group="tracking", help="Folder of run folders.")
 
     def image_hw(self) -> tuple[int, int]:
         return parse_size(self.size)
@@ -212,35 +270,12 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-# The checks by option name: the recipe's settings, and the other commands' counts of the same kind.
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    **{name: f.metadata["check"] for name, f in FIELDS.items() if "check" in f.metadata},
-    "people": Range(1, 20_000),
-    "eval_people": Range(0, 20_000),
-    "batches": Range(2, 100_000),
-    "min_gain": Range(0, 1),
-    "min_prob": Range(0, 1),
-    "repeats": Range(1, 100),
-    "pairs": Range(1, 1000),
-    "per_pair": Range(1, 100),
-    "label_noise": Range(0, 0.5),
-    "min_evidence": Range(0, 1),
-    "sheet": Range(1, 200),
-    "top": Range(1, 10_000),
-    "minutes": Range(0, 10_000, low_open=True),
-    "trials": Range(1, 100_000),
-    "heartbeat": Range(1, 3600),
-}
 
 
-def check_options(options: dict[str, Any]) -> None:
-    """A command's options against the checks of the same name, before the command does any work
-    (exit code 2: the command line is wrong)."""
-    for name, value in options.items():
-        check = CHECKS.get(name)
-        problem = check(value) if check is not None and value is not None else None
-        if problem:
-            raise UsageError(f"--{name.replace('_', '-')} {problem}, got {shown(value)}")
+def field_default(name: str) -> Any:
+    """The default value of setting `name` (a fresh copy of a list or mapping)."""
+    spec = FIELDS[name]
+    return spec.default if spec.default_factory is dataclasses.MISSING else spec.default_factory()
 
 
 # Old names of shipped recipes -> new: runs' config files and scripts may still name them.

@@ -31,6 +31,30 @@ TRAIN_SEEDS = (0,)
 HOLDOUT_SHARE = 0.25  # of a user's training people, held out as eval people when their eval folder has no answers
 
 
+def parse_styles(text: str) -> list[str]:
+    """'real,hard,wild' -> the style names, each a known style (one line before any work), none twice."""
+    from maskctl.core.errors import UsageError
+    from maskctl.data.synth import parse_style
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        parse_style(name)
+    if not names or len(set(names)) < len(names):
+        raise UsageError(f"--styles must name different styles, e.g. real,hard,wild; got {text[:60]!r}")
+    return names
+
+
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """'0,1' -> [0, 1]: different whole numbers within the recipe's seed range."""
+    from maskctl.config import FIELDS
+    from maskctl.core.errors import UsageError
+
+    seeds = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in seeds) or len(set(seeds)) != len(seeds) or FIELDS["seed"].metadata["check"]([int(s) for s in seeds]):
+        raise UsageError(f"{option} must be different whole numbers from 0 to 1000000, e.g. 0,1; got {text[:60]!r}")
+    return [int(s) for s in seeds]
+
+
 @dataclass(frozen=True)
 class DataSet:
     """One cell's data: where it is and how it was made."""

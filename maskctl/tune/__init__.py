@@ -74,7 +74,7 @@ def tune(base: TrainConfig, space: Path, name: str, trials: int, storage: str | 
 
 
 def show(name: str, storage: str | None = None) -> Path | None:
-    """`maskctl tune --show NAME`: the study as it stands (other workers may still be running)."""
+    """`maskctl tune show NAME`: the study as it stands (other workers may still be running)."""
     from maskctl.tune.results import show_study
     from maskctl.tune.study import DB_FILE, open_storage, require_optuna, storage_url
 
@@ -116,7 +116,7 @@ class Worker:
         pruning = PruningCallback(trial)
         try:
             run_dir = kfold.train(config, callbacks=[pruning])
-        except Exception as exc:  # whatever a trial raises (CUDA out of memory, a plugin's bug) fails that trial, not the worker; `tune --show` gives its reason
+        except Exception as exc:  # whatever a trial raises (CUDA out of memory, a plugin's bug) fails that trial, not the worker; `tune show` gives its reason
             reason = one_line(exc)
             trial.set_user_attr(ERROR_ATTR, reason[:300])
             warn(f"trial {trial.number} failed: {reason}")

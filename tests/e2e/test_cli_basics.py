@@ -74,6 +74,26 @@ def test_every_train_option_is_a_recipe_field_and_shows_its_default():
             assert option.help.endswith(f"[default: {default}]"), (name, option.help)
 
 
+def test_train_options_come_from_the_recipe_fields_in_one_panel_per_group():
+    """Help, panel and check of each train option are its field's (maskctl.config._setting)."""
+    import typer
+
+    from maskctl.cli.main import app
+    from maskctl.config import FIELDS, GROUPS
+
+    options = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    for name, spec in FIELDS.items():
+        assert (name in options) == spec.metadata["option"], name
+        if spec.metadata["option"]:
+            assert options[name].help.startswith(spec.metadata["help"].replace("[", "\\[")), name
+            assert options[name].rich_help_panel == spec.metadata["group"].capitalize(), name
+    panels = [p.rich_help_panel for p in options.values() if p.rich_help_panel]
+    assert list(dict.fromkeys(panels)) == ["Recipe", *(group.capitalize() for group in GROUPS)]
+    help_text = invoke("train", "--help").output
+    for group in GROUPS:
+        assert f"─ {group.capitalize()} ─" in help_text
+
+
 @pytest.mark.parametrize("items, expected", [
     (["patiense=3"], "did you mean patience?"),
     (["optimizer_args.betaz=[0.9,0.99]"], "takes no setting 'betaz' (did you mean betas?)"),
@@ -156,7 +176,7 @@ def test_corrupt_image_is_reported_not_crashing(synth_data, tmp_path):
 
 
 def test_worker_errors_are_cut_to_their_original_line():
-    from maskctl.cli.main import one_line
+    from maskctl.cli.options import one_line
 
     wrapped = ("Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
                '  File "x.py", line 1, in f\nmaskctl.data.images.ImageDecodeError: cannot decode image a/mask1.jpg: truncated\n')

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from cli_helpers import invoke, one_line_error
+from cli_helpers import invoke, one_line_error, run_cli
 
 
 def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
@@ -21,8 +21,20 @@ def test_bench_all_on_a_tiny_set(synth_data, tmp_path):
 
 
 def test_bench_rejects_unknown_measurement(tmp_path):
-    result = invoke("bench", "speed", "--out", tmp_path)
-    assert result.exit_code == 2 and "loader, train, predict, all or quality" in one_line_error(result)
+    result = run_cli("bench", "speed", "--out", tmp_path)
+    assert result.returncode == 2 and "No such command 'speed'" in one_line_error(result) and "maskctl bench --help" in result.stderr
+
+
+def test_bench_without_a_measurement_is_the_old_spelling_of_all_for_one_release(tmp_path):
+    result = invoke("bench", "--batches", "1", "--out", tmp_path / "bench")
+    assert result.exit_code == 2 and "--batches" in one_line_error(result) and not (tmp_path / "bench").exists()
+    assert "note: `maskctl bench [OPTIONS]` is now `maskctl bench all [OPTIONS]`" in result.output
+
+
+def test_each_measurement_takes_only_its_own_options(tmp_path):
+    assert invoke("bench", "loader", "--repeats", "3", "--out", tmp_path).exit_code == 2
+    assert invoke("bench", "predict", "--minutes", "3", "--out", tmp_path).exit_code == 2
+    assert "--minutes" in invoke("bench", "quality", "--help").output and "--batches" not in invoke("bench", "quality", "--help").output
 
 
 def test_gpu_check_script_smoke_runs_on_cpu(synth_data, tmp_path):

@@ -26,7 +26,7 @@ BAD_OPTIONS = [
     (["predict", "{tmp}/run", "--batch-size", "0"], "--batch-size"),
     (["tta-eval", "{tmp}/run", "--workers", "-1"], "--workers"),
     (["split", "{tmp}/data", "--folds", "1"], "--folds"),
-    (["bench", "--batches", "1", "--out", "{tmp}/bench"], "--batches"),
+    (["bench", "all", "--batches", "1", "--out", "{tmp}/bench"], "--batches"),
     (["demo", "--epochs", "0", "--out", "{tmp}/demo"], "--epochs"),
 ]
 
@@ -73,7 +73,7 @@ def test_bad_recipes_fail_in_one_short_line_with_no_run(synth_data, tmp_path, re
 
 
 def test_echoed_values_are_cut_short(tmp_path):
-    from maskctl.cli.main import MAX_ERROR_CHARS, one_line
+    from maskctl.cli.options import MAX_ERROR_CHARS, one_line
 
     result = invoke("train", "--name", "n" * 100_000, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2

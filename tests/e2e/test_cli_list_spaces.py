@@ -4,7 +4,7 @@ from cli_helpers import invoke, one_line_error
 
 def test_list_spaces_and_a_misspelt_kind():
     result = invoke("list", "spaces")
-    assert result.exit_code == 0 and "levers" in result.output and "tune --space NAME" in result.output
+    assert result.exit_code == 0 and "levers" in result.output and "tune run --space NAME" in result.output
     result = invoke("list")
     assert "space" in result.output and "levers" in result.output
     result = invoke("list", "spacse")

@@ -31,7 +31,7 @@ def study_place(tmp_path, synth_data, monkeypatch):
 
 
 def tune_args(study: str, trials: int, *extra) -> list[str]:
-    return ["tune", "--config", "base.yaml", "--space", "space.yaml", "--study", study, "--trials", str(trials), *extra]
+    return ["tune", "run", "--config", "base.yaml", "--space", "space.yaml", "--study", study, "--trials", str(trials), *extra]
 
 
 def load(study: str):
@@ -62,7 +62,7 @@ def test_small_study_writes_a_best_recipe_that_reproduces_the_best_trial(study_p
     assert "made with another base recipe (it differs in: epochs)" in one_line_error(other_base)
     assert len(load("small").trials) == 3
 
-    shown = invoke("tune", "--show", "small")
+    shown = invoke("tune", "show", "small")
     assert shown.exit_code == 0 and "study small: 3 trial(s)" in shown.output
 
     # --show rewrites the best.yaml it wrote, and never one edited since
@@ -70,11 +70,11 @@ def test_small_study_writes_a_best_recipe_that_reproduces_the_best_trial(study_p
     for edit in ("# my note\n", "epochs: 9\n"):
         best.write_text(best.read_text() + edit)
         edited = best.read_text()
-        again = invoke("tune", "--show", "small")
+        again = invoke("tune", "show", "small")
         assert again.exit_code == 0 and "edited by hand?): kept" in again.output
         assert best.read_text() == edited
     best.unlink()
-    assert invoke("tune", "--show", "small").exit_code == 0 and best.is_file()
+    assert invoke("tune", "show", "small").exit_code == 0 and best.is_file()
 
 
 def worker(study: str, trials: int, *extra) -> subprocess.Popen:
@@ -125,6 +125,15 @@ def test_bad_tune_options_are_one_line(study_place, extra, expected):
     assert not (study_place / "tune/bad").exists()
 
 
+def test_old_tune_spellings_work_for_one_release_with_a_note(study_place):
+    result = invoke("tune", "--show", "absent")
+    assert result.exit_code == 1 and "no study absent" in one_line_error(result)
+    assert "note: `maskctl tune --show NAME` is now `maskctl tune show NAME`" in result.output
+    result = invoke("tune", "--config", "base.yaml", "--space", "space.yaml", "--study", "../up")
+    assert result.exit_code == 2 and "--study must be one plain folder name" in one_line_error(result)
+    assert "is now `maskctl tune run --space ... --study ...`" in result.output and not (study_place / "tune").exists()
+
+
 def test_pruning_stops_a_trial_after_an_epoch_and_keeps_its_run(study_place):
     """A pruner through the training loop's callback: the trial stops at the epoch it judged and
     ends PRUNED, its run folder kept. (Optuna's ThresholdPruner prunes every trial below 0.99
@@ -154,7 +163,7 @@ SECRET = "S3cr@tPw"
     (["--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:notaport/db"], False),  # SQLAlchemy cannot parse it
     (["--storage", f"nosuchdb://admin:{SECRET}@db.example/x"], False),  # unknown dialect
     (["--storage", f"postgresql://127.0.0.1:1/db?user=maskuser&password={SECRET}"], False),  # the password as a query parameter
-    (["--show", "absent", "--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:1/maskdb"], False),
+    (["show", "absent", "--storage", f"postgresql://maskuser:{SECRET}@127.0.0.1:1/maskdb"], False),
 ])
 def test_no_line_tune_prints_holds_the_storage_password(study_place, monkeypatch, args, study_runs):
     if study_runs:

@@ -1,6 +1,6 @@
 """What maskctl says is what is so, in one clean line (issue 23, class 11): `lr: 1e-3` is the
 number it reads as in --set, a damaged MLflow store is one line without SQL, ensemble names
-the files a run has, `tune --show` prints no library warning and gives a failed trial's reason."""
+the files a run has, `tune show` prints no library warning and gives a failed trial's reason."""
 import re
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def ensemble_of_a_run_without_submission(tmp_path: Path) -> str:
 
 
 def show_study(tmp_path: Path, reason: str | None) -> str:
-    """`tune --show` of a study whose one trial failed, with `reason` recorded or none (a killed worker's)."""
+    """`tune show` of a study whose one trial failed, with `reason` recorded or none (a killed worker's)."""
     import optuna
 
     from maskctl.tune.study import BASE_ATTR, ERROR_ATTR
@@ -79,7 +79,7 @@ def show_study(tmp_path: Path, reason: str | None) -> str:
     if reason is not None:
         trial.set_user_attr(ERROR_ATTR, reason)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    result = CliRunner().invoke(app, ["tune", "--show", "s"])
+    result = CliRunner().invoke(app, ["tune", "show", "s"])
     assert result.exit_code == 0, result.output
     return " ".join(re.sub("[│┃]", " ", result.output).split())  # the table's note column, wrapped, read as one text
 

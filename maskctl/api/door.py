@@ -1,5 +1,5 @@
 """The API's one door, as `user_errors` is the command line's: a call's arguments are checked
-against the same table of ranges as the CLI's options (maskctl.config.CHECKS), output folders a
+against the same ranges as the CLI's options (maskctl/commands/option_ranges.py), output folders a
 failed call made are removed, and every failure a user can cause is one MaskctlError: never a
 SystemExit, never a bare OSError. `quiet` silences everything maskctl prints."""
 from __future__ import annotations
@@ -71,13 +71,18 @@ def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str
     return f"unknown keyword {unknown!r}{hint}; it takes {', '.join(known)}"
 
 
+# API functions named otherwise than the command whose options they take
+COMMAND_OF = {"tune_study": "tune"}
+
+
 def check_arguments(name: str, arguments: dict[str, Any]) -> None:
     """The arguments against the checks of the options of the same name, before any work: the
     message names the keyword as the caller wrote it."""
-    from maskctl.config import CHECKS
+    from maskctl.commands.option_ranges import checks_of
 
+    checks = checks_of(COMMAND_OF.get(name, name))
     for key, value in arguments.items():
-        check = CHECKS.get(key)
+        check = checks.get(key)
         problem = check(value) if check is not None and value is not None and _is_number(value) else None
         if problem:
             raise UsageError(f"maskctl.{name}: {key} {problem}, got {shown(value)}")

@@ -5,8 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import AgeEdges, Check, LabelFixes, Overwrite, recipe_check, user_errors
-from maskctl.config import Range
+from maskctl.cli.options import AgeEdges, LabelFixes, Overwrite, command_check, recipe_check, user_errors
 
 app = typer.Typer()
 PANEL = "Data"
@@ -16,13 +15,13 @@ PANEL = "Data"
 @user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create; gets train/ and eval/ in the competition layout.")] = Path("data"),
-    people: Annotated[int, typer.Option(help="Training people (7 images each)."), Check(Range(1, 20_000))] = 60,
-    eval_people: Annotated[Optional[int], typer.Option(help="Eval people \\[default: people // 3]."), Check(Range(0, 20_000))] = None,
+    people: Annotated[int, typer.Option(help="Training people (7 images each)."), command_check("synth", "people")] = 60,
+    eval_people: Annotated[Optional[int], typer.Option(help="Eval people \\[default: people // 3]."), command_check("synth", "eval_people")] = None,
     size: Annotated[str, typer.Option(help="Image size HxW (height x width), like train's --size; the real photos are 512x384.")] = "512x384",
     seed: Annotated[int, typer.Option(help="Same seed, same bytes."), recipe_check("seed")] = 0,
     quirks: Annotated[bool, typer.Option(help="Mimic the real data's quirks: some PNG/.jpeg files, macOS ._ files.")] = True,
     label_noise: Annotated[float, typer.Option(help="Share of people given a known label error (gender flip, age-band move, "
-                                               "normal/incorrect_mask swap), listed in train/injected_noise.csv."), Check(Range(0, 0.5))] = 0.0,
+                                               "normal/incorrect_mask swap), listed in train/injected_noise.csv."), command_check("synth", "label_noise")] = 0.0,
     style: Annotated[str, typer.Option(help="How the data looks: real, easy, hard or wild, and/or knobs: age_cue, gender_cue, ages "
                                             "(real|flat), light, blur, rotation, framing, clutter, clothes (random|leak), "
                                             "e.g. hard,blur=0.5 or age_cue=0.5,clothes=leak.")] = "real",

@@ -5,8 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import BatchSize, Check, Device, Overwrite, PredictArg, RunArg, TuneDecision, Workers, opt, recipe_check, user_errors
-from maskctl.config import Range
+from maskctl.cli.options import BatchSize, Device, Overwrite, PredictArg, RunArg, TuneDecision, Workers, command_check, opt, recipe_check, user_errors
 
 app = typer.Typer()
 PANEL = "Predict and ship"
@@ -49,7 +48,7 @@ def tta_eval(
     batch_size: BatchSize = None,
     workers: Workers = None,
     device: Device = None,
-    min_gain: Annotated[float, typer.Option(help="Smallest mean macro F1 gain for which TTA is recommended."), Check(Range(0, 1))] = 0.002,
+    min_gain: Annotated[float, typer.Option(help="Smallest mean macro F1 gain for which TTA is recommended."), command_check("tta_eval", "min_gain")] = 0.002,
 ):
     """Does test-time augmentation help? Scores TTA policies and weights on each fold's own
     validation people and records the best for `predict --tta auto` (often: none).
@@ -84,7 +83,7 @@ def ensemble(
 @user_errors
 def pseudo(
     source: Annotated[Path, typer.Argument(help="A run folder or an ensemble folder holding probs.csv of the eval folder (from `maskctl predict` / `maskctl ensemble`).")],
-    min_prob: Annotated[float, typer.Option(help="Keep eval images whose top class probability is at least this."), Check(Range(0, 1))] = 0.9,
+    min_prob: Annotated[float, typer.Option(help="Keep eval images whose top class probability is at least this."), command_check("pseudo", "min_prob")] = 0.9,
     data: Annotated[Optional[Path], opt("The eval folder predicted \\[the one predict recorded, else data/eval].")] = None,
     out: Annotated[Optional[Path], opt("The table to write (.csv; its record beside it as .json) \\[SOURCE/pseudo.csv].")] = None,
     overwrite: Overwrite = False,

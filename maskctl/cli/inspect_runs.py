@@ -6,8 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import Check, Device, Overwrite, opt, user_errors
-from maskctl.config import Range
+from maskctl.cli.options import Device, Overwrite, command_check, opt, user_errors
 
 app = typer.Typer()
 PANEL = "Inspect"
@@ -21,9 +20,9 @@ def audit(
     data: Annotated[Optional[Path], opt("Training folder: its exact ages weigh the age-band suspects, its images make the contact sheet "
                                         "\\[the first run's own].")] = None,
     min_evidence: Annotated[float, typer.Option(help="List a suspect when the runs' mean probability of the alternative is at least this."),
-                            Check(Range(0, 1))] = 0.5,
-    sheet: Annotated[int, typer.Option(help="People on the contact sheet."), Check(Range(1, 200))] = 12,
-    top: Annotated[int, typer.Option(help="Suspects shown in the terminal."), Check(Range(1, 10_000))] = 15,
+                            command_check("audit", "min_evidence")] = 0.5,
+    sheet: Annotated[int, typer.Option(help="People on the contact sheet."), command_check("audit", "sheet")] = 12,
+    top: Annotated[int, typer.Option(help="Suspects shown in the terminal."), command_check("audit", "top")] = 15,
     injected: Annotated[Optional[Path], opt("injected_noise.csv from `maskctl synth --label-noise`: also report "
                                             "recall and precision against it.")] = None,
     overwrite: Overwrite = False,
@@ -48,8 +47,8 @@ def explain(
     run: Annotated[Path, typer.Argument(help="A run folder (runs/NAME) with out-of-fold predictions.")],
     images: Annotated[Optional[list[str]], opt("An image to explain, as oof.csv names it (images/PERSON/mask1.jpg) or by path; repeat for more "
                                                "\\[the most confidently wrong of the most confused pairs].", "--images")] = None,
-    pairs: Annotated[int, typer.Option(help="Most confused (true, predicted) class pairs to explain."), Check(Range(1, 1000))] = 3,
-    per_pair: Annotated[int, typer.Option(help="Most confidently wrong images per pair."), Check(Range(1, 100))] = 4,
+    pairs: Annotated[int, typer.Option(help="Most confused (true, predicted) class pairs to explain."), command_check("explain", "pairs")] = 3,
+    per_pair: Annotated[int, typer.Option(help="Most confidently wrong images per pair."), command_check("explain", "per_pair")] = 4,
     out: Annotated[Optional[Path], opt("Output folder \\[RUN/explain].")] = None,
     data: Annotated[Optional[Path], opt("Training folder \\[the run's own].")] = None,
     device: Device = None,

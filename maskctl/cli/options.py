@@ -33,6 +33,14 @@ def recipe_check(setting: str) -> Check:
     return Check(FIELDS[setting].metadata["check"])
 
 
+def command_check(command: str, option: str) -> Check:
+    """The range of another command's own option (maskctl/commands/option_ranges.py, which the
+    Python API checks its keywords against too)."""
+    from maskctl.commands.option_ranges import RANGES
+
+    return Check(RANGES[command][option])
+
+
 def option_checks(command: Callable) -> dict[str, Check]:
     """The Check of each parameter of `command` that has one."""
     return {name: extra for name, param in inspect.signature(command).parameters.items()

@@ -6,8 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import Check, Device, Overwrite, opt, recipe_check, user_errors, with_old_spellings
-from maskctl.config import Range
+from maskctl.cli.options import Device, Overwrite, command_check, opt, recipe_check, user_errors, with_old_spellings
 
 app = typer.Typer()
 PANEL = "Tools"
@@ -17,7 +16,7 @@ PANEL = "Tools"
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's data, runs, reports and submissions.")] = Path("maskctl-demo"),
-    people: Annotated[int, typer.Option(min=12, help="Synthetic training people."), Check(Range(1, 20_000))] = 160,
+    people: Annotated[int, typer.Option(min=12, help="Synthetic training people."), command_check("demo", "people")] = 160,
     epochs: Annotated[Optional[int], opt("Epochs per fold \\[cpu-quick's]."), recipe_check("epochs")] = None,
     overwrite: Overwrite = False,
 ):
@@ -68,9 +67,9 @@ app.add_typer(bench_app, name="bench", rich_help_panel=PANEL)
 
 BenchData = Annotated[Optional[Path], opt("Your training folder (an eval folder beside it for predict) \\[a synthetic set].")]
 BenchOut = Annotated[Path, typer.Option(help="Where bench.json (and the synthetic set) go.")]
-Batches = Annotated[int, typer.Option(help="Batches timed per measurement."), Check(Range(2, 100_000))]
+Batches = Annotated[int, typer.Option(help="Batches timed per measurement."), command_check("bench", "batches")]
 BenchModel = Annotated[Optional[str], opt("Model of the train benchmark \\[efficientnet_b4 on CUDA, cpu-quick's on CPU].")]
-Repeats = Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts)."), Check(Range(1, 100))]
+Repeats = Annotated[int, typer.Option(help="Runs of each predict command, taken in turns (the median counts)."), command_check("bench", "repeats")]
 LoaderWorkers = Annotated[Optional[int], opt("Loader workers for the comparison \\[from the CPU count]."), recipe_check("workers")]
 
 
@@ -133,12 +132,12 @@ def quality(
                                         "has no answers.csv \\[synthetic sets].")] = None,
     out: BenchOut = Path("bench-results"),
     config: Annotated[Optional[str], opt("The maskctl recipe to compare \\[cpu-score].")] = None,
-    minutes: Annotated[float, typer.Option(help="Wall time of training for each arm, decoding included."), Check(Range(0, 10_000, low_open=True))] = 10.0,
+    minutes: Annotated[float, typer.Option(help="Wall time of training for each arm, decoding included."), command_check("bench_quality", "minutes")] = 10.0,
     styles: Annotated[str, typer.Option(help="Synthetic data styles (`maskctl synth --help`), e.g. real,hard,wild.")] = "real",
     seeds: Annotated[str, typer.Option(help="Synthetic data seeds (with --data: the seed of the held-out people).")] = "0,1",
     train_seeds: Annotated[str, typer.Option(help="Training seeds of both arms, one comparison each.")] = "0",
-    people: Annotated[int, typer.Option(help="Training people of each synthetic set."), Check(Range(1, 20_000))] = 240,
-    eval_people: Annotated[int, typer.Option(help="Held-out eval people of each synthetic set."), Check(Range(1, 20_000))] = 80,
+    people: Annotated[int, typer.Option(help="Training people of each synthetic set."), command_check("bench_quality", "people")] = 240,
+    eval_people: Annotated[int, typer.Option(help="Held-out eval people of each synthetic set."), command_check("bench_quality", "eval_people")] = 80,
     image_size: Annotated[str, typer.Option(help="Synthetic photo size HxW.")] = "512x384",
     device: Device = None,
     overwrite: Overwrite = False,

@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskctl.cli.options import Check, opt, user_errors, with_old_spellings
+from maskctl.cli.options import command_check, opt, user_errors, with_old_spellings
 from maskctl.cli.recipe_options import TRAIN_SETTINGS, with_recipe_options
-from maskctl.config import Range
 
 app = typer.Typer()
 PANEL = "Train"
@@ -71,11 +70,11 @@ def tune_run(
                                "or a shipped one by name: levers (`maskctl list spaces`).")],
     study: Annotated[str, opt("Study name: trials, best.yaml and the default storage go to tune/NAME/.")],
     config: Annotated[Optional[Path], opt("Base recipe (a YAML file or a shipped one, e.g. cpu-quick); trials vary the settings in --space.")] = None,
-    trials: Annotated[int, typer.Option(help="Trials in the study, all workers together (finished, pruned or running)."), Check(Range(1, 100_000))] = 20,
+    trials: Annotated[int, typer.Option(help="Trials in the study, all workers together (finished, pruned or running)."), command_check("tune", "trials")] = 20,
     storage: Storage = None,
     pruner: Annotated[str, typer.Option(help="median (stop trials below the median at an epoch), hyperband, or none.")] = "median",
     heartbeat: Annotated[int, typer.Option(help="Seconds between a worker's signs of life in a database storage; a trial silent for "
-                                                "twice as long is marked failed."), Check(Range(1, 3600))] = 60,
+                                                "twice as long is marked failed."), command_check("tune", "heartbeat")] = 60,
     **settings,
 ):
     """Search recipe settings with Optuna (TPE, pruning after each epoch) for the best

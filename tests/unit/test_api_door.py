@@ -9,8 +9,9 @@ from maskctl.core.console import console, error_console
 
 
 @public
-def copy(data, out=None, people: int = 1, quiet: bool = False):
-    """A stand-in API function: prints on both consoles, then does what `data` says."""
+def synth(data, out=None, people: int = 1, folds: int = 5, quiet: bool = False):
+    """A stand-in API function under a command's name (its options' ranges are synth's): prints
+    on both consoles, then does what `data` says."""
     console.print("working")
     error_console.print("warning: something")
     if data == "disk full":
@@ -22,33 +23,35 @@ def copy(data, out=None, people: int = 1, quiet: bool = False):
 
 def test_a_disk_error_and_a_plugins_exit_are_maskctl_errors():
     with pytest.raises(maskctl.MaskctlError, match=r"^out/probs.csv: No space left on device$"):
-        copy("disk full", quiet=True)
-    with pytest.raises(maskctl.MaskctlError, match=r"sys.exit\(3\) was called during maskctl.copy"):
-        copy("exit", quiet=True)
+        synth("disk full", quiet=True)
+    with pytest.raises(maskctl.MaskctlError, match=r"sys.exit\(3\) was called during maskctl.synth"):
+        synth("exit", quiet=True)
 
 
 def test_keywords_and_ranges_are_checked_before_any_work(capsys):
-    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.copy: unknown keyword 'peple' \(did you mean people\?\); it takes data, out, people, quiet"):
-        copy("x", peple=2)
-    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.copy: people must be at least 1 and at most 20000, got 0"):
-        copy("x", people=0)
+    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.synth: unknown keyword 'peple' \(did you mean people\?\); it takes data, out, people, folds, quiet"):
+        synth("x", peple=2)
+    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.synth: people must be at least 1 and at most 20000, got 0"):
+        synth("x", people=0)
+    with pytest.raises(maskctl.MaskctlError, match=r"maskctl.synth: folds must be at least 2 and at most 100, got 1"):
+        synth("x", folds=1)  # a recipe setting's range, as on the command line
     with pytest.raises(maskctl.MaskctlError, match="missing a required argument: 'data'"):
-        copy()
+        synth()
     assert capsys.readouterr() == ("", "")  # refused before the function ran
 
 
 def test_quiet_silences_both_consoles_and_comes_back_after_a_failure(capsys):
-    assert copy("x", quiet=True) == "x"
+    assert synth("x", quiet=True) == "x"
     with pytest.raises(maskctl.MaskctlError):
-        copy("disk full", quiet=True)
+        synth("disk full", quiet=True)
     assert capsys.readouterr() == ("", "")
     assert not console.quiet and not error_console.quiet
-    copy("x")
+    synth("x")
     captured = capsys.readouterr()
     assert "working" in captured.out and "warning: something" in captured.err
     with maskctl.quiet():
-        copy("x")
+        synth("x")
         with maskctl.quiet():
-            copy("x")
-        copy("x")  # the inner block ends, the outer one still holds
+            synth("x")
+        synth("x")  # the inner block ends, the outer one still holds
     assert capsys.readouterr() == ("", "")

@@ -19,8 +19,7 @@ A resumed run continues the same tracker run: their ids are kept in RUN/trackers
 """
 from __future__ import annotations
 
-from maskctl.engine.trackers.base import (Tracker, check_trackers, create_trackers, epoch_scalars, fold_key, hyper_parameters, saved_ids,
-                                          save_id, summary_scalars)
+from maskctl.engine.trackers.base import Tracker, check_trackers, create_trackers, epoch_scalars, fold_key, hyper_parameters, save_id, saved_ids, summary_scalars
 
 __all__ = ["Tracker", "check_trackers", "create_trackers", "epoch_scalars", "fold_key", "hyper_parameters", "saved_ids", "save_id",
            "summary_scalars"]

@@ -153,7 +153,7 @@ class MultiHead(nn.Module):
         mask and gender, and one-hot bands or, for the ordinal head, [age >= t] per cut."""
         from maskctl.data.transforms import one_hot
 
-        age = one_hot(targets[:, 2], 3) if self.age_head == "bands" else cumulative_age_targets(targets[:, 3])
+        age = cumulative_age_targets(targets[:, 3]) if self.age_head == "ordinal" else one_hot(targets[:, 2], 3)
         return one_hot(targets[:, 0], 3), one_hot(targets[:, 1], 2), age
 
     # timm's split of forward, so Grad-CAM (maskctl/commands/explain.py) reaches the backbone's feature map

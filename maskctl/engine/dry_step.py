@@ -23,16 +23,15 @@ def check_components(config: TrainConfig) -> None:
     data is read or folder made."""
     import torch
 
-    settings = {kind: component_settings(kind, config) for kind in KINDS}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two small images: more threads only wait for each other (seconds on a busy CPU)
     try:
-        _dry_step(config, settings)
+        _dry_step(config)
     finally:
         torch.set_num_threads(threads)
 
 
-def _dry_step(config: TrainConfig, settings: dict[str, dict[str, Any]]) -> None:
+def _dry_step(config: TrainConfig) -> None:
     import numpy as np
     import pandas as pd
     import torch
@@ -44,6 +43,7 @@ def _dry_step(config: TrainConfig, settings: dict[str, dict[str, Any]]) -> None:
     from maskctl.engine.fit import build_criterion, loss_function, soft_targets_for
     from maskctl.engine.step import TrainStep, create_ema
 
+    settings = {kind: component_settings(kind, config) for kind in KINDS}  # names and types first, then the step
     multitask = config.model == "multihead" and get_dataset_kind(config.dataset).multitask
     labels, ages = np.array([0, 1]), np.array([25, 45])
     samples = Samples(pd.DataFrame({"label": labels, "mask_label": labels, "gender_label": labels, "age_label": labels, "age": ages}), 18,

@@ -66,14 +66,8 @@ def check_names(config: TrainConfig) -> None:
     from maskctl.engine.trackers import check_trackers
     from maskctl.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 
-    for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
-                           (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
-        registry.get(name)
-    create_augmentation(config.augmentation, config.image_hw())  # resolves the name and checks what it makes
-    if config.model == "multihead":
-        MODELS.get(config.backbone)
-    for loss_name, _ in parse_loss_spec(config.loss):
-        LOSSES.get(loss_name)
+    # The engine's own names first, then the components', the data's and the registries': each
+    # check reads the layer below the one before it.
     check_callback_names(config.callbacks)
     check_trackers(config.log)  # a tracker asked for but not installed: one line before any work
     if config.mix not in MIX_MODES:
@@ -82,10 +76,19 @@ def check_names(config: TrainConfig) -> None:
         raise MaskctlError(f"unknown keep {config.keep!r}; use one of {', '.join(KEEP_MODES)}")
     if config.keep == "last" and config.patience is not None:
         raise MaskctlError("keep last with patience: early stopping waits for a better epoch to keep, keep last keeps every last one; drop one")
+    loss_names = [loss_name for loss_name, _ in parse_loss_spec(config.loss)]
     if config.pretrained and config.pretrained != "hub":
         from maskctl.components.models import check_weights_file
 
         check_weights_file(config.pretrained)
+    create_augmentation(config.augmentation, config.image_hw())  # resolves the name and checks what it makes
+    for registry, name in ((DATASETS, config.dataset), (SAMPLERS, config.sampler), (SCHEDULERS, config.scheduler),
+                           (OPTIMIZERS, config.optimizer), (MODELS, config.model)):
+        registry.get(name)
+    if config.model == "multihead":
+        MODELS.get(config.backbone)
+    for loss_name in loss_names:
+        LOSSES.get(loss_name)
     check_components(config)  # each component's settings (optimizer_args...), in one training step on a dummy batch
 
 

@@ -77,8 +77,11 @@ def killed_and_resumed(names, folder):
     continues after epoch 1, logs epochs 2-3 again with new values, then trains fold 1."""
     session(names, folder, {0: [0, 1, 2]}, end=False)
     first_ids = json.loads(folder.trackers.read_text()) if folder.trackers.is_file() else {}  # TensorBoard needs no id
-    if "wandb" in names:
-        time.sleep(1.1)  # wandb names an offline run's folder by the second it started
+    if "wandb" in names or "tensorboard" in names:
+        # wandb names an offline run's folder by the second it started; TensorBoard reads event
+        # files in name order, which starts with the second (within one second a counter decides,
+        # as text: "10" before "9"). A real resume is a new process, seconds later.
+        time.sleep(1.1)
     session(names, folder, {0: [2, 3], 1: [0, 1]}, resumed_from={0: 1}, session_number=1)
     return first_ids
 

@@ -44,7 +44,7 @@ def resume(run: str | os.PathLike, fold: int | None = None, quiet: bool = False)
 @public
 def tune_study(recipe: str | os.PathLike | None, space: str | os.PathLike, study: str, trials: int = 20, storage: str | None = None,
          pruner: str = "median", heartbeat: int = 60, quiet: bool = False, **settings) -> Path | None:
-    """Search recipe settings with Optuna (`maskctl tune`); `settings` override the base recipe
+    """Search recipe settings with Optuna (`maskctl tune run`); `settings` override the base recipe
     like train's. Returns tune/STUDY/best.yaml (a recipe: maskctl.train(that path)), or None
     when no trial finished. Needs `pip install 'maskctl[tune]'`."""
     from maskctl.config import load_config
@@ -56,7 +56,7 @@ def tune_study(recipe: str | os.PathLike | None, space: str | os.PathLike, study
 
 @public
 def show_study(study: str, storage: str | None = None, quiet: bool = False) -> Path | None:
-    """A study as it stands (`maskctl tune --show`): its table, importances and best.yaml."""
+    """A study as it stands (`maskctl tune show`): its table, importances and best.yaml."""
     from maskctl.tune import show
 
     return show(study, storage)

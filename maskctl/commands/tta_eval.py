@@ -3,6 +3,7 @@ scored on its own validation people (never training images) under every TTA poli
 of original/augmented weights; the best choice is recorded for `predict --tta auto`."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,21 @@ def best_choice(rows: list[dict], min_gain: float = DEFAULT_MIN_GAIN) -> dict:
     return best
 
 
-def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None, workers: int | None = None,
-             min_gain: float = DEFAULT_MIN_GAIN) -> dict:
+@dataclass
+class ValidationViews:
+    """Every fold's validation images under every TTA view, each predicted by the fold model that
+    never trained on it: images[k] are fold k's image keys, probs[k] is (V, N_k, C) over `views`."""
+
+    views: list[str]
+    images: dict[int, np.ndarray]
+    labels: dict[int, np.ndarray]  # the competition's labels
+    probs: dict[int, np.ndarray]
+
+
+def validation_views(run: Path, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None,
+                     workers: int | None = None) -> ValidationViews:
+    """What tta-eval scores (and what an audit across views would read): the run's own images,
+    as training used them, through every view."""
     from maskctl.components.tta import VIEWS, view_functions
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
@@ -55,10 +69,8 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
     from maskctl.engine.inference import inference_device, inference_loader, predict_views
     from maskctl.engine.kfold import folds_for, usable_samples
     from maskctl.infer.fold_models import load_models
-    from maskctl.registry import TTA_POLICIES
 
     run_folder = RunFolder(run).require()
-    io.require_writable(run)
     config = load_config(run_folder.config, {"data": str(data) if data else None})
     kind = get_dataset_kind(config.dataset)
     # The images training used: without those it left out, and from its cache when that is on
@@ -71,8 +83,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
         raise MaskctlError(f"{run} has no {FOLD_PREFIX}*/{BEST} checkpoints to evaluate")
 
     device, workers = inference_device(device_name, workers)
-    view_names = list(VIEWS)
-    fold_probs, fold_labels = {}, {}
+    found = ValidationViews(list(VIEWS), {}, {}, {})
     with progress() as bar:
         for k in folds:
             fold_rows = np.flatnonzero(image_folds == k)
@@ -82,10 +93,21 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
             # The training cache serves when it holds the pixels this checkpoint was trained on.
             same_pixels = cached is not None and (decode_hw, crop) == (cached_hw, config.image_crop())
             loader = inference_loader(paths, labels, decode_hw, device, workers, batch_size, cached.subset(fold_rows) if same_pixels else None, crop)
-            task = bar.add_task(f"fold {k}: {len(view_names)} views", total=len(fold_rows), info="")
-            fold_probs[k] = predict_views(loaded.models, loader, device, view_functions(view_names), progress=lambda n, t=task: bar.advance(t, n),
-                                         crop_hw=tuple(loaded.meta["size"]))[0]
-            fold_labels[k] = labels
+            task = bar.add_task(f"fold {k}: {len(found.views)} views", total=len(fold_rows), info="")
+            found.probs[k] = predict_views(loaded.models, loader, device, view_functions(found.views), progress=lambda n, t=task: bar.advance(t, n),
+                                           crop_hw=tuple(loaded.meta["size"]))[0]
+            found.images[k], found.labels[k] = samples.table["image"].to_numpy()[fold_rows], labels
+    return found
+
+
+def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None, workers: int | None = None,
+             min_gain: float = DEFAULT_MIN_GAIN) -> dict:
+    from maskctl.registry import TTA_POLICIES
+
+    run_folder = RunFolder(run).require()
+    io.require_writable(run)
+    found = validation_views(run, data, batch_size, device_name, workers)
+    fold_probs, fold_labels, view_names, folds = found.probs, found.labels, found.views, list(found.probs)
 
     policies = {name: TTA_POLICIES.create(name) for name in TTA_POLICIES.names()}
     rows = evaluate_policies(fold_probs, fold_labels, view_names, policies)

@@ -44,15 +44,22 @@ def test_ema_weights_are_validated_kept_and_resumable(ema_run):
             assert all(torch.equal(best["model"][k], last["ema"][k]) for k in best["model"])  # best.pt holds the EMA weights
 
 
-def test_resume_after_kill_stays_exact_with_ema_on(ema_run, synth_data, tmp_path):
-    args = ["train", "--data", synth_data / "train", *EMA_RUN, "--runs-dir", tmp_path, "--name", "killed"]
-    process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "killed" / "fold0" / "last.pt"
+def killed_after_fold0_saves(args: list, run_dir, env: dict | None = None):
+    """`maskctl ARGS` in a process killed with SIGKILL as soon as fold 0's last.pt appears (fold 0
+    has one epoch done, fold 1 not started); returns that last.pt."""
+    process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **(env or {})})
+    last = run_dir / "fold0" / "last.pt"
     deadline = time.time() + 240
     while not last.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)  # fold 0 has one epoch done, fold 1 not started
+    process.send_signal(signal.SIGKILL)
     process.wait()
+    return last
+
+
+def test_resume_after_kill_stays_exact_with_ema_on(ema_run, synth_data, tmp_path):
+    last = killed_after_fold0_saves(["train", "--data", synth_data / "train", *EMA_RUN, "--runs-dir", tmp_path, "--name", "killed"], tmp_path / "killed")
     assert last.exists() and not (tmp_path / "killed" / "fold1" / "result.json").exists()
     resumed = run_cli("train", "--resume", tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr
@@ -124,14 +131,7 @@ def test_a_callbacks_state_survives_a_kill_and_resume(synth_data, tmp_path):
                          tmp_path / "epoch_counter.py")
     env = {"MASKCTL_PLUGINS": str(plugin)}
     args = ["train", "--data", synth_data / "train", "--folds", "2", "--epochs", "2", *TINY, "--callbacks", "epoch-counter", "--runs-dir", tmp_path, "--name", "killed"]
-    process = subprocess.Popen([sys.executable, "-m", "maskctl", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, **env})
-    last = tmp_path / "killed" / "fold0" / "last.pt"
-    deadline = time.time() + 240
-    while not last.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)  # fold 0 has one epoch done, fold 1 not started
-    process.wait()
+    last = killed_after_fold0_saves(args, tmp_path / "killed", env)
     assert torch.load(last, weights_only=True)["callbacks"] == {"epoch-counter": {"seen": [[0, 0]]}}
     resumed = run_cli("train", "--resume", tmp_path / "killed", env=env)
     assert resumed.returncode == 0, resumed.stderr

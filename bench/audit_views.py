@@ -20,8 +20,9 @@ import numpy as np
 def view_tables(run: Path, images: np.ndarray) -> list[np.ndarray]:
     """One (N, C) probability table per TTA view, rows in the order of `images`."""
     from maskctl.commands.tta_eval import validation_views
+    from maskctl.runs.folder import RunFolder
 
-    found = validation_views(run, device_name="cpu", workers=0)
+    found = validation_views(RunFolder(run).require(), device_name="cpu", workers=0)
     by_image = {}
     for k, probs in found.probs.items():
         for row, image in enumerate(found.images[k]):

@@ -58,10 +58,11 @@ class ValidationViews:
     probs: dict[int, np.ndarray]
 
 
-def validation_views(run: Path, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None,
+def validation_views(run_folder: RunFolder, data: Path | None = None, batch_size: int | None = None, device_name: str | None = None,
                      workers: int | None = None) -> ValidationViews:
     """What tta-eval scores (and what an audit across views would read): the run's own images,
-    as training used them, through every view."""
+    as training used them, through every view. `run_folder` is one the caller has checked
+    (`RunFolder(path).require()`)."""
     from maskctl.components.tta import VIEWS, view_functions
     from maskctl.config import load_config
     from maskctl.data.datasets import get_dataset_kind
@@ -70,7 +71,7 @@ def validation_views(run: Path, data: Path | None = None, batch_size: int | None
     from maskctl.engine.kfold import folds_for, usable_samples
     from maskctl.infer.fold_models import load_models
 
-    run_folder = RunFolder(run).require()
+    run = run_folder.path
     config = load_config(run_folder.config, {"data": str(data) if data else None})
     kind = get_dataset_kind(config.dataset)
     # The images training used: without those it left out, and from its cache when that is on
@@ -106,7 +107,7 @@ def tta_eval(run: Path, data: Path | None = None, batch_size: int | None = None,
 
     run_folder = RunFolder(run).require()
     io.require_writable(run)
-    found = validation_views(run, data, batch_size, device_name, workers)
+    found = validation_views(run_folder, data, batch_size, device_name, workers)
     fold_probs, fold_labels, view_names, folds = found.probs, found.labels, found.views, list(found.probs)
 
     policies = {name: TTA_POLICIES.create(name) for name in TTA_POLICIES.names()}

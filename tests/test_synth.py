@@ -104,6 +104,17 @@ def test_eval_names_are_hashed_and_scatter_people(quirky):
     assert positions != list(range(positions[0], positions[0] + len(first)))  # not one block
 
 
+def test_eval_image_people_names_whose_photo_each_eval_image_is(quirky):
+    answers = pd.read_csv(quirky.out / "eval" / "answers.csv", dtype={"ImageID": str, "ans": int})
+    people = synth.eval_image_people(seed=1, people=30, eval_people=10)
+    assert set(people) == set(answers["ImageID"])
+    by_person = answers.assign(person=answers["ImageID"].map(people)).groupby("person")["ans"]
+    assert len(by_person) == 10 and (by_person.size() == len(L.MASK_KINDS)).all()
+    # a person's seven photos share a gender and an age band: one class within each mask status
+    assert (by_person.apply(lambda ans: len(set(ans % 6))) == 1).all()
+    assert set(people.values()) == {p.id for p in synth.roster(10, 1, synth.EVAL_ROSTER, first_number=31)}
+
+
 def test_eval_people_are_not_train_people(quirky):
     train_ids = set(pd.read_csv(quirky.out / "train" / "train.csv", dtype=str)["id"])
     eval_ids = {p.id for p in synth.roster(10, 1, synth.EVAL_ROSTER, first_number=31)}

@@ -10,6 +10,11 @@ training person for the whole budget (its one-cycle lr follows the clock), then 
 --config NAME` with `time_budget_minutes` set to the same budget; each predicts the eval people,
 whom neither saw, and is scored against their answers. The table gives every cell's gap and the
 mean and the WORST gap: a recipe is judged on both.
+
+Eighty eval people are few for 18 classes: where the eval people are known (synthetic sets, and
+people this bench held out of a user's data), each gap comes with a 95% interval from a paired
+person bootstrap (both arms scored on the same resampled people), and the mean gap with one from
+the same draws, so a user sees how much of a gap another set of eval people would keep.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ STYLES = ("real",)
 SEEDS = (0, 1)
 TRAIN_SEEDS = (0,)
 HOLDOUT_SHARE = 0.25  # of a user's training people, held out as eval people when their eval folder has no answers
+BOOTSTRAP_DRAWS = 1000  # person resamples per data set: 0.1 s a cell; the ends of an interval move by about 0.01 with the resampling seed
 
 
 def parse_styles(text: str) -> list[str]:
@@ -65,6 +71,7 @@ class DataSet:
     work: Path  # where this data set's runs go
     style: str | None = None
     data_seed: int | None = None
+    people: dict[str, str] | None = None  # ImageID -> person of the eval images; None where unknown (no interval)
 
 
 def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, seeds=SEEDS, people: int = PEOPLE, eval_people: int = EVAL_PEOPLE,
@@ -92,11 +99,15 @@ def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, 
     cells = len(train_seeds) * (1 if data is not None else len(styles) * len(seeds))
     console.print(f"bench quality: plain loop vs maskctl --config {config}, {minutes:g} min each, {cells} cell(s) "
                   f"(about {2 * cells * minutes:.0f} min); {record['cpu']}")
-    for dataset in _data_sets(out, data, user_table, styles, seeds, people, eval_people, image_hw):
+    gap_draws_by_cell: list = []  # each cell's bootstrap gaps, for the mean gap's interval
+    for index, dataset in enumerate(_data_sets(out, data, user_table, styles, seeds, people, eval_people, image_hw)):
+        resampling = eval_resampling(dataset, seed=index)
         for train_seed in train_seeds:
-            record["rows"].append(_cell(dataset, train_seed, config, minutes, device, device_name))
-            io.write_json(out / "quality.json", {**record, **summarise(record["rows"])})  # a cut-short matrix keeps what it measured
-    record.update(summarise(record["rows"]))
+            row, draws = _cell(dataset, train_seed, config, minutes, device, device_name, resampling)
+            record["rows"].append(row)
+            gap_draws_by_cell.append(draws)
+            io.write_json(out / "quality.json", {**record, **summarise(record["rows"], gap_draws_by_cell)})  # a cut-short matrix keeps what it measured
+    record.update(summarise(record["rows"], gap_draws_by_cell))
     console.print(_table(record))
     io.write_json(out / "quality.json", record)
     console.print(f"[green]wrote[/] {out / 'quality.json'}")
@@ -105,18 +116,46 @@ def run_quality(out: Path, config: str = QUALITY_RECIPE, minutes: float = 10.0, 
 
 def _data_sets(out: Path, data: Path | None, user_table, styles, seeds, people: int, eval_people: int, image_hw):
     """The matrix's data sets, each made when its turn comes (a synthetic set takes a minute)."""
+    from maskctl.data.synth import eval_image_people
+
     if data is not None:
-        train, evaluation = user_eval_split(Path(data), user_table, out / "data", seeds[0])
-        yield DataSet(Path(data).name or "data", train, evaluation, out)
+        train, evaluation, held_people = user_eval_split(Path(data), user_table, out / "data", seeds[0])
+        yield DataSet(Path(data).name or "data", train, evaluation, out, people=held_people)
         return
     for style in styles:
         for seed in seeds:
             folder = out / f"{style}-seed{seed}"
             made = _synthetic_set(folder / "data", style, seed, people, eval_people, image_hw)
-            yield DataSet(f"{style}/seed{seed}", made / "train", made / "eval", folder, style, seed)
+            yield DataSet(f"{style}/seed{seed}", made / "train", made / "eval", folder, style, seed, eval_image_people(seed, people, eval_people))
 
 
-def _cell(dataset: DataSet, train_seed: int, config: str, minutes: float, device, device_name: str | None) -> dict:
+@dataclass(frozen=True)
+class Resampling:
+    """A data set's eval answers in one order, and the person resamples both arms are scored on."""
+
+    ids: list[str]
+    truth: list[int]
+    resamples: list
+
+
+def eval_resampling(dataset: DataSet, seed: int, draws: int = BOOTSTRAP_DRAWS) -> Resampling | None:
+    """The person bootstrap of a data set's eval images; None when its people are unknown (a
+    user's own eval folder with answers: its names need not say whose photo each is)."""
+    import csv
+
+    from maskctl.engine.metrics import person_resamples
+
+    if dataset.people is None:
+        return None
+    with open(dataset.eval / "answers.csv", newline="") as handle:
+        answers = {row["ImageID"]: int(row["ans"]) for row in csv.DictReader(handle)}
+    ids = sorted(answers)
+    return Resampling(ids, [answers[i] for i in ids], person_resamples([dataset.people[i] for i in ids], draws, seed))
+
+
+def _cell(dataset: DataSet, train_seed: int, config: str, minutes: float, device, device_name: str | None,
+          resampling: Resampling | None) -> tuple[dict, object]:
+    """One cell's row, and its gap's bootstrap draws (None without a resampling)."""
     from maskctl.commands.yardstick import run as plain_run
     from maskctl.config import load_config
 
@@ -127,15 +166,24 @@ def _cell(dataset: DataSet, train_seed: int, config: str, minutes: float, device
     console.rule(f"{dataset.name}, training seed {train_seed}: maskctl --config {config}")
     ours = _maskctl_arm(load_config(config, {"data": str(dataset.train), "runs_dir": str(dataset.work / "runs"), "name": f"maskctl-t{train_seed}",
                                              "time_budget_minutes": minutes, "seed": train_seed, "device": device_name}), dataset.eval, device_name)
-    return {"data": dataset.name, "style": dataset.style, "data_seed": dataset.data_seed, "train_seed": train_seed,
+    draws = None
+    if resampling is not None:
+        from maskctl.engine.metrics import gap_draws, interval
+
+        draws = gap_draws(resampling.truth, [plain["predictions"][i] for i in resampling.ids],
+                          [ours["predictions"][i] for i in resampling.ids], resampling.resamples)
+    row = {"data": dataset.name, "style": dataset.style, "data_seed": dataset.data_seed, "train_seed": train_seed,
             "plain_f1": plain["f1"], "maskctl_f1": ours["f1"], "gap": ours["f1"] - plain["f1"],
+            "gap_interval": list(interval(draws)) if draws is not None else None,
             "plain_train_s": plain["train_s"], "plain_predict_s": plain["predict_s"], "plain_epochs": plain["epochs"],
             "maskctl_train_s": ours["train_s"], "maskctl_predict_s": ours["predict_s"], "maskctl_epochs": ours["epochs"], "maskctl_run": ours["run"]}
+    return row, draws
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Mean and worst of each arm and of the gap, and the widest spread over training seeds
-    on one data set (how much of a lottery the recipe is)."""
+def summarise(rows: list[dict], gap_draws_by_cell: list | None = None) -> dict:
+    """Mean and worst of each arm and of the gap, the widest spread over training seeds on one
+    data set (how much of a lottery the recipe is), and the mean gap's 95% interval when every
+    cell has bootstrap draws (cells of one data set share its resamples: a paired mean)."""
     if not rows:
         return {}
     summary = {}
@@ -148,6 +196,13 @@ def summarise(rows: list[dict]) -> dict:
         for row in rows:
             by_data.setdefault(row["data"], []).append(row[f"{arm}_f1"])
         summary[f"{arm}_seed_spread"] = max(max(v) - min(v) for v in by_data.values())
+    summary["mean_gap_interval"] = None
+    if gap_draws_by_cell and all(draws is not None for draws in gap_draws_by_cell):
+        import numpy as np
+
+        from maskctl.engine.metrics import interval
+
+        summary["mean_gap_interval"] = list(interval(np.mean(gap_draws_by_cell, axis=0)))
     return summary
 
 
@@ -158,15 +213,16 @@ def _synthetic_set(folder: Path, style: str, seed: int, people: int, eval_people
     return folder
 
 
-def user_eval_split(data: Path, table, folder: Path, seed: int) -> tuple[Path, Path]:
+def user_eval_split(data: Path, table, folder: Path, seed: int) -> tuple[Path, Path, dict[str, str] | None]:
     """(train, eval) folders for a user's data. With answers beside it (eval/answers.csv) and a
     train.csv, the folders as they are; otherwise a quarter of the people, stratified by gender x
     age band, become eval people: a train folder of the rest and an eval folder with answers,
     both made of hard links to the user's files (copies on another file system; the user's
-    files are never changed). Not symbolic links: maskctl refuses paths that lead out of a folder."""
+    files are never changed). Not symbolic links: maskctl refuses paths that lead out of a folder.
+    Third: the person of each eval image (ImageID -> person), None for the user's own eval folder."""
     evaluation = data.parent / "eval"
     if (evaluation / "answers.csv").is_file() and (data / "train.csv").is_file():
-        return data, evaluation
+        return data, evaluation, None
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
@@ -195,7 +251,7 @@ def user_eval_split(data: Path, table, folder: Path, seed: int) -> tuple[Path, P
     io.write_csv(eval_dir / "info.csv", pd.DataFrame({"ImageID": names, "ans": 0}))
     io.write_csv(eval_dir / "answers.csv", pd.DataFrame({"ImageID": names, "ans": eval_rows["score_label"].to_numpy()}))
     console.print(f"{data}: {len(kept)} training people, {len(held_out)} held out as eval people ({held.sum()} images), in {folder}")
-    return train_dir, eval_dir
+    return train_dir, eval_dir, dict(zip(names, eval_rows["person"].astype(str)))
 
 
 def _link(source: Path, target: Path) -> None:
@@ -206,6 +262,8 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _maskctl_arm(config, eval_dir: Path, device_name: str | None) -> dict:
+    import csv
+
     from maskctl.engine import kfold
     from maskctl.infer.predict import predict
     from maskctl.runs.folder import RunFolder
@@ -215,8 +273,10 @@ def _maskctl_arm(config, eval_dir: Path, device_name: str | None) -> dict:
     run = kfold.train(config)
     trained = time.monotonic()
     result = predict(run, data=eval_dir, device_name=device_name)
+    with open(RunFolder(run).submission, newline="") as handle:
+        predictions = {row["ImageID"]: int(row["ans"]) for row in csv.DictReader(handle)}
     epochs = [read_fold_result(fold.result)["epochs_run"] for fold in RunFolder(run).finished_folds()]
-    return {"f1": result["scores"]["f1"], "train_s": trained - started, "predict_s": time.monotonic() - trained, "epochs": epochs, "run": str(run)}
+    return {"f1": result["scores"]["f1"], "predictions": predictions, "train_s": trained - started, "predict_s": time.monotonic() - trained, "epochs": epochs, "run": str(run)}
 
 
 def _table(record: dict):
@@ -225,19 +285,21 @@ def _table(record: dict):
     table = Table(title=f"eval macro F1 on held-out people, {record['minutes']:g} min of training each"
                         + ("" if record["data"] else f" ({record['people']} training / {record['eval_people']} eval synthetic people at "
                                                      f"{record['image_size'][0]}x{record['image_size'][1]})"),
-                  caption="seconds: training (decoding included) + predicting (epochs trained)")
+                  caption="gap: 95% interval over resampled eval people beneath it, where they are known; "
+                          "seconds: training (decoding included) + predicting (epochs trained)")
     recipe = Path(record["config"]).stem  # a recipe's name, or its file's
     for column in ("data", "training seed", "plain loop F1", f"{recipe} F1", "gap", "plain loop s", f"{recipe} s"):
         table.add_column(column, justify="right")
     for row in record["rows"]:
-        table.add_row(row["data"], str(row["train_seed"]), f"{row['plain_f1']:.4f}", f"{row['maskctl_f1']:.4f}", _gap(row["gap"]),
+        table.add_row(row["data"], str(row["train_seed"]), f"{row['plain_f1']:.4f}", f"{row['maskctl_f1']:.4f}", _gap(row["gap"], row.get("gap_interval")),
                       f"{row['plain_train_s']:.0f} + {row['plain_predict_s']:.0f} ({row['plain_epochs']:.1f})",
                       f"{row['maskctl_train_s']:.0f} + {row['maskctl_predict_s']:.0f} ({'/'.join(map(str, row['maskctl_epochs']))})")
-    table.add_row("mean", "", f"{record['mean_plain_f1']:.4f}", f"{record['mean_maskctl_f1']:.4f}", _gap(record["mean_gap"]), "", "", style="bold")
+    table.add_row("mean", "", f"{record['mean_plain_f1']:.4f}", f"{record['mean_maskctl_f1']:.4f}", _gap(record["mean_gap"], record.get("mean_gap_interval")), "", "", style="bold")
     table.add_row("worst", "", f"{record['worst_plain_f1']:.4f}", f"{record['worst_maskctl_f1']:.4f}", _gap(record["worst_gap"]), "", "", style="bold")
     table.add_row("seed spread", "", f"{record['plain_seed_spread']:.4f}", f"{record['maskctl_seed_spread']:.4f}", "", "", "")
     return table
 
 
-def _gap(value: float) -> str:
-    return f"[{'green' if value > 0 else 'red'}]{value:+.4f}[/]"
+def _gap(value: float, bounds: list[float] | None = None) -> str:
+    text = f"[{'green' if value > 0 else 'red'}]{value:+.4f}[/]"
+    return text if bounds is None else f"{text}\n[dim]{bounds[0]:+.3f} to {bounds[1]:+.3f}[/]"

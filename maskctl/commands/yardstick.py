@@ -86,20 +86,21 @@ def run(train: Path, eval_dir: Path, minutes: float, seed: int = 0, epochs: int 
             optimizer.step()
             step += 1
     trained = time.monotonic()
-    f1 = evaluate(model, Path(eval_dir), size_hw, device)
-    return {"f1": f1, "epochs": step / steps_per_epoch, "steps": step, "images": len(targets), "decode_s": decoded - started,
+    f1, predictions = evaluate(model, Path(eval_dir), size_hw, device)
+    return {"f1": f1, "predictions": predictions, "epochs": step / steps_per_epoch, "steps": step, "images": len(targets), "decode_s": decoded - started,
             "train_s": trained - started, "predict_s": time.monotonic() - trained}
 
 
 @torch.inference_mode()
-def evaluate(model, eval_dir: Path, size_hw, device: str) -> float:
+def evaluate(model, eval_dir: Path, size_hw, device: str) -> tuple[float, dict[str, int]]:
+    """Eval macro F1 against answers.csv, and the class predicted for each ImageID."""
     with open(eval_dir / "answers.csv", newline="") as handle:
         answers = {row["ImageID"]: int(row["ans"]) for row in csv.DictReader(handle)}
     ids = list(answers)
     images = decode([eval_dir / "images" / i for i in ids], size_hw)
     model.eval()
     predicted = torch.cat([model(((images[i:i + 256].float() / 255 - MEAN) / STD).to(device)).argmax(1).cpu() for i in range(0, len(ids), 256)])
-    return float(f1_score([answers[i] for i in ids], predicted.numpy(), average="macro"))
+    return float(f1_score([answers[i] for i in ids], predicted.numpy(), average="macro")), dict(zip(ids, predicted.tolist()))
 
 
 if __name__ == "__main__":
@@ -111,4 +112,5 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=12, help="0: as many as the budget allows")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(json.dumps(run(args.train, args.eval, args.minutes, args.seed, args.epochs, device=args.device), indent=2))
+    result = run(args.train, args.eval, args.minutes, args.seed, args.epochs, device=args.device)
+    print(json.dumps({key: value for key, value in result.items() if key != "predictions"}, indent=2))

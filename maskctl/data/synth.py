@@ -348,7 +348,18 @@ def person_rng(seed: int, person: Person) -> np.random.Generator:
 
 def eval_image_id(seed: int, person: Person, mask_kind: str) -> str:
     """A name that says nothing about the person, like the real hashed eval names."""
-    return hashlib.sha1(f"maskctl-synth:{seed}:{person.number}:{mask_kind}".encode()).hexdigest() + ".jpg"
+    return _eval_name(seed, person.number, mask_kind)
+
+
+def _eval_name(seed: int, number: int, mask_kind: str) -> str:
+    return hashlib.sha1(f"maskctl-synth:{seed}:{number}:{mask_kind}".encode()).hexdigest() + ".jpg"
+
+
+def eval_image_people(seed: int, people: int, eval_people: int) -> dict[str, str]:
+    """ImageID -> person id of the eval images `synthesize(seed=, people=, eval_people=)` writes:
+    the names hide the person, and a bench that resamples eval people needs to know them."""
+    numbers = range(people + 1, people + eval_people + 1)  # the eval roster's numbers (first_number=people + 1)
+    return {_eval_name(seed, number, kind): f"{number:06d}" for number in numbers for kind in L.MASK_KINDS}
 
 
 # ---------------------------------------------------------------------------------------------

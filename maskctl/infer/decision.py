@@ -17,22 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskctl.core.errors import MaskctlError
+from maskctl.engine.metrics import counted_macro_f1
 
 GRID = np.round(np.linspace(-2.0, 2.0, 41), 2)  # offsets in log-probability units, 0.1 apart
 ROUNDS = 3  # sweeps over the classes; a fourth rarely moves anything
 CROSSFIT_GROUPS = 5  # person groups when the OOF table holds a single fold (a --val-ratio hold-out)
 LOG_FLOOR = 1e-12  # log of a zero probability
-
-
-def macro_f1(labels: np.ndarray, pred: np.ndarray, classes: int) -> float:
-    """sklearn's f1_score(average='macro', zero_division=0) (over the classes present in truth
-    or prediction), from one bincount: the ascent evaluates it thousands of times."""
-    counts = np.bincount(labels * classes + pred, minlength=classes * classes).reshape(classes, classes)
-    true, predicted, hits = counts.sum(1), counts.sum(0), np.diag(counts)
-    present = (true + predicted) > 0
-    if not present.any():
-        return 0.0
-    return float(np.mean(2.0 * hits[present] / (true[present] + predicted[present])))
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
@@ -55,7 +45,7 @@ def fit_offsets(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray = GRID, 
     labels = np.asarray(labels)
     rows, classes = logp.shape
     offsets = np.zeros(classes)
-    best = macro_f1(labels, (logp + offsets).argmax(1), classes)
+    best = counted_macro_f1(labels, (logp + offsets).argmax(1), classes)
     order = np.argsort(np.abs(grid), kind="stable")
     for _ in range(rounds):
         moved = False
@@ -64,7 +54,7 @@ def fit_offsets(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray = GRID, 
             scores[:, c] = -np.inf
             other, other_score = scores.argmax(1), scores.max(1)
             own = logp[:, c]
-            f1s = np.array([macro_f1(labels, np.where(own + value > other_score, c, other), classes) for value in grid[order]])
+            f1s = np.array([counted_macro_f1(labels, np.where(own + value > other_score, c, other), classes) for value in grid[order]])
             pick = int(np.argmax(f1s))  # the first maximum in order of |value|: nearest zero
             if f1s[pick] > best + 1e-12:
                 offsets[c], best, moved = grid[order][pick], float(f1s[pick]), True
@@ -124,8 +114,8 @@ def tune(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> DecisionT
     classes = probs.shape[1]
     if len(np.unique(groups)) < 2:
         raise MaskctlError("decision tuning cross-fits over at least two groups of out-of-fold images")
-    plain = macro_f1(labels, probs.argmax(1), classes)
-    tuned = macro_f1(labels, crossfit_decisions(probs, labels, groups), classes)
+    plain = counted_macro_f1(labels, probs.argmax(1), classes)
+    tuned = counted_macro_f1(labels, crossfit_decisions(probs, labels, groups), classes)
     offsets = fit_offsets(probs, labels)
     return DecisionTuning([float(v) for v in offsets], plain, tuned, tuned > plain + 1e-12)
 

@@ -77,6 +77,11 @@ def test_bench_quality_scores_both_arms_on_held_out_people_within_the_budget(tmp
         # Both stop on the budget: at most one step (plain) or one epoch per fold (maskctl) past it
         assert 0 < row["plain_train_s"] <= minutes * 60 + 20 and 0 < row["maskctl_train_s"] <= minutes * 60 + 20
         assert row["plain_epochs"] < 12
+        # synthetic eval people are known: each gap comes with its person-bootstrap interval
+        low, high = row["gap_interval"]
+        assert -1 <= low <= high <= 1
+    low, high = record["mean_gap_interval"]
+    assert -1 <= low <= high <= 1 and " to " in result.output
     run = tmp_path / "q" / "hard-seed3" / "runs" / "maskctl-t1"
     fold = json.loads((run / "fold0" / "result.json").read_text())
     assert fold["stopped_early"] and fold["epochs_run"] < 50 and record["rows"][3]["maskctl_epochs"] == [fold["epochs_run"]]
@@ -103,6 +108,7 @@ def test_bench_quality_on_a_users_data_holds_people_out(synth_data, tmp_path):
     assert all(p.stat().st_nlink == 2 for p in (made / "eval" / "images").iterdir())  # the user's files, linked, not copied
     (row,) = json.loads((tmp_path / "q" / "quality.json").read_text())["rows"]
     assert row["data"] == "train" and row["style"] is None and 0 <= row["maskctl_f1"] <= 1
+    assert len(row["gap_interval"]) == 2  # the people it held out are known: an interval
 
 
 def test_bench_quality_refuses_bad_data_seeds_and_styles(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from maskctl.engine.metrics import confusion, macro_f1, scores
+from maskctl.engine.metrics import confusion, counted_macro_f1, gap_draws, interval, macro_f1, person_resamples, scores
 
 
 def test_macro_f1_by_hand():
@@ -44,3 +44,43 @@ def test_confusion():
     assert matrix.shape == (18, 18)
     assert matrix[0, 0] == 1 and matrix[0, 2] == 1 and matrix[2, 2] == 1 and matrix[17, 1] == 1
     assert matrix.sum() == 4
+
+
+def test_counted_macro_f1_is_sklearns():
+    rng = np.random.default_rng(1)
+    for classes in (2, 5, 18):
+        labels, pred = rng.integers(0, classes, 500), rng.integers(0, classes - 1, 500)  # one class never predicted
+        assert counted_macro_f1(labels, pred, classes) == pytest.approx(macro_f1(labels, pred), abs=1e-12)
+    assert counted_macro_f1(np.array([3, 3]), np.array([3, 3]), 18) == 1.0  # over the classes present only
+
+
+def test_person_resamples_draw_whole_people():
+    people = ["a", "a", "a", "b", "b", "c"]  # three people, 3 + 2 + 1 images
+    resamples = person_resamples(people, draws=200, seed=4)
+    assert len(resamples) == 200
+    for images in resamples:
+        drawn = np.bincount(images, minlength=6)
+        # a person's images come together, each as often as the person was drawn
+        assert drawn[0] == drawn[1] == drawn[2] and drawn[3] == drawn[4]
+        assert drawn[0] + drawn[3] + drawn[5] == 3  # as many people drawn as there are
+    assert len({len(images) for images in resamples}) > 1  # different people drawn: different image counts
+    again = person_resamples(people, draws=200, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(resamples, again))  # seeded: the same draws
+
+
+def test_gap_draws_are_paired_over_the_same_people():
+    truth = [0, 0, 1, 1, 2, 2]
+    people = ["p", "p", "q", "q", "r", "r"]
+    resamples = person_resamples(people, draws=300, seed=0)
+    same = gap_draws(truth, [0, 1, 1, 1, 2, 0], [0, 1, 1, 1, 2, 0], resamples)
+    assert np.all(same == 0)  # one predictor against itself: no gap on any draw
+    better = gap_draws(truth, [1, 0, 2, 1, 0, 2], truth, resamples)
+    assert np.all(better > 0)  # the perfect one wins on every draw of people
+    # One person only: every draw is that person, so every draw is the point gap
+    single = gap_draws([0, 1], [0, 0], [0, 1], person_resamples(["x", "x"], draws=5))
+    assert single == pytest.approx([macro_f1([0, 1], [0, 1]) - macro_f1([0, 1], [0, 0])] * 5)
+
+
+def test_interval_is_the_central_share():
+    assert interval(np.arange(101)) == pytest.approx((2.5, 97.5))
+    assert interval(np.arange(101), level=0.5) == pytest.approx((25.0, 75.0))

@@ -289,7 +289,7 @@ def _table(record: dict):
                           "seconds: training (decoding included) + predicting (epochs trained)")
     recipe = Path(record["config"]).stem  # a recipe's name, or its file's
     for column in ("data", "training seed", "plain loop F1", f"{recipe} F1", "gap", "plain loop s", f"{recipe} s"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", min_width=14 if column == "gap" else None)  # its interval on one line
     for row in record["rows"]:
         table.add_row(row["data"], str(row["train_seed"]), f"{row['plain_f1']:.4f}", f"{row['maskctl_f1']:.4f}", _gap(row["gap"], row.get("gap_interval")),
                       f"{row['plain_train_s']:.0f} + {row['plain_predict_s']:.0f} ({row['plain_epochs']:.1f})",
@@ -302,4 +302,4 @@ def _table(record: dict):
 
 def _gap(value: float, bounds: list[float] | None = None) -> str:
     text = f"[{'green' if value > 0 else 'red'}]{value:+.4f}[/]"
-    return text if bounds is None else f"{text}\n[dim]{bounds[0]:+.3f} to {bounds[1]:+.3f}[/]"
+    return text if bounds is None else f"{text}\n[dim]{bounds[0]:+.2f} to {bounds[1]:+.2f}[/]"

@@ -141,16 +141,14 @@ class Resampling:
 def eval_resampling(dataset: DataSet, seed: int, draws: int = BOOTSTRAP_DRAWS) -> Resampling | None:
     """The person bootstrap of a data set's eval images; None when its people are unknown (a
     user's own eval folder with answers: its names need not say whose photo each is)."""
-    import csv
-
     from maskctl.engine.metrics import person_resamples
+    from maskctl.infer.outputs import read_answers
 
     if dataset.people is None:
         return None
-    with open(dataset.eval / "answers.csv", newline="") as handle:
-        answers = {row["ImageID"]: int(row["ans"]) for row in csv.DictReader(handle)}
-    ids = sorted(answers)
-    return Resampling(ids, [answers[i] for i in ids], person_resamples([dataset.people[i] for i in ids], draws, seed))
+    ids = sorted(dataset.people)
+    truth = read_answers(dataset.eval / "answers.csv", ids).tolist()
+    return Resampling(ids, truth, person_resamples([dataset.people[i] for i in ids], draws, seed))
 
 
 def _cell(dataset: DataSet, train_seed: int, config: str, minutes: float, device, device_name: str | None,
@@ -169,9 +167,11 @@ def _cell(dataset: DataSet, train_seed: int, config: str, minutes: float, device
     draws = None
     if resampling is not None:
         from maskctl.engine.metrics import gap_draws, interval
+        from maskctl.infer.outputs import read_answers
+        from maskctl.runs.folder import RunFolder
 
-        draws = gap_draws(resampling.truth, [plain["predictions"][i] for i in resampling.ids],
-                          [ours["predictions"][i] for i in resampling.ids], resampling.resamples)
+        ours_predicted = read_answers(RunFolder(ours["run"]).submission, resampling.ids)  # the submission predict just wrote
+        draws = gap_draws(resampling.truth, [plain["predictions"][i] for i in resampling.ids], ours_predicted, resampling.resamples)
     row = {"data": dataset.name, "style": dataset.style, "data_seed": dataset.data_seed, "train_seed": train_seed,
             "plain_f1": plain["f1"], "maskctl_f1": ours["f1"], "gap": ours["f1"] - plain["f1"],
             "gap_interval": list(interval(draws)) if draws is not None else None,
@@ -262,8 +262,6 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _maskctl_arm(config, eval_dir: Path, device_name: str | None) -> dict:
-    import csv
-
     from maskctl.engine import kfold
     from maskctl.infer.predict import predict
     from maskctl.runs.folder import RunFolder
@@ -273,10 +271,8 @@ def _maskctl_arm(config, eval_dir: Path, device_name: str | None) -> dict:
     run = kfold.train(config)
     trained = time.monotonic()
     result = predict(run, data=eval_dir, device_name=device_name)
-    with open(RunFolder(run).submission, newline="") as handle:
-        predictions = {row["ImageID"]: int(row["ans"]) for row in csv.DictReader(handle)}
     epochs = [read_fold_result(fold.result)["epochs_run"] for fold in RunFolder(run).finished_folds()]
-    return {"f1": result["scores"]["f1"], "predictions": predictions, "train_s": trained - started, "predict_s": time.monotonic() - trained, "epochs": epochs, "run": str(run)}
+    return {"f1": result["scores"]["f1"], "train_s": trained - started, "predict_s": time.monotonic() - trained, "epochs": epochs, "run": str(run)}
 
 
 def _table(record: dict):

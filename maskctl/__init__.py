@@ -17,7 +17,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # None may be a subpackage's name (tune, data, runs...): importing the subpackage sets that name on
 # this package, replacing the function (so the tuner is tune_study).
 _PUBLIC = {
-    **dict.fromkeys(["Run", "audit", "demo", "eda", "ensemble", "explain", "export", "predict", "pseudo", "quiet", "report", "resume",
+    **dict.fromkeys(["Run", "audit", "bench", "bench_quality", "demo", "eda", "ensemble", "explain", "export", "predict", "pseudo", "quiet", "report", "resume",
                      "show_study", "split", "synth", "train", "tta_eval", "tune_study"], "maskctl.api"),
     "MaskctlError": "maskctl.core.errors",
     "Callback": "maskctl.engine.callbacks",

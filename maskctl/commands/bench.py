@@ -359,7 +359,7 @@ def run_bench(what: str, data: Path | None, out: Path, batches: int, workers: in
             result["loader"].append(row)
             table.add_row(f"loader {row['size']} (img/s)", f"{row['baseline']:.0f}", f"{row['maskctl']:.0f}", f"[bold]{row['ratio']:.2f}x[/]")
         best, rates = recommend_workers(paths, quick.image_hw(), 32, batches, device)
-        result["workers_rates"] = rates
+        result["workers_rates"] = {str(workers): rate for workers, rate in rates.items()}  # as bench.json holds them (JSON keys are text)
         result["recommended_workers"] = best
     if what in ("train", "all"):
         model_name = model or ("efficientnet_b4" if device.type == "cuda" else quick.model)

@@ -140,3 +140,35 @@ def test_import_maskctl_stays_light_and_names_the_api():
     assert "train" in dir(maskctl) and "Run" in dir(maskctl)
     with pytest.raises(AttributeError):
         maskctl.no_such_name  # noqa: B018
+
+
+def test_bench_and_bench_quality_return_what_they_write(synth_data, tmp_path):
+    """The benchmarks as functions: the record returned is the file written."""
+    import json
+
+    from test_cli_bench import tiny_recipe
+
+    speed = maskctl.bench("loader", data=synth_data / "train", out=tmp_path / "speed", batches=2, device="cpu", quiet=True)
+    assert speed == json.loads((tmp_path / "speed" / "bench.json").read_text())
+    assert [row["size"] for row in speed["loader"]] == ["512x384", "96x72"] and all(row["ratio"] > 0 for row in speed["loader"])
+    quality = maskctl.bench_quality(out=tmp_path / "q", config=tiny_recipe(tmp_path), minutes=0.02, styles=["hard"], seeds=[3],
+                                    train_seeds=[0, 1], people=12, eval_people=4, image_size="64x48", device="cpu", quiet=True)
+    assert quality == json.loads((tmp_path / "q" / "quality.json").read_text())
+    assert [(row["data"], row["train_seed"]) for row in quality["rows"]] == [("hard/seed3", 0), ("hard/seed3", 1)]
+    assert quality["worst_gap"] == min(row["gap"] for row in quality["rows"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda out: maskctl.bench("loadr", out=out), r"what must be one of loader, train, predict, all, got 'loadr' \(did you mean loader\?\)"),
+    (lambda out: maskctl.bench("loader", out=out, repeats=3), "the loader measurement does not take repeats; it takes batches, workers"),
+    (lambda out: maskctl.bench("all", out=out, batches=1), "batches must be at least 2"),
+    (lambda out: maskctl.bench_quality(out=out, styles=["real", "hrad"]), "did you mean hard"),
+    (lambda out: maskctl.bench_quality(out=out, seeds=[0, "x"]), "seeds must be different whole numbers"),
+    (lambda out: maskctl.bench_quality(out=out, train_seeds=[1, 1]), "train_seeds must be different whole numbers"),
+    (lambda out: maskctl.bench_quality(out=out, minutes=0), "minutes must be"),
+    (lambda out: maskctl.bench_quality(out=out, config="cpu-scor"), "cpu-score"),
+])
+def test_bench_mistakes_fail_before_any_work(call, message, tmp_path):
+    with pytest.raises(maskctl.MaskctlError, match=message):
+        call(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -168,6 +168,11 @@ class SynthSummary:
     injected: int = 0  # people given a label error on purpose (label_noise)
 
 
+def person_id(number: int) -> str:
+    """The id a person's number gets in train.csv (and in the eval people's map)."""
+    return f"{number:06d}"
+
+
 @dataclass(frozen=True)
 class Person:
     number: int  # unique over train and eval; seeds the person's own random stream
@@ -176,7 +181,7 @@ class Person:
 
     @property
     def id(self) -> str:
-        return f"{self.number:06d}"
+        return person_id(self.number)
 
     @property
     def folder(self) -> str:
@@ -359,7 +364,7 @@ def eval_image_people(seed: int, people: int, eval_people: int) -> dict[str, str
     """ImageID -> person id of the eval images `synthesize(seed=, people=, eval_people=)` writes:
     the names hide the person, and a bench that resamples eval people needs to know them."""
     numbers = range(people + 1, people + eval_people + 1)  # the eval roster's numbers (first_number=people + 1)
-    return {_eval_name(seed, number, kind): f"{number:06d}" for number in numbers for kind in L.MASK_KINDS}
+    return {_eval_name(seed, number, kind): person_id(number) for number in numbers for kind in L.MASK_KINDS}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ def quiet() -> Iterator[None]:
 
 def public(function):
     """A public API function: its arguments checked, `quiet=True` honoured, failures as
-    MaskctlError, outputs of a failed call removed (core.io.discard_outputs_on_failure, which
-    also releases the output folders the call claimed when it ends)."""
+    MaskctlError naming its keywords, outputs of a failed call removed (core.io.discard_outputs_on_failure,
+    which also releases the output folders the call claimed when it ends)."""
     signature = inspect.signature(function)
+    keywords = keywords_of(signature)
 
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -47,7 +48,9 @@ def public(function):
         try:
             with quiet() if bound.arguments.get("quiet") else contextlib.nullcontext(), discard_outputs_on_failure():
                 return function(*args, **kwargs)
-        except MaskctlError:
+        except MaskctlError as exc:
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (keyword_spelling(exc.args[0], keywords), *exc.args[1:])
             raise
         except OSError as exc:  # a full, read-only or vanished place met while writing or reading
             text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc) or type(exc).__name__
@@ -57,6 +60,30 @@ def public(function):
                                "raise an exception to stop a call") from None
 
     return call
+
+
+def keywords_of(signature: inspect.Signature) -> frozenset[str]:
+    """The keywords a call takes: its parameters, and the recipe's settings where it takes
+    them as **settings (train, tune_study)."""
+    names = {name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        from maskctl.config import FIELDS
+
+        names |= set(FIELDS)
+    return frozenset(names)
+
+
+def keyword_spelling(message: str, keywords: frozenset[str]) -> str:
+    """A message the command line and the API share names options as the command line spells
+    them (--tta-weights); from Python it names the keyword instead (tta_weights). An option the
+    call has no keyword for (--set) keeps its spelling."""
+    import re
+
+    def spelled(match: re.Match) -> str:
+        keyword = match.group(1).replace("-", "_")
+        return keyword if keyword in keywords else match.group(0)
+
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", spelled, message)
 
 
 def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str | None:

@@ -55,3 +55,28 @@ def test_quiet_silences_both_consoles_and_comes_back_after_a_failure(capsys):
             synth("x")
         synth("x")  # the inner block ends, the outer one still holds
     assert capsys.readouterr() == ("", "")
+
+
+@public
+def predict(run, tta: str = "none", tta_weights: str | None = None, quiet: bool = False):
+    """A stand-in under predict's name failing with a message the command line shares."""
+    from maskctl.core.errors import MaskctlError
+
+    raise MaskctlError(f"--tta-weights needs a policy with several views (--tta hflip), not --tta {tta}; --set stays, as does a-b--c")
+
+
+@public
+def train(recipe=None, *, quiet: bool = False, **settings):
+    from maskctl.core.errors import UsageError
+
+    raise UsageError("--val-ratio 0.99 leaves no people on one side; --study is another command's")
+
+
+def test_errors_name_the_keywords_a_call_takes_not_the_options():
+    with pytest.raises(maskctl.MaskctlError) as raised:
+        predict("runs/x", tta_weights="1,1")
+    assert str(raised.value) == "tta_weights needs a policy with several views (tta hflip), not tta none; --set stays, as does a-b--c"
+    with pytest.raises(maskctl.MaskctlError) as raised:  # **settings: the recipe's fields are its keywords
+        train("cpu-quick")
+    assert str(raised.value) == "val_ratio 0.99 leaves no people on one side; --study is another command's"
+    assert raised.value.exit_code == 2

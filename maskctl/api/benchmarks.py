@@ -50,11 +50,17 @@ def bench_quality(data: str | os.PathLike | None = None, out: str | os.PathLike 
     from maskctl.commands.bench_quality import parse_seeds, parse_styles, run_quality
     from maskctl.config import parse_size
 
-    return run_quality(as_path(out, "out"), os.fspath(config), minutes, parse_seeds(_as_text(seeds), "seeds"), people, eval_people,
-                       parse_size(image_size), device, overwrite, styles=parse_styles(_as_text(styles), "styles"),
-                       train_seeds=parse_seeds(_as_text(train_seeds), "train_seeds"), data=optional_path(data, "data"))
+    return run_quality(as_path(out, "out"), str(as_path(config, "config")), minutes, parse_seeds(_as_text(seeds, "seeds"), "seeds"), people,
+                       eval_people, parse_size(str(image_size)), device, overwrite, styles=parse_styles(_as_text(styles, "styles"), "styles"),
+                       train_seeds=parse_seeds(_as_text(train_seeds, "train_seeds"), "train_seeds"), data=optional_path(data, "data"))
 
 
-def _as_text(values: str | Sequence) -> str:
+def _as_text(values: str | Sequence, what: str) -> str:
     """'0,1' or [0, 1] -> '0,1': the command's parser checks both alike."""
-    return values if isinstance(values, str) else ",".join(str(value) for value in values)
+    from maskctl.core.errors import UsageError, shown
+
+    if isinstance(values, str):
+        return values
+    if not isinstance(values, (list, tuple)):
+        raise UsageError(f"{what} must be a list or a comma-separated text, e.g. [0, 1] or '0,1'; got {shown(values)}")
+    return ",".join(str(value) for value in values)

@@ -35,6 +35,7 @@ def public(function):
     which also releases the output folders the call claimed when it ends)."""
     signature = inspect.signature(function)
     keywords = keywords_of(signature)
+    kinds = simple_kinds(function)
 
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -44,6 +45,7 @@ def public(function):
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:  # an unknown keyword (named with the closest known one), a missing argument
             raise UsageError(f"maskctl.{function.__name__}: {unknown_keyword(signature, kwargs) or exc}") from None
+        check_kinds(function.__name__, kinds, bound.arguments)
         check_arguments(function.__name__, bound.arguments)
         try:
             with quiet() if bound.arguments.get("quiet") else contextlib.nullcontext(), discard_outputs_on_failure():
@@ -98,6 +100,45 @@ def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str
     return f"unknown keyword {unknown!r}{hint}; it takes {', '.join(known)}"
 
 
+# what a caller is told a value must be, for the annotations a value is checked against
+KIND_NAMES = {int: "a whole number", float: "a number", bool: "True or False", str: "a text"}
+
+
+def simple_kinds(function) -> dict[str, tuple[type, ...]]:
+    """keyword -> the types its annotation allows, for the keywords annotated with int, float,
+    bool or str (optionally | None); paths, lists and the rest are checked where they are used."""
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation that does not resolve at run time: no type checks, the commands' own remain
+        return {}
+    kinds = {}
+    for name, hint in hints.items():
+        members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        if all(member in KIND_NAMES or member is type(None) for member in members):
+            kinds[name] = tuple(members) + ((int,) if float in members else ())  # 3 is a fine float
+    return kinds
+
+
+def check_kinds(name: str, kinds: dict[str, tuple[type, ...]], arguments: dict[str, Any]) -> None:
+    """A value of the wrong type ('3' for people) fails here in one line, not as a TypeError
+    deep inside. True is not a number here, though Python counts it as 1."""
+    import numbers
+
+    for key, value in arguments.items():
+        allowed = kinds.get(key)
+        if allowed is None:
+            continue
+        # numbers' ABCs: numpy's integers and floats are whole numbers and numbers too
+        checks = tuple({int: numbers.Integral, float: numbers.Real}.get(kind, kind) for kind in allowed)
+        if isinstance(value, checks) and (bool in allowed or not isinstance(value, bool)):
+            continue
+        wanted = " or ".join(dict.fromkeys(KIND_NAMES[kind] if kind in KIND_NAMES else "None" for kind in allowed if kind is not int or float not in allowed))
+        raise UsageError(f"maskctl.{name}: {key} must be {wanted}, got {shown(value)}")
+
+
 # API functions named otherwise than the command whose options they take
 COMMAND_OF = {"tune_study": "tune"}
 
@@ -116,8 +157,8 @@ def check_arguments(name: str, arguments: dict[str, Any]) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    """The range checks compare numbers: a text given where a number belongs is refused by
-    the command's own parsing, in its own words, not by a TypeError here."""
+    """The range checks compare numbers: a value of another type was refused by check_kinds,
+    or is checked where it is used."""
     values = value if isinstance(value, list) else [value]
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 

@@ -167,6 +167,9 @@ def test_bench_and_bench_quality_return_what_they_write(synth_data, tmp_path):
     (lambda out: maskctl.bench_quality(out=out, train_seeds=[1, 1]), "train_seeds must be different whole numbers"),
     (lambda out: maskctl.bench_quality(out=out, minutes=0), "minutes must be"),
     (lambda out: maskctl.bench_quality(out=out, config="cpu-scor"), "cpu-score"),
+    (lambda out: maskctl.bench_quality(out=out, styles=7), "styles must be a list or a comma-separated text"),
+    (lambda out: maskctl.bench_quality(out=out, seeds=None), "seeds must be a list"),
+    (lambda out: maskctl.bench_quality(out=out, image_size=64), "64"),
 ])
 def test_bench_mistakes_fail_before_any_work(call, message, tmp_path):
     with pytest.raises(maskctl.MaskctlError, match=message):

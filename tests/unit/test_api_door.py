@@ -80,3 +80,16 @@ def test_errors_name_the_keywords_a_call_takes_not_the_options():
         train("cpu-quick")
     assert str(raised.value) == "val_ratio 0.99 leaves no people on one side; --study is another command's"
     assert raised.value.exit_code == 2
+
+
+def test_a_value_of_the_wrong_type_fails_in_one_line_before_any_work(capsys):
+    import numpy as np
+
+    for value, shown in (("3", "'3'"), (True, "True"), (2.5, "2.5")):
+        with pytest.raises(maskctl.MaskctlError) as raised:
+            synth("ok", people=value)
+        assert str(raised.value) == f"maskctl.synth: people must be a whole number, got {shown}"
+    with pytest.raises(maskctl.MaskctlError, match="quiet must be True or False, got 'yes'"):
+        synth("ok", quiet="yes")
+    assert "working" not in capsys.readouterr().out  # refused before the call ran
+    assert synth("ok", people=np.int64(2), quiet=True) == "ok"  # numpy's integers are whole numbers

@@ -21,7 +21,7 @@ def bench(what: str = "all", data: str | os.PathLike | None = None, out: str | o
     returns its record. An option the measurement does not take (repeats for loader) is refused."""
     import difflib
 
-    from maskctl.commands.bench import run_bench
+    from maskctl.commands.bench import BATCHES, REPEATS, run_bench
     from maskctl.core.errors import UsageError
 
     if what not in SPEED_OPTIONS:
@@ -34,8 +34,8 @@ def bench(what: str = "all", data: str | os.PathLike | None = None, out: str | o
     if foreign:
         raise UsageError(f"maskctl.bench: the {what} measurement does not take {', '.join(foreign)}; "
                          f"it takes {', '.join(SPEED_OPTIONS[what])}")
-    return run_bench(what, optional_path(data, "data"), as_path(out, "out"), 20 if batches is None else batches, workers, device, model,
-                     overwrite, 5 if repeats is None else repeats)
+    return run_bench(what, optional_path(data, "data"), as_path(out, "out"), BATCHES if batches is None else batches, workers, device, model,
+                     overwrite, REPEATS if repeats is None else repeats)
 
 
 @public
@@ -50,9 +50,10 @@ def bench_quality(data: str | os.PathLike | None = None, out: str | os.PathLike 
     from maskctl.commands.bench_quality import parse_seeds, parse_styles, run_quality
     from maskctl.config import parse_size
 
-    return run_quality(as_path(out, "out"), str(as_path(config, "config")), minutes, parse_seeds(_as_text(seeds, "seeds"), "seeds"), people,
-                       eval_people, parse_size(str(image_size)), device, overwrite, styles=parse_styles(_as_text(styles, "styles"), "styles"),
-                       train_seeds=parse_seeds(_as_text(train_seeds, "train_seeds"), "train_seeds"), data=optional_path(data, "data"))
+    # The parsers' messages name --seeds and --train-seeds; the door respells them as these keywords.
+    return run_quality(as_path(out, "out"), str(as_path(config, "config")), minutes, parse_seeds(_as_text(seeds, "seeds")), people,
+                       eval_people, parse_size(str(image_size)), device, overwrite, styles=parse_styles(_as_text(styles, "styles")),
+                       train_seeds=parse_seeds(_as_text(train_seeds, "train_seeds"), "--train-seeds"), data=optional_path(data, "data"))
 
 
 def _as_text(values: str | Sequence, what: str) -> str:

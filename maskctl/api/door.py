@@ -118,7 +118,7 @@ def simple_kinds(function) -> dict[str, tuple[type, ...]]:
     for name, hint in hints.items():
         members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
         if all(member in KIND_NAMES or member is type(None) for member in members):
-            kinds[name] = tuple(members) + ((int,) if float in members else ())  # 3 is a fine float
+            kinds[name] = tuple(members)
     return kinds
 
 
@@ -131,11 +131,11 @@ def check_kinds(name: str, kinds: dict[str, tuple[type, ...]], arguments: dict[s
         allowed = kinds.get(key)
         if allowed is None:
             continue
-        # numbers' ABCs: numpy's integers and floats are whole numbers and numbers too
+        # numbers' ABCs: 3 is a fine float, and numpy's integers and floats are whole numbers and numbers too
         checks = tuple({int: numbers.Integral, float: numbers.Real}.get(kind, kind) for kind in allowed)
         if isinstance(value, checks) and (bool in allowed or not isinstance(value, bool)):
             continue
-        wanted = " or ".join(dict.fromkeys(KIND_NAMES[kind] if kind in KIND_NAMES else "None" for kind in allowed if kind is not int or float not in allowed))
+        wanted = " or ".join(KIND_NAMES.get(kind, "None") for kind in allowed)
         raise UsageError(f"maskctl.{name}: {key} must be {wanted}, got {shown(value)}")
 
 

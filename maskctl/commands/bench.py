@@ -23,6 +23,7 @@ import numpy as np
 from maskctl.core.console import console
 
 SEED_SIZE = (512, 384)
+BATCHES, REPEATS = 20, 5  # batches timed per measurement, runs of each predict command (the CLI options' defaults)
 
 
 def _time_loader(loader, batches: int, device, finish) -> float:
@@ -200,7 +201,7 @@ def bench_train_loading(paths: list[str], model_name: str, size_hw, batch_size: 
 PREDICT_SIZES = (560, 1000)  # eval images: the issue's two sizes; the whole eval folder stands in for 1000
 
 
-def bench_predict(run: Path, eval_dir: Path, device_name: str, repeats: int = 5) -> dict:
+def bench_predict(run: Path, eval_dir: Path, device_name: str, repeats: int = REPEATS) -> dict:
     """Whole processes, start-up included, on the first 560 eval images and on all of them: the
     baseline script, `maskctl predict RUN` (torch) and `maskctl predict EXPORT` (ONNX Runtime,
     no torch), taken in turns `repeats` times, the median of each (single runs of the same
@@ -326,7 +327,7 @@ def help_seconds() -> float:
 
 
 def run_bench(what: str, data: Path | None, out: Path, batches: int, workers: int | None, device_name: str | None, model: str | None, overwrite: bool,
-              repeats: int = 5) -> dict:
+              repeats: int = REPEATS) -> dict:
     from rich.table import Table
 
     from maskctl.config import load_config

@@ -37,7 +37,7 @@ HOLDOUT_SHARE = 0.25  # of a user's training people, held out as eval people whe
 BOOTSTRAP_DRAWS = 1000  # person resamples per data set: 0.1 s a cell; the ends of an interval move by about 0.01 with the resampling seed
 
 
-def parse_styles(text: str, option: str = "--styles") -> list[str]:
+def parse_styles(text: str) -> list[str]:
     """'real,hard,wild' -> the style names, each a known style (one line before any work), none twice."""
     from maskctl.core.errors import UsageError
     from maskctl.data.synth import parse_style
@@ -46,7 +46,7 @@ def parse_styles(text: str, option: str = "--styles") -> list[str]:
     for name in names:
         parse_style(name)
     if not names or len(set(names)) < len(names):
-        raise UsageError(f"{option} must name different styles, e.g. real,hard,wild; got {text[:60]!r}")
+        raise UsageError(f"--styles must name different styles, e.g. real,hard,wild; got {text[:60]!r}")
     return names
 
 

@@ -36,6 +36,7 @@ def public(function):
     signature = inspect.signature(function)
     keywords = keywords_of(signature)
     kinds = simple_kinds(function)
+    settings_name = next((name for name, p in signature.parameters.items() if p.kind is p.VAR_KEYWORD), None)
 
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -45,11 +46,12 @@ def public(function):
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:  # an unknown keyword (named with the closest known one), a missing argument
             raise UsageError(f"maskctl.{function.__name__}: {unknown_keyword(signature, kwargs) or exc}") from None
+        device_as_text(bound.arguments, settings_name)
         check_kinds(function.__name__, kinds, bound.arguments)
         check_arguments(function.__name__, bound.arguments)
         try:
             with quiet() if bound.arguments.get("quiet") else contextlib.nullcontext(), discard_outputs_on_failure():
-                return function(*args, **kwargs)
+                return function(*bound.args, **bound.kwargs)
         except MaskctlError as exc:
             if exc.args and isinstance(exc.args[0], str):
                 exc.args = (keyword_spelling(exc.args[0], keywords), *exc.args[1:])
@@ -98,6 +100,20 @@ def unknown_keyword(signature: inspect.Signature, kwargs: dict[str, Any]) -> str
     close = difflib.get_close_matches(unknown, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"unknown keyword {unknown!r}{hint}; it takes {', '.join(known)}"
+
+
+def device_as_text(arguments: dict[str, Any], settings_name: str | None) -> None:
+    """A notebook holds its device as torch.device("cuda:0"); maskctl takes it as the text the
+    command line's --device takes, so the two spellings mean the same. A recipe setting (train's
+    **settings) is mended where it sits."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a torch.device exists only where torch is imported already
+    if torch is None:
+        return
+    for place in (arguments, arguments.get(settings_name) or {}):
+        if isinstance(place.get("device"), torch.device):
+            place["device"] = str(place["device"])
 
 
 # what a caller is told a value must be, for the annotations a value is checked against

@@ -93,3 +93,23 @@ def test_a_value_of_the_wrong_type_fails_in_one_line_before_any_work(capsys):
         synth("ok", quiet="yes")
     assert "working" not in capsys.readouterr().out  # refused before the call ran
     assert synth("ok", people=np.int64(2), quiet=True) == "ok"  # numpy's integers are whole numbers
+
+
+@public
+def tta_eval(run, device: str | None = None, quiet: bool = False):
+    return device
+
+
+@public
+def tune(recipe=None, *, quiet: bool = False, **settings):
+    return settings
+
+
+def test_a_torch_device_is_taken_as_its_text():
+    import torch
+
+    assert tta_eval("runs/x", torch.device("cpu")) == "cpu"  # positional too
+    assert tta_eval("runs/x", device=torch.device("cuda", 1)) == "cuda:1"
+    assert tune("cpu-quick", device=torch.device("cpu"), epochs=1) == {"device": "cpu", "epochs": 1}  # a recipe setting
+    with pytest.raises(maskctl.MaskctlError, match="device must be a text or None, got 3"):
+        tta_eval("runs/x", device=3)

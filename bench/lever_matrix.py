@@ -18,7 +18,9 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import sys
 from pathlib import Path
 
 
@@ -151,14 +153,21 @@ def main() -> None:
         queue_in.put(None)
     for worker in workers:
         worker.start()
-    for _ in tasks:
-        row = queue_out.get()
-        done.append(row)
-        with results.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        print(json.dumps(row), flush=True)
-    for worker in workers:
-        worker.join()
+    # A stopped matrix stops its workers: left alone, they trained the rest of the queue for nobody
+    # and took the cores from whatever ran next (the results of finished cells stay, a rerun resumes).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for _ in tasks:
+            row = queue_out.get()
+            done.append(row)
+            with results.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
     print(summarise(done, args.baseline))
 
 
